@@ -1,0 +1,136 @@
+"""``acp db``: ACP's own migrations, one plain function per verb."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from agent_control_plane.cli.common import (
+    PrefixOption,
+    SchemaOption,
+    UrlOption,
+    connected,
+    console,
+    fail,
+    migrator_for,
+)
+from agent_control_plane.config import Settings
+from agent_control_plane.engine import database_url
+from agent_control_plane.errors import ControlPlaneError
+from agent_control_plane.migrations.runner import Migrator
+from agent_control_plane.schema.layout import resolve_layout
+
+db_app = typer.Typer(help="Create, upgrade and inspect ACP's tables.", no_args_is_help=True)
+
+
+@db_app.command()
+def upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Upgrade ACP's tables (under a database lock; safe with many workers)."""
+    with migrator_for(url, schema, table_prefix) as (migrator, engine):
+        with engine.connect() as connection:
+            applied = migrator.upgrade(connection, revision)
+        with engine.connect() as connection:
+            current = migrator.current(connection)
+    for step in applied:
+        console.print(f"applied {step}")
+    console.print(f"ACP schema at {', '.join(current) or 'base'} ({migrator.layout.describe()})")
+
+
+@db_app.command()
+def downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision ('base' drops everything).")],
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Downgrade ACP's tables to REVISION."""
+    with connected(url, schema, table_prefix) as (migrator, connection):
+        applied = migrator.downgrade(connection, revision)
+    for step in applied:
+        console.print(f"applied {step}")
+
+
+@db_app.command()
+def stamp(
+    revision: Annotated[str, typer.Argument(help="Revision to record, without running it.")],
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Record REVISION in ACP's version table without running any migration."""
+    with connected(url, schema, table_prefix) as (migrator, connection):
+        migrator.stamp(connection, revision)
+    console.print(f"stamped {revision}")
+
+
+@db_app.command()
+def current(
+    url: UrlOption = None, schema: SchemaOption = None, table_prefix: PrefixOption = None
+) -> None:
+    """Show the database's ACP revision; exit 1 if it is not the package's head."""
+    with connected(url, schema, table_prefix) as (migrator, connection):
+        revisions = migrator.current(connection)
+    heads = migrator.heads()
+    status = "up to date" if set(revisions) == set(heads) else f"head is {', '.join(heads)}"
+    console.print(f"{', '.join(revisions) or 'base (no ACP tables)'} ({status})")
+    if set(revisions) != set(heads):
+        raise typer.Exit(1)
+
+
+@db_app.command()
+def history() -> None:
+    """List ACP's revisions, newest first."""
+    migrator = Migrator(resolve_layout("sqlite"))
+    table = Table("revision", "revises", "description")
+    for script in migrator.history():
+        down = script.down_revision
+        revises = down if isinstance(down, str) else ", ".join(down or ()) or "-"
+        table.add_row(script.revision, revises, str(script.doc))
+    console.print(table)
+
+
+@db_app.command()
+def check(
+    url: UrlOption = None, schema: SchemaOption = None, table_prefix: PrefixOption = None
+) -> None:
+    """Compare the database with this package's models; exit 1 on any drift."""
+    with connected(url, schema, table_prefix) as (migrator, connection):
+        try:
+            migrator.verify(connection)
+        except ControlPlaneError as exc:
+            raise fail(str(exc), 1) from exc
+        differences = migrator.drift(connection)
+    if differences:
+        console.print(f"[bold red]{len(differences)} difference(s)[/] between database and models:")
+        for difference in differences:
+            console.print(f"  {difference!r}", highlight=False)
+        raise typer.Exit(1)
+    console.print("No drift: ACP's tables match this package's models.")
+
+
+@db_app.command()
+def sql(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Print the DDL to create ACP's tables (offline: nothing connects), for a DBA."""
+    settings = Settings()
+    try:
+        parsed = database_url(url or settings.database_url)
+        layout = resolve_layout(
+            parsed.get_backend_name(),
+            schema=schema if schema is not None else settings.db_schema,
+            table_prefix=table_prefix if table_prefix is not None else settings.table_prefix,
+        )
+    except ControlPlaneError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(Migrator(layout).sql(parsed.get_backend_name(), revision), nl=False)

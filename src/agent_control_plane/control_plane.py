@@ -1,0 +1,205 @@
+"""ControlPlane and AsyncControlPlane: the public facade, thin over rules and store."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_control_plane.config import MigrateMode
+from agent_control_plane.engine import (
+    create_async_engine_for,
+    create_sync_engine,
+    governed_async_engine,
+    governed_engine,
+)
+from agent_control_plane.migrations.runner import Migrator
+from agent_control_plane.opening import OpenPlan, layout_for, plan, prepare_schema
+from agent_control_plane.schema.layout import Layout
+from agent_control_plane.schema.tables import AcpTables, build_tables
+
+
+class _ControlPlaneBase:
+    """Everything that does no I/O, shared by the sync and async classes."""
+
+    def __init__(self, layout: Layout, *, owns_engine: bool) -> None:
+        self._layout = layout
+        self._tables = build_tables(layout)
+        self._migrator = Migrator(layout)
+        self._owns_engine = owns_engine
+        self._closed = False
+        self._applied: tuple[str, ...] = ()
+
+    @property
+    def layout(self) -> Layout:
+        """Where ACP's tables live in this database."""
+        return self._layout
+
+    @property
+    def tables(self) -> AcpTables:
+        """ACP's SQLAlchemy Core tables for this layout (read-only use)."""
+        return self._tables
+
+    @property
+    def migrator(self) -> Migrator:
+        return self._migrator
+
+    @property
+    def applied_migrations(self) -> tuple[str, ...]:
+        """The migration steps this process ran while opening (usually none)."""
+        return self._applied
+
+
+class ControlPlane(_ControlPlaneBase):
+    """Governance for AI agents, stored in your own database (synchronous API)."""
+
+    def __init__(self, engine: Engine, layout: Layout, *, owns_engine: bool) -> None:
+        super().__init__(layout, owns_engine=owns_engine)
+        self._engine = governed_engine(engine)
+        self._source_engine = engine
+
+    @classmethod
+    def open(
+        cls,
+        url: str | URL | Engine | None = None,
+        *,
+        schema: str | None = None,
+        table_prefix: str | None = None,
+        migrate: MigrateMode | None = None,
+    ) -> ControlPlane:
+        """Open ACP on ``url`` (or a host's ``Engine``) and prepare its schema.
+
+        :param url: database URL or Engine; default ``ACP_DATABASE_URL``, else
+            ``sqlite:///acp.db``.
+        :param schema: PostgreSQL schema for ACP's tables (default ``acp``).
+        :param table_prefix: prefix for ACP's table names (default ``acp_`` on
+            SQLite and MySQL/MariaDB, none on PostgreSQL).
+        :param migrate: ``"auto"`` upgrades under a database lock, ``"verify"``
+            raises :class:`SchemaNotCurrentError` unless current, ``"off"`` skips.
+        """
+        given = url if isinstance(url, Engine) else None
+        opening = plan(
+            None if given else url,  # type: ignore[arg-type]
+            schema=schema,
+            table_prefix=table_prefix,
+            migrate=migrate,
+            asyncio=False,
+            engine_given=given is not None,
+        )
+        layout = layout_for(given.dialect.name if given else _dialect_of(opening), opening)
+        engine = given or create_sync_engine(_url_of(opening))
+        control_plane = cls(engine, layout, owns_engine=given is None)
+        try:
+            with control_plane._engine.connect() as connection:
+                applied = prepare_schema(connection, control_plane._migrator, opening.migrate)
+            control_plane._applied = tuple(applied)
+        except BaseException:
+            control_plane.close()
+            raise
+        return control_plane
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def schema_revision(self) -> tuple[str, ...]:
+        """The ACP revision(s) the database is at."""
+        with self._engine.connect() as connection:
+            return self._migrator.current(connection)
+
+    def close(self) -> None:
+        """Release the connection pool (only if ACP created the engine)."""
+        if not self._closed and self._owns_engine:
+            self._source_engine.dispose()
+        self._closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncControlPlane(_ControlPlaneBase):
+    """The asyncio twin of :class:`ControlPlane`: same methods, awaitable."""
+
+    def __init__(self, engine: AsyncEngine, layout: Layout, *, owns_engine: bool) -> None:
+        super().__init__(layout, owns_engine=owns_engine)
+        self._engine = governed_async_engine(engine)
+        self._source_engine = engine
+
+    @classmethod
+    async def open(
+        cls,
+        url: str | URL | AsyncEngine | None = None,
+        *,
+        schema: str | None = None,
+        table_prefix: str | None = None,
+        migrate: MigrateMode | None = None,
+    ) -> AsyncControlPlane:
+        """Open ACP on ``url`` (or a host's ``AsyncEngine``); see :meth:`ControlPlane.open`."""
+        given = url if isinstance(url, AsyncEngine) else None
+        opening = plan(
+            None if given else url,  # type: ignore[arg-type]
+            schema=schema,
+            table_prefix=table_prefix,
+            migrate=migrate,
+            asyncio=True,
+            engine_given=given is not None,
+        )
+        layout = layout_for(given.dialect.name if given else _dialect_of(opening), opening)
+        engine = given or create_async_engine_for(_url_of(opening))
+        control_plane = cls(engine, layout, owns_engine=given is None)
+        try:
+            async with control_plane._engine.connect() as connection:
+                applied = await connection.run_sync(
+                    prepare_schema, control_plane._migrator, opening.migrate
+                )
+            control_plane._applied = tuple(applied)
+        except BaseException:
+            await control_plane.close()
+            raise
+        return control_plane
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def schema_revision(self) -> tuple[str, ...]:
+        """The ACP revision(s) the database is at."""
+        async with self._engine.connect() as connection:
+            return await connection.run_sync(self._migrator.current)
+
+    async def close(self) -> None:
+        """Release the connection pool (only if ACP created the engine)."""
+        if not self._closed and self._owns_engine:
+            await self._source_engine.dispose()
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _url_of(opening: OpenPlan) -> URL:
+    assert opening.url is not None
+    return opening.url
+
+
+def _dialect_of(opening: OpenPlan) -> str:
+    return _url_of(opening).get_backend_name()

@@ -1,0 +1,68 @@
+"""Opening rules shared by ControlPlane and AsyncControlPlane (no I/O here)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import get_args
+
+from sqlalchemy.engine import URL, Connection
+
+from agent_control_plane.config import MigrateMode, Settings
+from agent_control_plane.engine import database_url
+from agent_control_plane.errors import ConfigurationError
+from agent_control_plane.migrations.runner import Migrator
+from agent_control_plane.schema.layout import Layout, resolve_layout
+
+log = logging.getLogger("agent_control_plane")
+
+
+@dataclass(frozen=True)
+class OpenPlan:
+    url: URL | None
+    migrate: MigrateMode
+    schema: str | None
+    table_prefix: str | None
+
+
+def plan(
+    url: str | URL | None,
+    *,
+    schema: str | None,
+    table_prefix: str | None,
+    migrate: MigrateMode | None,
+    asyncio: bool,
+    engine_given: bool,
+) -> OpenPlan:
+    """Merge arguments with ACP_* settings and validate them before anything connects."""
+    settings = Settings()
+    mode = migrate if migrate is not None else settings.migrate
+    if mode not in get_args(MigrateMode):
+        raise ConfigurationError(f"migrate must be 'auto', 'verify' or 'off', not {mode!r}")
+    parsed = None if engine_given else database_url(url or settings.database_url, asyncio=asyncio)
+    return OpenPlan(
+        url=parsed,
+        migrate=mode,
+        schema=schema if schema is not None else settings.db_schema,
+        table_prefix=table_prefix if table_prefix is not None else settings.table_prefix,
+    )
+
+
+def layout_for(dialect_name: str, opening: OpenPlan) -> Layout:
+    return resolve_layout(dialect_name, schema=opening.schema, table_prefix=opening.table_prefix)
+
+
+def prepare_schema(connection: Connection, migrator: Migrator, mode: MigrateMode) -> list[str]:
+    """Apply the migrate mode on a fresh connection; return the migration steps it ran."""
+    if mode == "off":
+        return []
+    if mode == "verify":
+        migrator.verify(connection, url=connection.engine.url.render_as_string(hide_password=True))
+        return []
+    # The cheap read first: a current schema needs no lock.
+    if set(migrator.current(connection)) == set(migrator.heads()):
+        return []
+    applied = migrator.upgrade(connection)
+    if applied:
+        log.info("ACP schema upgraded (%s): %s", migrator.layout.describe(), ", ".join(applied))
+    return applied

@@ -1,0 +1,390 @@
+"""ACP's tables, defined once and built for a layout (schema and/or table prefix)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.schema import SchemaItem
+
+from agent_control_plane.schema.layout import Layout
+from agent_control_plane.schema.types import BigSerial, JSONDocument, Money, UTCDateTime
+
+# Short, deterministic names: every constraint and index name carries its
+# table's physical name, so names stay unique per schema (PostgreSQL) and per
+# database (MySQL foreign keys) whatever the layout.
+NAMING_CONVENTION = {
+    "pk": "pk_%(table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+TABLE_COMMENT = "Owned by agent-control-plane; changed only by its migrations."
+
+# Lengths shared by all dialects; inputs are validated against them before any write.
+ID_LENGTH = 200
+KEY_LENGTH = 255
+RESOURCE_LENGTH = 500
+TEXT_LENGTH = 2000
+DIGEST_LENGTH = 64
+
+SESSION_STATUSES = ("created", "active", "paused", "completed", "aborted")
+TICKET_STATUSES = ("pending", "approved", "denied", "expired", "consumed")
+RESERVATION_STATUSES = ("held", "settled", "released", "expired")
+
+LOGICAL_TABLES = (
+    "policies",
+    "sessions",
+    "events",
+    "action_proposals",
+    "approval_tickets",
+    "agents",
+    "delegations",
+    "idempotency_keys",
+    "token_budgets",
+    "token_windows",
+    "token_ledger",
+    "token_reservations",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AcpTables:
+    """The MetaData and every Table of one layout."""
+
+    layout: Layout
+    metadata: MetaData
+    policies: Table
+    sessions: Table
+    events: Table
+    action_proposals: Table
+    approval_tickets: Table
+    agents: Table
+    delegations: Table
+    idempotency_keys: Table
+    token_budgets: Table
+    token_windows: Table
+    token_ledger: Table
+    token_reservations: Table
+
+    def all(self) -> tuple[Table, ...]:
+        return tuple(getattr(self, name) for name in LOGICAL_TABLES)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _id(name: str = "id") -> Column[object]:
+    return Column(name, Uuid(), primary_key=True)
+
+
+def _created() -> Column[object]:
+    return Column("created_at", UTCDateTime(), nullable=False)
+
+
+def _identity_columns() -> list[Column[object]]:
+    return [
+        Column("org_id", String(ID_LENGTH)),
+        Column("team_id", String(ID_LENGTH)),
+        Column("user_id", String(ID_LENGTH)),
+        Column("agent_id", String(ID_LENGTH)),
+    ]
+
+
+@lru_cache(maxsize=32)
+def build_tables(layout: Layout) -> AcpTables:
+    """Build (once per layout) the MetaData holding every ACP table."""
+    md = MetaData(schema=layout.schema, naming_convention=NAMING_CONVENTION)
+
+    def table(logical: str, *items: SchemaItem) -> Table:
+        return Table(
+            layout.table_name(logical),
+            md,
+            *items,
+            comment=TABLE_COMMENT,
+            info={"acp": logical},
+            mysql_engine="InnoDB",
+            mysql_charset="utf8mb4",
+        )
+
+    def ref(logical: str, column: str = "id") -> str:
+        prefix = f"{layout.schema}." if layout.schema else ""
+        return f"{prefix}{layout.table_name(logical)}.{column}"
+
+    policies = table(
+        "policies",
+        _id(),
+        Column("name", String(ID_LENGTH), nullable=False),
+        Column("version", BigInteger(), nullable=False),
+        Column("digest", String(DIGEST_LENGTH), nullable=False),
+        Column("document", JSONDocument, nullable=False),
+        _created(),
+        UniqueConstraint("name", "version"),
+        UniqueConstraint("digest"),
+    )
+
+    sessions = table(
+        "sessions",
+        _id(),
+        Column("name", String(ID_LENGTH)),
+        Column("agent_id", String(ID_LENGTH), nullable=False),
+        Column("tenant", String(ID_LENGTH)),
+        Column("policy_id", Uuid(), ForeignKey(ref("policies")), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("max_cost", Money(), nullable=False),
+        Column("cost_used", Money(), nullable=False),
+        Column("max_actions", BigInteger(), nullable=False),
+        Column("actions_used", BigInteger(), nullable=False),
+        # The next event's seq and the hash of the last event: the chain head
+        # lives on the row that every governed decision already locks.
+        Column("next_seq", BigInteger(), nullable=False),
+        Column("last_event_hash", String(DIGEST_LENGTH)),
+        Column("expires_at", UTCDateTime()),
+        Column("metadata", JSONDocument),
+        _created(),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Column("heartbeat_at", UTCDateTime()),
+        Column("ended_at", UTCDateTime()),
+        Column("end_reason", String(ID_LENGTH)),
+        CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
+        CheckConstraint("cost_used >= 0 AND actions_used >= 0", name="usage"),
+        Index(None, "agent_id", "status"),
+        Index(None, "tenant", "status"),
+        Index(None, "status", "created_at"),
+        Index(None, "created_at", "id"),
+        Index(None, "policy_id"),
+    )
+
+    events = table(
+        "events",
+        Column("id", BigSerial, primary_key=True, autoincrement=True),
+        Column("session_id", Uuid(), ForeignKey(ref("sessions")), nullable=False),
+        Column("seq", BigInteger(), nullable=False),
+        Column("kind", String(64), nullable=False),
+        Column("action", String(ID_LENGTH)),
+        Column("outcome", String(32)),
+        Column("reason", String(ID_LENGTH)),
+        Column("cost", Money()),
+        Column("payload", JSONDocument),
+        _created(),
+        Column("prev_hash", String(DIGEST_LENGTH), nullable=False),
+        Column("hash", String(DIGEST_LENGTH), nullable=False),
+        UniqueConstraint("session_id", "seq"),
+        Index(None, "created_at"),
+        Index(None, "kind", "id"),
+    )
+
+    action_proposals = table(
+        "action_proposals",
+        _id(),
+        Column("session_id", Uuid(), ForeignKey(ref("sessions")), nullable=False),
+        Column("policy_id", Uuid(), ForeignKey(ref("policies")), nullable=False),
+        Column("event_seq", BigInteger(), nullable=False),
+        Column("action", String(ID_LENGTH), nullable=False),
+        Column("resource", String(RESOURCE_LENGTH)),
+        Column("args", JSONDocument),
+        Column("args_digest", String(DIGEST_LENGTH), nullable=False),
+        Column("cost", Money(), nullable=False),
+        Column("actual_cost", Money()),
+        Column("weight", Float()),
+        Column("score", Float()),
+        Column("outcome", String(32), nullable=False),
+        Column("reason", String(ID_LENGTH), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("result", JSONDocument),
+        _created(),
+        Column("completed_at", UTCDateTime()),
+        Index(None, "session_id", "action", "args_digest"),
+        Index(None, "policy_id"),
+    )
+
+    approval_tickets = table(
+        "approval_tickets",
+        _id(),
+        Column("session_id", Uuid(), ForeignKey(ref("sessions")), nullable=False),
+        Column("proposal_id", Uuid(), ForeignKey(ref("action_proposals"))),
+        Column("policy_id", Uuid(), ForeignKey(ref("policies")), nullable=False),
+        Column("action", String(ID_LENGTH), nullable=False),
+        Column("resource", String(RESOURCE_LENGTH)),
+        Column("args_digest", String(DIGEST_LENGTH), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("scope", String(16)),
+        Column("scope_resources", JSONDocument),
+        Column("scope_max_cost", Money()),
+        Column("scope_max_count", BigInteger()),
+        Column("scope_used_cost", Money(), nullable=False),
+        Column("scope_used_count", BigInteger(), nullable=False),
+        Column("scope_expires_at", UTCDateTime()),
+        Column("requested_at", UTCDateTime(), nullable=False),
+        Column("expires_at", UTCDateTime()),
+        Column("decided_at", UTCDateTime()),
+        Column("decided_by", String(ID_LENGTH)),
+        Column("decision_reason", String(TEXT_LENGTH)),
+        Column("consumed_at", UTCDateTime()),
+        CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
+        Index(None, "status", "expires_at"),
+        Index(None, "session_id", "status"),
+        Index(None, "session_id", "action", "args_digest"),
+        Index(None, "proposal_id"),
+        Index(None, "policy_id"),
+    )
+
+    agents = table(
+        "agents",
+        Column("id", String(ID_LENGTH), primary_key=True),
+        Column("tenant", String(ID_LENGTH)),
+        Column("name", String(ID_LENGTH)),
+        Column("status", String(16), nullable=False),
+        Column("capabilities", JSONDocument, nullable=False),
+        Column("tags", JSONDocument, nullable=False),
+        Column("metadata", JSONDocument),
+        _created(),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Index(None, "tenant"),
+    )
+
+    delegations = table(
+        "delegations",
+        _id(),
+        Column("from_agent", String(ID_LENGTH), ForeignKey(ref("agents")), nullable=False),
+        Column("to_agent", String(ID_LENGTH), ForeignKey(ref("agents")), nullable=False),
+        Column("parent_id", Uuid(), ForeignKey(ref("delegations"))),
+        Column("session_id", Uuid(), ForeignKey(ref("sessions"))),
+        Column("task", String(TEXT_LENGTH), nullable=False),
+        Column("capability", String(ID_LENGTH)),
+        Column("depth", Integer(), nullable=False),
+        Column("status", String(16), nullable=False),
+        _created(),
+        Index(None, "from_agent"),
+        Index(None, "to_agent"),
+        Index(None, "parent_id"),
+        Index(None, "session_id"),
+    )
+
+    idempotency_keys = table(
+        "idempotency_keys",
+        Column("id", BigSerial, primary_key=True, autoincrement=True),
+        Column("scope", String(KEY_LENGTH), nullable=False),
+        Column("key", String(KEY_LENGTH), nullable=False),
+        Column("request_digest", String(DIGEST_LENGTH), nullable=False),
+        Column("result", JSONDocument, nullable=False),
+        _created(),
+        UniqueConstraint("scope", "key"),
+        Index(None, "created_at"),
+    )
+
+    token_budgets = table(
+        "token_budgets",
+        _id(),
+        Column("scope_key", String(KEY_LENGTH), nullable=False),
+        *_identity_columns(),
+        Column("session_id", Uuid(), ForeignKey(ref("sessions"))),
+        Column("period", String(32), nullable=False),
+        Column("timezone", String(64), nullable=False),
+        Column("max_tokens", BigInteger()),
+        Column("max_cost_usd", Money()),
+        Column("max_requests", BigInteger()),
+        Column("allowed_models", JSONDocument),
+        Column("denied_models", JSONDocument),
+        Column("soft_limit_ratio", Numeric(5, 4)),
+        _created(),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        UniqueConstraint("scope_key", "period"),
+        Index(None, "session_id"),
+    )
+
+    token_windows = table(
+        "token_windows",
+        Column(
+            "budget_id",
+            Uuid(),
+            ForeignKey(ref("token_budgets"), ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("window_start", UTCDateTime(), primary_key=True),
+        Column("tokens_used", BigInteger(), nullable=False),
+        Column("cost_used", Money(), nullable=False),
+        Column("requests_used", BigInteger(), nullable=False),
+        Column("tokens_reserved", BigInteger(), nullable=False),
+        Column("cost_reserved", Money(), nullable=False),
+        Column("requests_reserved", BigInteger(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    )
+
+    token_reservations = table(
+        "token_reservations",
+        _id(),
+        *_identity_columns(),
+        Column("session_id", Uuid(), ForeignKey(ref("sessions"))),
+        Column("model", String(ID_LENGTH), nullable=False),
+        Column("input_tokens", BigInteger(), nullable=False),
+        Column("max_output_tokens", BigInteger(), nullable=False),
+        Column("reserved_tokens", BigInteger(), nullable=False),
+        Column("reserved_cost", Money(), nullable=False),
+        Column("holds", JSONDocument, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("expires_at", UTCDateTime(), nullable=False),
+        _created(),
+        Column("settled_at", UTCDateTime()),
+        CheckConstraint(_in("status", RESERVATION_STATUSES), name="status"),
+        Index(None, "status", "expires_at"),
+        Index(None, "session_id"),
+    )
+
+    token_ledger = table(
+        "token_ledger",
+        Column("id", BigSerial, primary_key=True, autoincrement=True),
+        Column("reservation_id", Uuid(), ForeignKey(ref("token_reservations"))),
+        *_identity_columns(),
+        Column("session_id", Uuid(), ForeignKey(ref("sessions"))),
+        Column("model", String(ID_LENGTH), nullable=False),
+        Column("input_tokens", BigInteger(), nullable=False),
+        Column("output_tokens", BigInteger(), nullable=False),
+        Column("cached_input_tokens", BigInteger(), nullable=False),
+        Column("total_tokens", BigInteger(), nullable=False),
+        Column("cost_usd", Money(), nullable=False),
+        _created(),
+        Index(None, "created_at"),
+        Index(None, "org_id", "created_at"),
+        Index(None, "team_id", "created_at"),
+        Index(None, "user_id", "created_at"),
+        Index(None, "agent_id", "created_at"),
+        Index(None, "model", "created_at"),
+        Index(None, "session_id"),
+        Index(None, "reservation_id"),
+    )
+
+    return AcpTables(
+        layout=layout,
+        metadata=md,
+        policies=policies,
+        sessions=sessions,
+        events=events,
+        action_proposals=action_proposals,
+        approval_tickets=approval_tickets,
+        agents=agents,
+        delegations=delegations,
+        idempotency_keys=idempotency_keys,
+        token_budgets=token_budgets,
+        token_windows=token_windows,
+        token_ledger=token_ledger,
+        token_reservations=token_reservations,
+    )

@@ -1,0 +1,100 @@
+"""Column types that behave the same on SQLite, PostgreSQL and MySQL/MariaDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, Numeric
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+MONEY_SCALE = 9
+MONEY_PRECISION = 27
+_MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+# SQLite keeps money as an integer count of 1e-9 USD; this bound keeps every
+# sum far from the 64-bit limit, where SQLite would silently switch to floats.
+MAX_MONEY = Decimal(10) ** 9
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC timestamp on every dialect; naive datetimes are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "mysql" or dialect.name == "mariadb":
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware datetime (UTC)")
+        value = value.astimezone(UTC)
+        # Only PostgreSQL stores the zone; elsewhere a naive UTC value sorts correctly.
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def to_money(value: Decimal | int | str) -> Decimal:
+    """Return ``value`` as an exact USD amount with 9 decimal places, or raise ValueError."""
+    if isinstance(value, float | bool):
+        raise ValueError(f"money must be a Decimal, int or str, not {type(value).__name__}")
+    try:
+        amount = Decimal(value)
+    except (InvalidOperation, TypeError) as exc:
+        raise ValueError(f"not an amount of money: {value!r}") from exc
+    if not amount.is_finite():
+        raise ValueError(f"not an amount of money: {value!r}")
+    quantized = amount.quantize(_MONEY_QUANTUM)
+    if quantized != amount:
+        raise ValueError(f"{value} has more than {MONEY_SCALE} decimal places")
+    if abs(quantized) > MAX_MONEY:
+        raise ValueError(f"{value} exceeds the largest supported amount, {MAX_MONEY}")
+    return quantized
+
+
+class Money(TypeDecorator[Decimal]):
+    """Exact USD: NUMERIC(27, 9), or scaled BIGINT on SQLite (which has no exact decimal)."""
+
+    impl = Numeric(MONEY_PRECISION, MONEY_SCALE, asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(MONEY_PRECISION, MONEY_SCALE, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        amount = to_money(value)
+        if dialect.name == "sqlite":
+            return int(amount.scaleb(MONEY_SCALE))
+        return amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-MONEY_SCALE).quantize(_MONEY_QUANTUM)
+        return Decimal(value).quantize(_MONEY_QUANTUM)
+
+
+# JSONB on PostgreSQL for indexable, compact documents; JSON elsewhere.
+JSONDocument = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
+BigSerial = BigInteger().with_variant(Integer(), "sqlite")

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.databases import DIALECTS, TestDatabase, fresh_database
+
+
+@pytest.fixture(params=DIALECTS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestDatabase]:
+    """A fresh, empty database on each dialect in turn."""
+    yield from fresh_database(request.param, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _clean_acp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ACP_DATABASE_URL", "ACP_SCHEMA", "ACP_TABLE_PREFIX", "ACP_MIGRATE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("ACP_ALEMBIC_GUARD", raising=False)

@@ -1,0 +1,95 @@
+"""A fresh database per test on SQLite, PostgreSQL and MariaDB/MySQL.
+
+URLs come from ACP_TEST_PG_URL and ACP_TEST_MYSQL_URL (local defaults below).
+Each test gets its own database, named after this run, so runs never collide.
+Under CI=true an unreachable server fails the test; locally it skips it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+
+PG_URL = os.environ.get("ACP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("ACP_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+DIALECTS = ("sqlite", "postgresql", "mysql")
+
+_RUN = f"acpt_{os.getpid()}_{secrets.token_hex(3)}"
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    """One fresh, empty database."""
+
+    __test__ = False
+    dialect: str
+    url: URL
+
+    @property
+    def url_string(self) -> str:
+        return self.url.render_as_string(hide_password=False)
+
+    @property
+    def async_url_string(self) -> str:
+        driver = {"sqlite": "aiosqlite", "postgresql": "psycopg", "mysql": "asyncmy"}[self.dialect]
+        return self.url.set(drivername=f"{self.url.get_backend_name()}+{driver}").render_as_string(
+            hide_password=False
+        )
+
+
+@cache
+def _server_error(admin_url: str) -> str | None:
+    try:
+        engine = create_engine(admin_url, connect_args={"connect_timeout": 5})
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _require_server(admin_url: str) -> None:
+    error = _server_error(admin_url)
+    if error is None:
+        return
+    message = f"database server unreachable at {make_url(admin_url)!r}: {error}"
+    if IN_CI:
+        pytest.fail(f"{message} (under CI=true a database test must run, never skip)")
+    pytest.skip(f"{message} (set CI=true to make this a failure)")
+
+
+def fresh_database(dialect: str, tmp_path: Path) -> Iterator[TestDatabase]:
+    """Create an empty database for one test and drop it afterwards."""
+    if dialect == "sqlite":
+        yield TestDatabase("sqlite", make_url(f"sqlite:///{tmp_path / 'test.db'}"))
+        return
+    admin_url = PG_URL if dialect == "postgresql" else MYSQL_URL
+    _require_server(admin_url)
+    name = f"{_RUN}_{next(_counter)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        if dialect == "postgresql":
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        else:
+            connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    try:
+        yield TestDatabase(dialect, make_url(admin_url).set(database=name))
+    finally:
+        with admin.connect() as connection:
+            if dialect == "postgresql":
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            else:
+                connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
