@@ -14,6 +14,12 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestDat
     yield from fresh_database(request.param, tmp_path)
 
 
+@pytest.fixture
+def pg_database(tmp_path: Path) -> Iterator[TestDatabase]:
+    """A fresh PostgreSQL database (for PostgreSQL-only behaviour)."""
+    yield from fresh_database("postgresql", tmp_path)
+
+
 @pytest.fixture(autouse=True)
 def _clean_acp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ACP_DATABASE_URL", "ACP_SCHEMA", "ACP_TABLE_PREFIX", "ACP_MIGRATE"):

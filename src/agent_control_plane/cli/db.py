@@ -103,7 +103,9 @@ def check(
     """Compare the database with this package's models; exit 1 on any drift."""
     with connected(url, schema, table_prefix) as (migrator, connection):
         try:
-            migrator.verify(connection)
+            migrator.verify(
+                connection, url=connection.engine.url.render_as_string(hide_password=True)
+            )
         except ControlPlaneError as exc:
             raise fail(str(exc), 1) from exc
         differences = migrator.drift(connection)

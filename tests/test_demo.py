@@ -1,0 +1,24 @@
+"""``make demo`` runs ``acp demo``: it must keep working and keep telling the truth."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from rich.console import Console
+
+from agent_control_plane.demo.run import run_demo
+
+
+def test_demo_shows_the_host_autogenerate_leaving_acp_alone(tmp_path: Path) -> None:
+    output = io.StringIO()
+    run_demo(Console(file=output, width=200), workdir=tmp_path)
+    text = output.getvalue()
+    assert "acp_events" in text
+    assert "acp_version (ACP's own version table) │ acp_0001" in text
+    assert "CreateTable customers" in text
+    assert "guard kept 13 ACP objects" in text
+    assert re.search(r"ACP operations in the host's autogenerate\s+│ 0 ", text)
+    assert "The host's autogenerate touched none of ACP's tables." in text
+    assert (tmp_path / "app.db").exists()
