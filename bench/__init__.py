@@ -1,0 +1,1 @@
+"""Benchmarks: ops/s next to a raw-SQL floor measured in the same run (``make bench``)."""
