@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from agent_control_plane import AsyncControlPlane, ControlPlane
 from tests.databases import DIALECTS, TestDatabase, fresh_database
 
 
@@ -12,6 +13,19 @@ from tests.databases import DIALECTS, TestDatabase, fresh_database
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestDatabase]:
     """A fresh, empty database on each dialect in turn."""
     yield from fresh_database(request.param, tmp_path)
+
+
+@pytest.fixture
+def control_plane(database: TestDatabase) -> Iterator[ControlPlane]:
+    """ACP opened (and migrated) on a fresh database of each dialect."""
+    with ControlPlane.open(database.url_string) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def async_control_plane(database: TestDatabase) -> AsyncIterator[AsyncControlPlane]:
+    async with await AsyncControlPlane.open(database.async_url_string) as opened:
+        yield opened
 
 
 @pytest.fixture

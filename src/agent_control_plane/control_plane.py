@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Engine
+from sqlalchemy import Dialect, Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,8 +17,12 @@ from agent_control_plane.engine import (
     governed_async_engine,
     governed_engine,
 )
+from agent_control_plane.evaluators import Evaluator
+from agent_control_plane.facade import async_method, sync_method
 from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.opening import OpenPlan, layout_for, plan, prepare_schema
+from agent_control_plane.operations import audit, governing, maintenance, policies, sessions
+from agent_control_plane.runtime import Runtime, fail_open_categories
 from agent_control_plane.schema.layout import Layout
 from agent_control_plane.schema.tables import AcpTables, build_tables
 
@@ -25,9 +30,14 @@ from agent_control_plane.schema.tables import AcpTables, build_tables
 class _ControlPlaneBase:
     """Everything that does no I/O, shared by the sync and async classes."""
 
-    def __init__(self, layout: Layout, *, owns_engine: bool) -> None:
+    def __init__(
+        self, layout: Layout, dialect: Dialect, *, owns_engine: bool, fail_open: Iterable[str]
+    ) -> None:
         self._layout = layout
         self._tables = build_tables(layout)
+        self._runtime = Runtime.for_connection_dialect(
+            self._tables, dialect, fail_open=frozenset(fail_open)
+        )
         self._migrator = Migrator(layout)
         self._owns_engine = owns_engine
         self._closed = False
@@ -52,12 +62,18 @@ class _ControlPlaneBase:
         """The migration steps this process ran while opening (usually none)."""
         return self._applied
 
+    def register_evaluator(self, name: str, evaluator: Evaluator) -> None:
+        """Make ``evaluator`` (``(params, proposal) -> bool``) available to policy conditions."""
+        self._runtime.evaluators.register(name, evaluator)
+
 
 class ControlPlane(_ControlPlaneBase):
     """Governance for AI agents, stored in your own database (synchronous API)."""
 
-    def __init__(self, engine: Engine, layout: Layout, *, owns_engine: bool) -> None:
-        super().__init__(layout, owns_engine=owns_engine)
+    def __init__(
+        self, engine: Engine, layout: Layout, *, owns_engine: bool, fail_open: Iterable[str] = ()
+    ) -> None:
+        super().__init__(layout, engine.dialect, owns_engine=owns_engine, fail_open=fail_open)
         self._engine = governed_engine(engine)
         self._source_engine = engine
 
@@ -69,6 +85,7 @@ class ControlPlane(_ControlPlaneBase):
         schema: str | None = None,
         table_prefix: str | None = None,
         migrate: MigrateMode | None = None,
+        fail_open: Iterable[str] = (),
     ) -> ControlPlane:
         """Open ACP on ``url`` (or a host's ``Engine``) and prepare its schema.
 
@@ -79,6 +96,8 @@ class ControlPlane(_ControlPlaneBase):
             SQLite and MySQL/MariaDB, none on PostgreSQL).
         :param migrate: ``"auto"`` upgrades under a database lock, ``"verify"``
             raises :class:`SchemaNotCurrentError` unless current, ``"off"`` skips.
+        :param fail_open: categories whose failures do not deny; only ``"evaluator"``
+            is allowed (logged at WARNING). Budgets and the kill check always fail closed.
         """
         given = url if isinstance(url, Engine) else None
         opening = plan(
@@ -90,8 +109,9 @@ class ControlPlane(_ControlPlaneBase):
             engine_given=given is not None,
         )
         layout = layout_for(given.dialect.name if given else _dialect_of(opening), opening)
+        categories = fail_open_categories(fail_open)
         engine = given or create_sync_engine(_url_of(opening))
-        control_plane = cls(engine, layout, owns_engine=given is None)
+        control_plane = cls(engine, layout, owns_engine=given is None, fail_open=categories)
         try:
             with control_plane._engine.connect() as connection:
                 applied = prepare_schema(connection, control_plane._migrator, opening.migrate)
@@ -127,12 +147,41 @@ class ControlPlane(_ControlPlaneBase):
     ) -> None:
         self.close()
 
+    open_session = sync_method(sessions.open_session)
+    get_session = sync_method(sessions.get_session)
+    list_sessions = sync_method(sessions.list_sessions)
+    pause_session = sync_method(sessions.pause_session)
+    resume_session = sync_method(sessions.resume_session)
+    complete_session = sync_method(sessions.complete_session)
+    heartbeat = sync_method(sessions.heartbeat)
+    kill_session = sync_method(sessions.kill_session)
+    kill_agent = sync_method(sessions.kill_agent)
+    kill_tenant = sync_method(sessions.kill_tenant)
+    kill_all = sync_method(sessions.kill_all)
+    govern = sync_method(governing.govern)
+    record_outcome = sync_method(governing.record_outcome)
+    apply_policy = sync_method(policies.apply_policy)
+    get_policy = sync_method(policies.get_policy)
+    list_policies = sync_method(policies.list_policies)
+    emit = sync_method(audit.emit)
+    events = sync_method(audit.events)
+    event_feed = sync_method(audit.event_feed)
+    verify_audit = sync_method(audit.verify_audit)
+    prune_idempotency_keys = sync_method(maintenance.prune_idempotency_keys)
+
 
 class AsyncControlPlane(_ControlPlaneBase):
     """The asyncio twin of :class:`ControlPlane`: same methods, awaitable."""
 
-    def __init__(self, engine: AsyncEngine, layout: Layout, *, owns_engine: bool) -> None:
-        super().__init__(layout, owns_engine=owns_engine)
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        layout: Layout,
+        *,
+        owns_engine: bool,
+        fail_open: Iterable[str] = (),
+    ) -> None:
+        super().__init__(layout, engine.dialect, owns_engine=owns_engine, fail_open=fail_open)
         self._engine = governed_async_engine(engine)
         self._source_engine = engine
 
@@ -144,6 +193,7 @@ class AsyncControlPlane(_ControlPlaneBase):
         schema: str | None = None,
         table_prefix: str | None = None,
         migrate: MigrateMode | None = None,
+        fail_open: Iterable[str] = (),
     ) -> AsyncControlPlane:
         """Open ACP on ``url`` (or a host's ``AsyncEngine``); see :meth:`ControlPlane.open`."""
         given = url if isinstance(url, AsyncEngine) else None
@@ -156,8 +206,9 @@ class AsyncControlPlane(_ControlPlaneBase):
             engine_given=given is not None,
         )
         layout = layout_for(given.dialect.name if given else _dialect_of(opening), opening)
+        categories = fail_open_categories(fail_open)
         engine = given or create_async_engine_for(_url_of(opening))
-        control_plane = cls(engine, layout, owns_engine=given is None)
+        control_plane = cls(engine, layout, owns_engine=given is None, fail_open=categories)
         try:
             async with control_plane._engine.connect() as connection:
                 applied = await connection.run_sync(
@@ -194,6 +245,28 @@ class AsyncControlPlane(_ControlPlaneBase):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    open_session = async_method(sessions.open_session)
+    get_session = async_method(sessions.get_session)
+    list_sessions = async_method(sessions.list_sessions)
+    pause_session = async_method(sessions.pause_session)
+    resume_session = async_method(sessions.resume_session)
+    complete_session = async_method(sessions.complete_session)
+    heartbeat = async_method(sessions.heartbeat)
+    kill_session = async_method(sessions.kill_session)
+    kill_agent = async_method(sessions.kill_agent)
+    kill_tenant = async_method(sessions.kill_tenant)
+    kill_all = async_method(sessions.kill_all)
+    govern = async_method(governing.govern)
+    record_outcome = async_method(governing.record_outcome)
+    apply_policy = async_method(policies.apply_policy)
+    get_policy = async_method(policies.get_policy)
+    list_policies = async_method(policies.list_policies)
+    emit = async_method(audit.emit)
+    events = async_method(audit.events)
+    event_feed = async_method(audit.event_feed)
+    verify_audit = async_method(audit.verify_audit)
+    prune_idempotency_keys = async_method(maintenance.prune_idempotency_keys)
 
 
 def _url_of(opening: OpenPlan) -> URL:

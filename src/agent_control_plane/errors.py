@@ -32,3 +32,47 @@ class SchemaNotCurrentError(ControlPlaneError):
 
 class MigrationError(ControlPlaneError):
     """The ACP schema could not be brought to the requested revision."""
+
+
+class InvalidInputError(ControlPlaneError, ValueError):
+    """An argument is invalid; nothing was written. ``field`` names the argument."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class PolicyError(ControlPlaneError, ValueError):
+    """A policy document is invalid. ``problems`` lists (location, message) pairs."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class NotFoundError(ControlPlaneError, LookupError):
+    """A session, policy or other record does not exist."""
+
+
+class SessionNotFoundError(NotFoundError):
+    """No session has this id."""
+
+
+class PolicyNotFoundError(NotFoundError):
+    """No stored policy has this id."""
+
+
+class InvalidTransitionError(ControlPlaneError):
+    """The session's status does not allow this change (a terminal session never reopens)."""
+
+
+class SessionTerminatedError(ControlPlaneError):
+    """The session was completed or killed; nothing more may be recorded by the agent."""
+
+
+class IdempotencyConflictError(ControlPlaneError):
+    """The idempotency key was used before with a different request."""
+
+
+class GovernanceUnavailableError(ControlPlaneError):
+    """The database could not be reached or failed; the action is refused (fail closed)."""

@@ -1,0 +1,156 @@
+"""What the public API returns: plain, immutable values."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from agent_control_plane.rules.audit import AuditProblem
+from agent_control_plane.rules.policy import PolicyDocument
+from agent_control_plane.rules.routing import Outcome
+
+T = TypeVar("T")
+
+__all__ = [
+    "AuditProblem",
+    "AuditReport",
+    "Decision",
+    "Event",
+    "Outcome",
+    "Page",
+    "PolicySnapshot",
+    "Session",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to ``govern``: what the agent may do, and why."""
+
+    outcome: Outcome
+    reason: str
+    session_id: uuid.UUID
+    action: str
+    event_seq: int
+    cost: Decimal
+    charged: bool
+    dry_run: bool
+    guidance: str | None
+    remaining_cost: Decimal
+    remaining_actions: int
+    policy_id: uuid.UUID
+    decided_at: datetime
+    idempotency_key: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is Outcome.ALLOWED
+
+    def to_json_data(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(
+            outcome=self.outcome.value,
+            session_id=str(self.session_id),
+            cost=str(self.cost),
+            remaining_cost=str(self.remaining_cost),
+            policy_id=str(self.policy_id),
+            decided_at=self.decided_at.isoformat(),
+        )
+        return data
+
+    @classmethod
+    def from_json_data(cls, data: dict[str, Any]) -> Decision:
+        return cls(
+            outcome=Outcome(data["outcome"]),
+            reason=data["reason"],
+            session_id=uuid.UUID(data["session_id"]),
+            action=data["action"],
+            event_seq=int(data["event_seq"]),
+            cost=Decimal(data["cost"]),
+            charged=bool(data["charged"]),
+            dry_run=bool(data["dry_run"]),
+            guidance=data["guidance"],
+            remaining_cost=Decimal(data["remaining_cost"]),
+            remaining_actions=int(data["remaining_actions"]),
+            policy_id=uuid.UUID(data["policy_id"]),
+            decided_at=datetime.fromisoformat(data["decided_at"]),
+            idempotency_key=data.get("idempotency_key"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: uuid.UUID
+    name: str | None
+    agent_id: str
+    tenant: str | None
+    policy_id: uuid.UUID
+    status: str
+    max_cost: Decimal
+    cost_used: Decimal
+    max_actions: int
+    actions_used: int
+    expires_at: datetime | None
+    metadata: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    heartbeat_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None
+
+    @property
+    def remaining_cost(self) -> Decimal:
+        return max(self.max_cost - self.cost_used, Decimal(0))
+
+    @property
+    def remaining_actions(self) -> int:
+        return max(self.max_actions - self.actions_used, 0)
+
+    @property
+    def killed(self) -> bool:
+        return self.status == "aborted"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    session_id: uuid.UUID
+    seq: int
+    kind: str
+    action: str | None
+    outcome: str | None
+    reason: str | None
+    cost: Decimal | None
+    payload: Any
+    created_at: datetime
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a keyset-paginated listing; pass ``next_cursor`` to get the next."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySnapshot:
+    id: uuid.UUID
+    name: str
+    version: int
+    digest: str
+    document: PolicyDocument
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    ok: bool
+    sessions_checked: int
+    events_checked: int
+    problems: list[AuditProblem] = field(default_factory=list)

@@ -1,0 +1,219 @@
+"""govern() and record_outcome(): the call an agent makes before it acts, and after."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from agent_control_plane.errors import InvalidInputError
+from agent_control_plane.models import Decision, Event
+from agent_control_plane.operations.once import run_once, scope
+from agent_control_plane.rules import budget, lifecycle, validation
+from agent_control_plane.rules.canonical import digest
+from agent_control_plane.rules.proposal import Proposal
+from agent_control_plane.rules.routing import CompiledPolicy, Outcome, Route
+from agent_control_plane.runtime import Runtime, SessionFacts
+from agent_control_plane.store import events as event_store
+from agent_control_plane.store import sessions as session_store
+from agent_control_plane.store.events import NewEvent, Slot
+
+OUTCOME_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+def govern(
+    connection: Connection,
+    runtime: Runtime,
+    session_id: uuid.UUID | str,
+    action: str,
+    *,
+    resource: str | None = None,
+    args: dict[str, Any] | None = None,
+    cost: Decimal | int | str = 0,
+    weight: float | None = None,
+    score: float | None = None,
+    idempotency_key: str | None = None,
+) -> Decision:
+    """Decide whether the agent may perform ``action`` now, charge it, and record it.
+
+    One transaction: kill and expiry check, policy routing, conditional budget
+    charge, event append and idempotency record. Returns a Decision whose
+    ``outcome`` is allowed, needs_approval, steer or denied, with a machine-readable
+    ``reason``. Raises InvalidInputError (nothing written) for bad arguments and
+    SessionNotFoundError for an unknown session.
+    """
+    sid = validation.session_id(session_id)
+    proposal = Proposal(
+        action=validation.required_text(action, "action"),
+        resource=validation.resource(resource),
+        args=validation.document(args, "args") or {},
+        cost=validation.money(cost, "cost"),
+        weight=validation.unit_interval(weight, "weight"),
+        score=validation.unit_interval(score, "score"),
+    )
+    key = validation.idempotency_key(idempotency_key)
+    facts = runtime.session_facts(connection, sid)
+    policy = runtime.policy(connection, facts.policy_id)
+    route = runtime.route(policy, proposal)
+    request = digest(
+        [
+            str(sid),
+            proposal.action,
+            proposal.resource,
+            proposal.args,
+            str(proposal.cost),
+            proposal.weight,
+            proposal.score,
+        ]
+    )
+
+    def work() -> tuple[Decision, dict[str, Any]]:
+        decision = _decide(connection, runtime, sid, facts, policy, route, proposal, key)
+        return decision, decision.to_json_data()
+
+    return run_once(
+        connection,
+        runtime,
+        work,
+        Decision.from_json_data,
+        scope=scope("govern", facts.tenant),
+        key=key,
+        request_digest=request,
+    )
+
+
+def _decide(
+    connection: Connection,
+    runtime: Runtime,
+    session_id: uuid.UUID,
+    facts: SessionFacts,
+    policy: CompiledPolicy,
+    route: Route,
+    proposal: Proposal,
+    key: str | None,
+) -> Decision:
+    now = runtime.clock()
+    outcome, reason, charged = route.outcome, route.reason, False
+    row = None
+    if outcome is Outcome.ALLOWED and not policy.dry_run:
+        row = session_store.charge(connection, runtime, session_id, proposal.cost, now)
+        charged = row is not None
+    if row is None:
+        row = session_store.allocate_seq(connection, runtime, session_id)
+        refusal = lifecycle.refusal_for_status(row.status, row.expires_at, now)
+        if refusal is None and outcome is Outcome.ALLOWED:
+            refusal = budget.refusal(
+                actions_used=row.actions_used,
+                max_actions=row.max_actions,
+                cost_used=row.cost_used,
+                max_cost=row.max_cost,
+                cost=proposal.cost,
+            )
+        if refusal is not None:
+            outcome, reason = Outcome.DENIED, refusal
+    guidance = route.guidance if outcome is Outcome.STEER else None
+    payload = {
+        "resource": proposal.resource,
+        "args": proposal.args,
+        "weight": proposal.weight,
+        "score": proposal.score,
+        "charged": charged,
+        "dry_run": policy.dry_run,
+        "guidance": guidance,
+        "policy_id": str(facts.policy_id),
+        "idempotency_key": key,
+    }
+    event_store.append(
+        connection,
+        runtime,
+        Slot.of(row),
+        NewEvent("decision", proposal.action, outcome.value, reason, proposal.cost, payload),
+        now,
+    )
+    return Decision(
+        outcome=outcome,
+        reason=reason,
+        session_id=session_id,
+        action=proposal.action,
+        event_seq=row.seq,
+        cost=proposal.cost,
+        charged=charged,
+        dry_run=policy.dry_run,
+        guidance=guidance,
+        remaining_cost=max(row.max_cost - row.cost_used, Decimal(0)),
+        remaining_actions=max(row.max_actions - row.actions_used, 0),
+        policy_id=facts.policy_id,
+        decided_at=now,
+        idempotency_key=key,
+    )
+
+
+def record_outcome(
+    connection: Connection,
+    runtime: Runtime,
+    decision: Decision,
+    status: str,
+    actual_cost: Decimal | int | str | None = None,
+    result: dict[str, Any] | None = None,
+) -> Event:
+    """Record what really happened after ``decision`` and settle the cost difference.
+
+    The budget moves by (actual - estimated) in the same transaction as the outcome
+    event, so the trail holds the attempt and the outcome. Recording the same
+    decision's outcome twice returns the first record and changes nothing.
+    """
+    if status not in OUTCOME_STATUSES:
+        raise InvalidInputError("status", f"must be one of {', '.join(OUTCOME_STATUSES)}")
+    actual = decision.cost if actual_cost is None else validation.money(actual_cost, "actual_cost")
+    payload = validation.document(result, "result")
+    facts = runtime.session_facts(connection, decision.session_id)
+    request = digest([status, str(actual), payload])
+
+    def work() -> tuple[Event, dict[str, Any]]:
+        recorded = event_store.by_seq(connection, runtime, decision.session_id, decision.event_seq)
+        if (
+            recorded is None
+            or recorded.kind != "decision"
+            or recorded.outcome != decision.outcome.value
+            or recorded.cost != decision.cost
+            or bool(recorded.payload.get("charged")) != decision.charged
+        ):
+            raise InvalidInputError("decision", "does not match the decision ACP recorded")
+        delta = actual - decision.cost if decision.charged else Decimal(0)
+        row = session_store.allocate_seq(connection, runtime, decision.session_id, delta)
+        now = runtime.clock()
+        event = NewEvent(
+            "outcome",
+            decision.action,
+            status,
+            f"outcome.{status}",
+            actual,
+            {
+                "decision_seq": decision.event_seq,
+                "estimated_cost": str(decision.cost),
+                "settled": str(delta),
+                "result": payload,
+            },
+        )
+        values = event_store.append(connection, runtime, Slot.of(row), event, now)
+        stored = event_store.by_seq(connection, runtime, decision.session_id, values["seq"])
+        assert stored is not None
+        return stored, {"seq": stored.seq}
+
+    def replay(data: dict[str, Any]) -> Event:
+        with connection.begin():
+            stored = event_store.by_seq(connection, runtime, decision.session_id, int(data["seq"]))
+        assert stored is not None
+        return stored
+
+    return run_once(
+        connection,
+        runtime,
+        work,
+        replay,
+        scope=scope("outcome", facts.tenant),
+        key=f"{decision.session_id}:{decision.event_seq}",
+        request_digest=request,
+    )

@@ -1,0 +1,286 @@
+"""Sessions: open, read, list, lifecycle changes, heartbeat and the kill switch."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, true
+from sqlalchemy.engine import Connection
+
+from agent_control_plane.errors import (
+    InvalidInputError,
+    InvalidTransitionError,
+    SessionNotFoundError,
+)
+from agent_control_plane.models import Page, Session
+from agent_control_plane.operations.once import run_once, scope
+from agent_control_plane.operations.policies import PolicySource, resolve_policy
+from agent_control_plane.rules import lifecycle, validation
+from agent_control_plane.rules.canonical import digest
+from agent_control_plane.runtime import Runtime, SessionFacts
+from agent_control_plane.schema.tables import SESSION_STATUSES
+from agent_control_plane.store import events as event_store
+from agent_control_plane.store import sessions as session_store
+from agent_control_plane.store.events import NewEvent, Slot
+
+
+def open_session(
+    connection: Connection,
+    runtime: Runtime,
+    name: str | None = None,
+    *,
+    agent_id: str,
+    tenant: str | None = None,
+    policy: PolicySource,
+    max_cost: Decimal | int | str,
+    max_actions: int,
+    expires_at: datetime | None = None,
+    metadata: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> Session:
+    """Open a session for ``agent_id`` under ``policy`` (a document, a YAML/JSON path or a
+    stored policy id), with a cost budget (exact USD) and an action budget."""
+    values = {
+        "name": validation.text(name, "name", optional=True),
+        "agent_id": validation.required_text(agent_id, "agent_id"),
+        "tenant": validation.text(tenant, "tenant", optional=True),
+        "max_cost": validation.money(max_cost, "max_cost"),
+        "max_actions": validation.counter(max_actions, "max_actions"),
+        "expires_at": validation.aware(expires_at, "expires_at"),
+        "metadata": validation.document(metadata, "metadata"),
+    }
+    key = validation.idempotency_key(idempotency_key)
+    policy_id = resolve_policy(connection, runtime, policy)
+    request = digest({**values, "policy_id": str(policy_id), "expires_at": str(expires_at)})
+
+    def work() -> tuple[Session, dict[str, Any]]:
+        now = runtime.clock()
+        session_id = uuid.uuid4()
+        row = {
+            **values,
+            "id": session_id,
+            "policy_id": policy_id,
+            "status": "created",
+            "cost_used": Decimal(0),
+            "actions_used": 0,
+            "next_seq": 2,
+            "created_at": now,
+            "updated_at": now,
+        }
+        session_store.insert_session(connection, runtime, row)
+        opened = Slot(session_id, 1, None)
+        payload = {
+            "name": values["name"],
+            "agent_id": values["agent_id"],
+            "tenant": values["tenant"],
+            "policy_id": str(policy_id),
+            "max_cost": str(values["max_cost"]),
+            "max_actions": values["max_actions"],
+            "expires_at": None if expires_at is None else expires_at.isoformat(),
+        }
+        event_store.append(
+            connection, runtime, opened, NewEvent("session.opened", payload=payload), now
+        )
+        session = session_store.get(connection, runtime, session_id)
+        assert session is not None
+        return session, {"session_id": str(session_id)}
+
+    def replay(data: dict[str, Any]) -> Session:
+        return get_session(connection, runtime, data["session_id"])
+
+    session = run_once(
+        connection,
+        runtime,
+        work,
+        replay,
+        scope=scope("open_session", values["tenant"]),
+        key=key,
+        request_digest=request,
+    )
+    runtime.sessions[session.id] = SessionFacts(session.policy_id, session.tenant, session.agent_id)
+    return session
+
+
+def get_session(connection: Connection, runtime: Runtime, session_id: uuid.UUID | str) -> Session:
+    """The session's current state (SessionNotFoundError if there is none)."""
+    sid = validation.session_id(session_id)
+    with connection.begin():
+        session = session_store.get(connection, runtime, sid)
+    if session is None:
+        raise SessionNotFoundError(f"no session {sid}")
+    return session
+
+
+def _encode_cursor(session: Session) -> str:
+    raw = json.dumps([session.created_at.isoformat(), str(session.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, sid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(created), uuid.UUID(sid)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError("cursor", "not a cursor returned by list_sessions") from exc
+
+
+def list_sessions(
+    connection: Connection,
+    runtime: Runtime,
+    *,
+    status: str | None = None,
+    agent_id: str | None = None,
+    tenant: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[Session]:
+    """Sessions newest first, filtered; pass ``next_cursor`` back for the next page."""
+    if status is not None and status not in SESSION_STATUSES:
+        raise InvalidInputError("status", f"must be one of {', '.join(SESSION_STATUSES)}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise InvalidInputError("limit", "must be an integer between 1 and 1000")
+    after = None if cursor is None else _decode_cursor(cursor)
+    with connection.begin():
+        items = session_store.page(
+            connection,
+            runtime,
+            status=status,
+            agent_id=agent_id,
+            tenant=tenant,
+            after=after,
+            limit=limit + 1,
+        )
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items=items, next_cursor=_encode_cursor(items[-1]) if more else None)
+
+
+def _change(
+    connection: Connection,
+    runtime: Runtime,
+    session_id: uuid.UUID | str,
+    change: lifecycle.Transition,
+    reason: str | None,
+) -> Session:
+    sid = validation.session_id(session_id)
+    reason = validation.text(reason, "reason", optional=True)
+    with connection.begin():
+        now = runtime.clock()
+        row = session_store.transition(connection, runtime, sid, change, now, reason)
+        if row is None:
+            status = session_store.status_of(connection, runtime, sid)
+            if status is None:
+                raise SessionNotFoundError(f"no session {sid}")
+            raise InvalidTransitionError(
+                f"cannot {change.name} session {sid}: it is {status}"
+                + (
+                    " (a terminal session never reopens)"
+                    if status in lifecycle.TERMINAL_STATUSES
+                    else ""
+                )
+            )
+        event_store.append(
+            connection,
+            runtime,
+            Slot.of(row),
+            NewEvent(change.event, reason=reason, payload={"status": change.target}),
+            now,
+        )
+        session = session_store.get(connection, runtime, sid)
+    assert session is not None
+    return session
+
+
+def pause_session(
+    connection: Connection, runtime: Runtime, session_id: uuid.UUID | str, reason: str | None = None
+) -> Session:
+    """Pause an active session: its agent is refused until it is resumed."""
+    return _change(connection, runtime, session_id, lifecycle.PAUSE, reason)
+
+
+def resume_session(
+    connection: Connection, runtime: Runtime, session_id: uuid.UUID | str, reason: str | None = None
+) -> Session:
+    """Resume a paused session."""
+    return _change(connection, runtime, session_id, lifecycle.RESUME, reason)
+
+
+def complete_session(
+    connection: Connection, runtime: Runtime, session_id: uuid.UUID | str, reason: str | None = None
+) -> Session:
+    """Mark the session completed; it never reopens."""
+    return _change(connection, runtime, session_id, lifecycle.COMPLETE, reason)
+
+
+def heartbeat(connection: Connection, runtime: Runtime, session_id: uuid.UUID | str) -> Session:
+    """Record that the agent is alive and return the session: ``.killed`` tells it to stop."""
+    sid = validation.session_id(session_id)
+    with connection.begin():
+        return session_store.heartbeat(connection, runtime, sid, runtime.clock())
+
+
+def _kill_where(
+    connection: Connection,
+    runtime: Runtime,
+    where: ColumnElement[bool],
+    reason: str | None,
+    scope_payload: dict[str, Any],
+) -> int:
+    reason = validation.text(reason, "reason", optional=True)
+    with connection.begin():
+        now = runtime.clock()
+        rows = session_store.transition_many(
+            connection, runtime, where, lifecycle.KILL, now, reason
+        )
+        event_store.append_many(
+            connection,
+            runtime,
+            rows,
+            NewEvent(
+                lifecycle.KILL.event, reason=reason, payload={"status": "aborted", **scope_payload}
+            ),
+            now,
+        )
+    return len(rows)
+
+
+def kill_session(
+    connection: Connection, runtime: Runtime, session_id: uuid.UUID | str, reason: str | None = None
+) -> int:
+    """Stop the session now (paused included); return 1 if it was stopped, 0 if already ended."""
+    sid = validation.session_id(session_id)
+    sessions = runtime.tables.sessions.c
+    stopped = _kill_where(connection, runtime, sessions.id == sid, reason, {"scope": "session"})
+    if stopped == 0:
+        with connection.begin():
+            if session_store.status_of(connection, runtime, sid) is None:
+                raise SessionNotFoundError(f"no session {sid}")
+    return stopped
+
+
+def kill_agent(
+    connection: Connection, runtime: Runtime, agent_id: str, reason: str | None = None
+) -> int:
+    """Stop every open session of ``agent_id``; return how many were stopped."""
+    agent = validation.required_text(agent_id, "agent_id")
+    where = runtime.tables.sessions.c.agent_id == agent
+    return _kill_where(connection, runtime, where, reason, {"scope": "agent", "agent_id": agent})
+
+
+def kill_tenant(
+    connection: Connection, runtime: Runtime, tenant: str, reason: str | None = None
+) -> int:
+    """Stop every open session of ``tenant``; return how many were stopped."""
+    name = validation.required_text(tenant, "tenant")
+    where = runtime.tables.sessions.c.tenant == name
+    return _kill_where(connection, runtime, where, reason, {"scope": "tenant", "tenant": name})
+
+
+def kill_all(connection: Connection, runtime: Runtime, reason: str | None = None) -> int:
+    """Stop every open session in this database; return how many were stopped."""
+    return _kill_where(connection, runtime, true(), reason, {"scope": "all"})

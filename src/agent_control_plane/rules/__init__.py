@@ -1,0 +1,1 @@
+"""Pure governance rules: no I/O, tested without a database."""

@@ -1,0 +1,59 @@
+"""Canonical JSON and digests: one spelling of a document, whatever produced it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+MAX_DOCUMENT_BYTES = 64 * 1024
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def _check_floats(value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("NaN and infinite numbers are not valid JSON")
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_floats(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_floats(item)
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 kept: equal documents give equal strings."""
+    _check_floats(value)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+    )
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def json_document(value: Any, *, field: str, limit: int = MAX_DOCUMENT_BYTES) -> Any:
+    """Return ``value`` as plain JSON data (what the database will hand back), or raise."""
+    from agent_control_plane.errors import InvalidInputError
+
+    try:
+        text = canonical_json(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(field, f"must be JSON-serializable ({exc})") from exc
+    if len(text.encode()) > limit:
+        raise InvalidInputError(field, f"is larger than {limit} bytes as JSON")
+    return json.loads(text)

@@ -1,0 +1,238 @@
+"""Policy documents: their shape, validation, and loading from dict, YAML or JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from agent_control_plane.errors import PolicyError
+from agent_control_plane.rules import conditions
+from agent_control_plane.rules.canonical import canonical_json, digest
+from agent_control_plane.rules.durations import parse_duration
+
+_PATTERN_RE = re.compile(r"^[A-Za-z0-9_.:/*?\[\]-]{1,200}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+
+
+def _pattern(value: str) -> str:
+    if not _PATTERN_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not an action name or pattern (letters, digits, _ . : / - and * ? [ ])"
+        )
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tiers(_Model):
+    blocked: list[str] = Field(default_factory=list)
+    always_approve: list[str] = Field(default_factory=list)
+    auto_approve: list[str] = Field(default_factory=list)
+    steer: dict[str, str] = Field(default_factory=dict)
+    unrestricted: list[str] = Field(default_factory=list)
+
+    @field_validator("blocked", "always_approve", "auto_approve", "unrestricted")
+    @classmethod
+    def _patterns(cls, values: list[str]) -> list[str]:
+        return [_pattern(v) for v in values]
+
+    @field_validator("steer")
+    @classmethod
+    def _guidance(cls, values: dict[str, str]) -> dict[str, str]:
+        for action, guidance in values.items():
+            _pattern(action)
+            if not guidance.strip() or len(guidance) > 2000:
+                raise ValueError(f"guidance for {action!r} must be 1-2000 characters")
+        return values
+
+    @model_validator(mode="after")
+    def _each_action_in_one_tier(self) -> Tiers:
+        seen: dict[str, str] = {}
+        for tier in ("blocked", "always_approve", "auto_approve", "steer", "unrestricted"):
+            for action in getattr(self, tier):
+                if action in seen:
+                    raise ValueError(f"{action!r} is listed in both {seen[action]} and {tier}")
+                seen[action] = tier
+        return self
+
+
+class Risk(_Model):
+    max_weight: float | None = Field(default=None, ge=0, le=1)
+    min_score: float | None = Field(default=None, ge=0, le=1)
+
+
+class Assets(_Model):
+    """Resource patterns the session may touch: ``deny`` wins, empty ``allow`` allows all."""
+
+    allow: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+
+
+class Rule(_Model):
+    """A condition-driven routing rule; the first rule whose condition holds decides."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    when: conditions.Condition
+    outcome: Literal["allow", "deny", "approve", "steer"]
+    guidance: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _steer_has_guidance(self) -> Rule:
+        if self.outcome == "steer" and not self.guidance:
+            raise ValueError("a steer rule needs guidance")
+        if conditions.depth(self.when) > conditions.MAX_DEPTH:
+            raise ValueError(f"condition nested deeper than {conditions.MAX_DEPTH} levels")
+        return self
+
+
+class PolicyDocument(_Model):
+    """A governance policy. See the README for the full shape."""
+
+    name: str
+    mode: Literal["live", "dry_run"] = "live"
+    default: Literal["deny", "allow", "approve"] = "deny"
+    tiers: Tiers = Field(default_factory=Tiers)
+    risk: Risk = Field(default_factory=Risk)
+    assets: Assets = Field(default_factory=Assets)
+    rules: list[Rule] = Field(default_factory=list, max_length=200)
+    approval_timeout: timedelta | None = None
+    evaluator_timeout: timedelta = timedelta(seconds=2)
+    sequences: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError("1-200 letters, digits, _ . : -, starting with a letter or digit")
+        return value
+
+    @field_validator("approval_timeout", "evaluator_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("sequences")
+    @classmethod
+    def _no_sequences_yet(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Accepting rules we do not enforce would fail open; refuse them instead.
+        if value:
+            raise ValueError("sequence rules are not supported by this version of ACP yet")
+        return value
+
+    def evaluators(self) -> set[str]:
+        return set().union(*(conditions.evaluator_names(rule.when) for rule in self.rules))
+
+    def to_json_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        data["name"] = self.name
+        for key in ("approval_timeout", "evaluator_timeout"):
+            value = getattr(self, key)
+            if key in data and value is not None:
+                data[key] = value.total_seconds()
+        return data
+
+    @property
+    def digest(self) -> str:
+        return digest(self.to_json_data())
+
+    def canonical(self) -> str:
+        return canonical_json(self.to_json_data())
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(document)"
+
+
+def parse_policy(
+    data: Any, *, source: str = "policy", lines: dict[str, int] | None = None
+) -> PolicyDocument:
+    """Validate a policy document; errors name the field (and line, for files)."""
+    if isinstance(data, PolicyDocument):
+        return data
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: a policy must be a mapping, not {type(data).__name__}")
+    try:
+        return PolicyDocument.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = _location(tuple(p for p in error["loc"] if not _is_union_tag(p)))
+            line = _line_for(where, lines or {})
+            place = f"{source}:{line}: {where}" if line else f"{source}: {where}"
+            problems.append((place, error["msg"]))
+        listing = "; ".join(f"{place}: {message}" for place, message in problems)
+        raise PolicyError(
+            f"invalid policy ({len(problems)} problem(s)): {listing}", problems
+        ) from None
+
+
+def _is_union_tag(part: int | str) -> bool:
+    return isinstance(part, str) and part in ("AllOf", "AnyOf", "NotOf", "Compare", "Evaluate")
+
+
+def _line_for(where: str, lines: dict[str, int]) -> int | None:
+    parts = where.split(".")
+    while parts:
+        key = ".".join(parts)
+        if key in lines:
+            return lines[key]
+        parts.pop()
+    return None
+
+
+def _yaml_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
+    lines[path or "(document)"] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = f"{path}.{key_node.value}" if path else str(key_node.value)
+            lines[child] = key_node.start_mark.line + 1
+            _yaml_lines(value_node, child, lines)
+            lines[child] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _yaml_lines(item, f"{path}.{index}" if path else str(index), lines)
+
+
+def load_policy_file(path: str | Path) -> PolicyDocument:
+    """Load a policy from a .yaml/.yml or .json file; errors point at file:line: field."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {file}: {exc.strerror}") from exc
+    lines: dict[str, int] = {}
+    try:
+        if file.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            if node is not None:
+                _yaml_lines(node, "", lines)
+            data = yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise PolicyError(
+            f"{file}: not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {exc}"
+        ) from exc
+    return parse_policy(data, source=str(file), lines=lines)
+
+
+def dump_policy(document: PolicyDocument, fmt: Literal["yaml", "json"] = "yaml") -> str:
+    data = document.to_json_data()
+    if fmt == "json":
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
+    return str(yaml.safe_dump(data, sort_keys=False))

@@ -1,0 +1,124 @@
+"""Everything an operation needs besides its connection: tables, caches, settings, clock."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from agent_control_plane.errors import ConfigurationError
+from agent_control_plane.evaluators import EvaluatorRegistry
+from agent_control_plane.rules.proposal import Proposal
+from agent_control_plane.rules.routing import (
+    CompiledPolicy,
+    EvaluatorFailure,
+    Outcome,
+    Route,
+    route,
+)
+from agent_control_plane.schema.tables import AcpTables
+
+log = logging.getLogger("agent_control_plane")
+
+# Budgets and the kill check are never on this list: they always fail closed.
+FAIL_OPEN_CATEGORIES = frozenset({"evaluator"})
+
+
+def fail_open_categories(value: Any) -> frozenset[str]:
+    categories = frozenset([value] if isinstance(value, str) else (value or ()))
+    unknown = categories - FAIL_OPEN_CATEGORIES
+    if unknown:
+        raise ConfigurationError(
+            f"fail_open={sorted(unknown)} is not allowed: only {sorted(FAIL_OPEN_CATEGORIES)} may "
+            "fail open; budgets, the kill check and database errors always fail closed"
+        )
+    for category in categories:
+        log.warning("ACP fail-open enabled for %s errors: those failures will not deny", category)
+    return categories
+
+
+def reading(connection: Connection) -> AbstractContextManager[Any]:
+    """A transaction for a read, unless the caller already opened one."""
+    return nullcontext() if connection.in_transaction() else connection.begin()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFacts:
+    """What never changes about a session, cached after the first read."""
+
+    policy_id: uuid.UUID
+    tenant: str | None
+    agent_id: str
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    tables: AcpTables
+    dialect: str
+    update_returning: bool
+    evaluators: EvaluatorRegistry = field(default_factory=EvaluatorRegistry)
+    fail_open: frozenset[str] = frozenset()
+    idempotency_retention: timedelta = timedelta(days=7)
+    clock: Callable[[], datetime] = utc_now
+    policies: dict[uuid.UUID, CompiledPolicy] = field(default_factory=dict)
+    sessions: dict[uuid.UUID, SessionFacts] = field(default_factory=dict)
+
+    @classmethod
+    def for_connection_dialect(cls, tables: AcpTables, dialect: Any, **options: Any) -> Runtime:
+        return cls(
+            tables=tables,
+            dialect=dialect.name,
+            update_returning=bool(dialect.update_returning),
+            **options,
+        )
+
+    def route(self, policy: CompiledPolicy, proposal: Proposal) -> Route:
+        timeout = policy.document.evaluator_timeout.total_seconds()
+
+        def call(name: str, params: dict[str, Any], subject: Proposal) -> bool:
+            try:
+                return self.evaluators.call(name, params, subject, timeout)
+            except EvaluatorFailure as failure:
+                if "evaluator" in self.fail_open:
+                    log.warning("ACP fail-open: %s treated as not matching", failure.reason)
+                    return False
+                raise
+
+        try:
+            return route(policy, proposal, call)
+        except EvaluatorFailure as failure:
+            return Route(Outcome.DENIED, failure.reason)
+
+    def session_facts(self, connection: Connection, session_id: uuid.UUID) -> SessionFacts:
+        facts = self.sessions.get(session_id)
+        if facts is None:
+            from agent_control_plane.store import sessions as session_store
+
+            facts = session_store.facts(connection, self, session_id)
+            self.sessions[session_id] = facts
+        return facts
+
+    def policy(self, connection: Connection, policy_id: uuid.UUID) -> CompiledPolicy:
+        compiled = self.policies.get(policy_id)
+        if compiled is None:
+            from agent_control_plane.store import policies as policy_store
+
+            with reading(connection):
+                snapshot = policy_store.get(connection, self, policy_id)
+            compiled = self.remember_policy(policy_id, CompiledPolicy.compile(snapshot.document))
+        return compiled
+
+    def remember_policy(self, policy_id: uuid.UUID, compiled: CompiledPolicy) -> CompiledPolicy:
+        self.evaluators.require(compiled.document.evaluators())
+        self.policies[policy_id] = compiled
+        return compiled

@@ -1,0 +1,1 @@
+"""Statements, one module per domain; dialect differences live in store.dialect."""

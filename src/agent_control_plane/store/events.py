@@ -1,0 +1,168 @@
+"""Event statements: append (hash-chained), read a session's events, the global feed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, insert, select
+from sqlalchemy.engine import Connection
+
+from agent_control_plane.models import Event
+from agent_control_plane.rules.audit import GENESIS_HASH, EventContent, StoredEvent, event_hash
+from agent_control_plane.runtime import Runtime
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    kind: str
+    action: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    cost: Decimal | None = None
+    payload: Any = None
+
+
+def _values(
+    session_id: uuid.UUID, seq: int, prev_hash: str | None, event: NewEvent, now: datetime
+) -> dict[str, Any]:
+    previous = prev_hash or GENESIS_HASH
+    content = EventContent(
+        session_id=session_id,
+        seq=seq,
+        kind=event.kind,
+        action=event.action,
+        outcome=event.outcome,
+        reason=event.reason,
+        cost=event.cost,
+        payload=event.payload,
+        created_at=now,
+    )
+    return {
+        "session_id": session_id,
+        "seq": seq,
+        "kind": event.kind,
+        "action": event.action,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "cost": event.cost,
+        "payload": event.payload,
+        "created_at": now,
+        "prev_hash": previous,
+        "hash": event_hash(previous, content),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where the next event goes: its session, its seq, and the hash it must follow."""
+
+    session_id: uuid.UUID
+    seq: int
+    prev_hash: str | None
+
+    @classmethod
+    def of(cls, allocated: Any) -> Slot:
+        """The slot a session statement allocated (anything with id, seq, prev_hash)."""
+        return cls(allocated.id, allocated.seq, allocated.prev_hash)
+
+
+def append(
+    connection: Connection, runtime: Runtime, slot: Slot, event: NewEvent, now: datetime
+) -> dict[str, Any]:
+    """Insert the event in ``slot`` (allocated by a session statement); return its values."""
+    values = _values(slot.session_id, slot.seq, slot.prev_hash, event, now)
+    connection.execute(insert(runtime.tables.events), values)
+    return values
+
+
+def append_many(
+    connection: Connection,
+    runtime: Runtime,
+    allocated: Sequence[Any],
+    event: NewEvent,
+    now: datetime,
+) -> None:
+    if allocated:
+        rows = [_values(row.id, row.seq, row.prev_hash, event, now) for row in allocated]
+        connection.execute(insert(runtime.tables.events), rows)
+
+
+def to_event(row: Row[Any]) -> Event:
+    return Event(
+        id=row.id,
+        session_id=row.session_id,
+        seq=row.seq,
+        kind=row.kind,
+        action=row.action,
+        outcome=row.outcome,
+        reason=row.reason,
+        cost=row.cost,
+        payload=row.payload,
+        created_at=row.created_at,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def for_session(
+    connection: Connection, runtime: Runtime, session_id: uuid.UUID, after_seq: int, limit: int
+) -> list[Event]:
+    events = runtime.tables.events
+    query = (
+        select(events)
+        .where(events.c.session_id == session_id, events.c.seq > after_seq)
+        .order_by(events.c.seq)
+        .limit(limit)
+    )
+    return [to_event(row) for row in connection.execute(query)]
+
+
+def feed(
+    connection: Connection, runtime: Runtime, after_id: int, limit: int, kind: str | None
+) -> list[Event]:
+    events = runtime.tables.events
+    query = select(events).where(events.c.id > after_id)
+    if kind is not None:
+        query = query.where(events.c.kind == kind)
+    query = query.order_by(events.c.id).limit(limit)
+    return [to_event(row) for row in connection.execute(query)]
+
+
+def by_seq(
+    connection: Connection, runtime: Runtime, session_id: uuid.UUID, seq: int
+) -> Event | None:
+    events = runtime.tables.events
+    row = connection.execute(
+        select(events).where(events.c.session_id == session_id, events.c.seq == seq)
+    ).one_or_none()
+    return None if row is None else to_event(row)
+
+
+def chain_rows(
+    connection: Connection, runtime: Runtime, session_ids: Sequence[uuid.UUID]
+) -> Iterator[tuple[uuid.UUID, StoredEvent]]:
+    """Every event of these sessions, ordered by session then seq, as the chain sees it."""
+    events = runtime.tables.events
+    query = (
+        select(events)
+        .where(events.c.session_id.in_(session_ids))
+        .order_by(events.c.session_id, events.c.seq)
+    )
+    for row in connection.execute(query):
+        content = EventContent(
+            session_id=row.session_id,
+            seq=row.seq,
+            kind=row.kind,
+            action=row.action,
+            outcome=row.outcome,
+            reason=row.reason,
+            cost=row.cost,
+            payload=row.payload,
+            created_at=row.created_at,
+        )
+        yield row.session_id, StoredEvent(content=content, prev_hash=row.prev_hash, hash=row.hash)

@@ -1,0 +1,261 @@
+"""Session statements: every status and budget rule is a condition in SQL."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, and_, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from agent_control_plane.errors import SessionNotFoundError
+from agent_control_plane.models import Session
+from agent_control_plane.rules.lifecycle import LIVE_STATUSES, Transition
+from agent_control_plane.runtime import Runtime, SessionFacts, reading
+from agent_control_plane.store.dialect import update_many, update_one
+
+
+@dataclass(frozen=True, slots=True)
+class Allocated:
+    """A session's state right after a statement allocated it an event seq."""
+
+    id: uuid.UUID
+    seq: int
+    prev_hash: str | None
+    status: str
+    expires_at: datetime | None
+    actions_used: int
+    max_actions: int
+    cost_used: Decimal
+    max_cost: Decimal
+
+
+def _prev_hash(runtime: Runtime) -> ColumnElement[Any]:
+    """The hash of the event before the seq just allocated (next_seq is already advanced)."""
+    sessions, events = runtime.tables.sessions, runtime.tables.events
+    return (
+        select(events.c.hash)
+        .where(events.c.session_id == sessions.c.id, events.c.seq == sessions.c.next_seq - 2)
+        .scalar_subquery()
+        .label("prev_hash")
+    )
+
+
+def _allocated_columns(runtime: Runtime) -> list[ColumnElement[Any]]:
+    s = runtime.tables.sessions.c
+    columns: list[ColumnElement[Any]] = [
+        s.id,
+        (s.next_seq - 1).label("seq"),
+        s.status,
+        s.expires_at,
+        s.actions_used,
+        s.max_actions,
+        s.cost_used,
+        s.max_cost,
+    ]
+    # SQLite renders RETURNING columns unqualified, which would turn the correlated
+    # subquery into a self-comparison; there the hash is read by _with_prev_hash.
+    if runtime.dialect != "sqlite":
+        columns.append(_prev_hash(runtime))
+    return columns
+
+
+def _with_prev_hash(connection: Connection, runtime: Runtime, row: Row[Any]) -> Allocated:
+    values = row._asdict()
+    if "prev_hash" not in values:
+        events = runtime.tables.events
+        values["prev_hash"] = connection.execute(
+            select(events.c.hash).where(events.c.session_id == row.id, events.c.seq == row.seq - 1)
+        ).scalar_one_or_none()
+    return Allocated(**values)
+
+
+def insert_session(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
+    connection.execute(insert(runtime.tables.sessions), values)
+
+
+def facts(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> SessionFacts:
+    s = runtime.tables.sessions.c
+    with reading(connection):
+        row = connection.execute(
+            select(s.policy_id, s.tenant, s.agent_id).where(s.id == session_id)
+        ).one_or_none()
+    if row is None:
+        raise SessionNotFoundError(f"no session {session_id}")
+    return SessionFacts(policy_id=row.policy_id, tenant=row.tenant, agent_id=row.agent_id)
+
+
+def charge(
+    connection: Connection, runtime: Runtime, session_id: uuid.UUID, cost: Decimal, now: datetime
+) -> Allocated | None:
+    """Charge one action and ``cost`` and allocate an event seq — only if the session is
+    live, unexpired and within both budgets. None means refused (nothing changed)."""
+    sessions = runtime.tables.sessions
+    s = sessions.c
+    statement = (
+        update(sessions)
+        .where(
+            s.id == session_id,
+            s.status.in_(LIVE_STATUSES),
+            or_(s.expires_at.is_(None), s.expires_at > now),
+            s.actions_used + 1 <= s.max_actions,
+            s.cost_used + cost <= s.max_cost,
+        )
+        .values(
+            actions_used=s.actions_used + 1,
+            cost_used=s.cost_used + cost,
+            next_seq=s.next_seq + 1,
+            status="active",
+            updated_at=now,
+        )
+    )
+    row = update_one(connection, runtime, statement, s.id, session_id, _allocated_columns(runtime))
+    return None if row is None else _with_prev_hash(connection, runtime, row)
+
+
+def allocate_seq(
+    connection: Connection,
+    runtime: Runtime,
+    session_id: uuid.UUID,
+    cost_delta: Decimal | None = None,
+) -> Allocated:
+    """Allocate the next event seq (and optionally settle a cost difference), whatever the
+    session's status; return its state after. Raises if the session does not exist."""
+    sessions = runtime.tables.sessions
+    s = sessions.c
+    values: dict[str, Any] = {"next_seq": s.next_seq + 1}
+    if cost_delta:
+        values["cost_used"] = s.cost_used + cost_delta
+    statement = update(sessions).where(s.id == session_id).values(**values)
+    row = update_one(connection, runtime, statement, s.id, session_id, _allocated_columns(runtime))
+    if row is None:
+        raise SessionNotFoundError(f"no session {session_id}")
+    return _with_prev_hash(connection, runtime, row)
+
+
+def transition(
+    connection: Connection,
+    runtime: Runtime,
+    session_id: uuid.UUID,
+    change: Transition,
+    now: datetime,
+    reason: str | None,
+) -> Allocated | None:
+    sessions = runtime.tables.sessions
+    s = sessions.c
+    values: dict[str, Any] = {
+        "status": change.target,
+        "next_seq": s.next_seq + 1,
+        "updated_at": now,
+    }
+    if change.target in ("completed", "aborted"):
+        values.update(ended_at=now, end_reason=reason)
+    statement = (
+        update(sessions).where(s.id == session_id, s.status.in_(change.sources)).values(**values)
+    )
+    row = update_one(connection, runtime, statement, s.id, session_id, _allocated_columns(runtime))
+    return None if row is None else _with_prev_hash(connection, runtime, row)
+
+
+def transition_many(
+    connection: Connection,
+    runtime: Runtime,
+    where: ColumnElement[bool],
+    change: Transition,
+    now: datetime,
+    reason: str | None,
+) -> list[Allocated]:
+    sessions = runtime.tables.sessions
+    s = sessions.c
+    statement = update(sessions).values(
+        status=change.target,
+        next_seq=s.next_seq + 1,
+        updated_at=now,
+        ended_at=now,
+        end_reason=reason,
+    )
+    rows = update_many(
+        connection,
+        runtime,
+        statement,
+        and_(where, s.status.in_(change.sources)),
+        s.id,
+        _allocated_columns(runtime),
+    )
+    return [_with_prev_hash(connection, runtime, row) for row in rows]
+
+
+def heartbeat(
+    connection: Connection, runtime: Runtime, session_id: uuid.UUID, now: datetime
+) -> Session:
+    sessions = runtime.tables.sessions
+    s = sessions.c
+    statement = update(sessions).where(s.id == session_id).values(heartbeat_at=now)
+    row = update_one(connection, runtime, statement, s.id, session_id, list(s))
+    if row is None:
+        raise SessionNotFoundError(f"no session {session_id}")
+    return to_session(row)
+
+
+def get(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> Session | None:
+    sessions = runtime.tables.sessions
+    row = connection.execute(select(sessions).where(sessions.c.id == session_id)).one_or_none()
+    return None if row is None else to_session(row)
+
+
+def status_of(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> str | None:
+    s = runtime.tables.sessions.c
+    return connection.execute(select(s.status).where(s.id == session_id)).scalar_one_or_none()
+
+
+def to_session(row: Row[Any]) -> Session:
+    return Session(
+        id=row.id,
+        name=row.name,
+        agent_id=row.agent_id,
+        tenant=row.tenant,
+        policy_id=row.policy_id,
+        status=row.status,
+        max_cost=row.max_cost,
+        cost_used=row.cost_used,
+        max_actions=row.max_actions,
+        actions_used=row.actions_used,
+        expires_at=row.expires_at,
+        metadata=row.metadata,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        heartbeat_at=row.heartbeat_at,
+        ended_at=row.ended_at,
+        end_reason=row.end_reason,
+    )
+
+
+def page(
+    connection: Connection,
+    runtime: Runtime,
+    *,
+    status: str | None,
+    agent_id: str | None,
+    tenant: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Session]:
+    sessions = runtime.tables.sessions
+    s = sessions.c
+    query = select(sessions)
+    if status is not None:
+        query = query.where(s.status == status)
+    if agent_id is not None:
+        query = query.where(s.agent_id == agent_id)
+    if tenant is not None:
+        query = query.where(s.tenant == tenant)
+    if after is not None:
+        created_at, last_id = after
+        query = query.where(
+            or_(s.created_at < created_at, and_(s.created_at == created_at, s.id < last_id))
+        )
+    query = query.order_by(s.created_at.desc(), s.id.desc()).limit(limit)
+    return [to_session(row) for row in connection.execute(query)]
