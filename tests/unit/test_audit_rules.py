@@ -79,3 +79,12 @@ def test_inserted_and_reordered_rows_are_named() -> None:
         (2, "reordered"),
         (4, "broken_link"),
     ]
+
+
+def test_a_rehashed_last_event_differs_from_the_recorded_head() -> None:
+    events = chain(5)
+    head = events[-1].hash
+    edited = dataclasses.replace(events[4].content, outcome="denied")
+    events[4] = StoredEvent(edited, events[4].prev_hash, event_hash(events[4].prev_hash, edited))
+    assert [(p.seq, p.problem) for p in verify_chain(SESSION, events, 5, head)] == [(5, "edited")]
+    assert verify_chain(SESSION, chain(5), 5, head) == []

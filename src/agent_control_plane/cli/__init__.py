@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from agent_control_plane.cli.audit import audit_app
 from agent_control_plane.cli.db import db_app
 from agent_control_plane.cli.demo import demo
+from agent_control_plane.cli.policy import policy_app
 
 app = typer.Typer(
     name="acp",
@@ -14,6 +16,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
 app.command("demo")(demo)
 
 

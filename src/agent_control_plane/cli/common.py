@@ -12,12 +12,13 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.config import Settings
+from agent_control_plane.control_plane import ControlPlane
 from agent_control_plane.engine import create_sync_engine, database_url, governed_engine
-from agent_control_plane.errors import ControlPlaneError
+from agent_control_plane.errors import ConfigurationError, ControlPlaneError
 from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.schema.layout import resolve_layout
 
-console = Console()
+console = Console(soft_wrap=True)
 errors = Console(stderr=True)
 
 UrlOption = Annotated[
@@ -69,3 +70,22 @@ def connected(
     """Like :func:`migrator_for`, with one fresh connection."""
     with migrator_for(url, schema, table_prefix) as (migrator, engine), engine.connect() as conn:
         yield migrator, conn
+
+
+@contextmanager
+def opened(url: str | None, schema: str | None, table_prefix: str | None) -> Iterator[ControlPlane]:
+    """ACP opened with ``migrate="verify"``: the CLI never migrates behind your back."""
+    try:
+        control_plane = ControlPlane.open(
+            url, schema=schema, table_prefix=table_prefix, migrate="verify"
+        )
+    except ConfigurationError as exc:
+        raise fail(str(exc)) from exc
+    except ControlPlaneError as exc:
+        raise fail(str(exc), 1) from exc
+    try:
+        yield control_plane
+    except ControlPlaneError as exc:
+        raise fail(str(exc), 1) from exc
+    finally:
+        control_plane.close()

@@ -93,13 +93,17 @@ def verify_audit(
     while True:
         with connection.begin():
             query = (
-                select(sessions.id, sessions.next_seq).order_by(sessions.id).limit(_VERIFY_BATCH)
+                select(sessions.id, sessions.next_seq, sessions.last_event_hash)
+                .order_by(sessions.id)
+                .limit(_VERIFY_BATCH)
             )
             if only is not None:
                 query = query.where(sessions.id == only)
             if last is not None:
                 query = query.where(sessions.id > last)
-            heads = {row.id: row.next_seq - 1 for row in connection.execute(query)}
+            heads = {
+                row.id: (row.next_seq - 1, row.last_event_hash) for row in connection.execute(query)
+            }
             if not heads:
                 break
             rows = event_store.chain_rows(connection, runtime, list(heads))
@@ -108,9 +112,9 @@ def verify_audit(
                 chain = [stored for _, stored in group]
                 seen.add(sid)
                 checked_events += len(chain)
-                problems += verify_chain(sid, chain, heads[sid])
+                problems += verify_chain(sid, chain, *heads[sid])
             for sid in heads.keys() - seen:
-                problems += verify_chain(sid, [], heads[sid])
+                problems += verify_chain(sid, [], *heads[sid])
         checked_sessions += len(heads)
         last = max(heads)
         if only is not None:

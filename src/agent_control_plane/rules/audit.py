@@ -63,12 +63,16 @@ class AuditProblem:
 
 
 def verify_chain(
-    session_id: uuid.UUID, events: Iterable[StoredEvent], expected_count: int
+    session_id: uuid.UUID,
+    events: Iterable[StoredEvent],
+    expected_count: int,
+    expected_head: str | None = None,
 ) -> list[AuditProblem]:
     """Check one session's events (ordered by seq) against the chain and the session head.
 
-    An edited row fails its own hash; a deleted row leaves a gap (or a short tail);
-    an inserted or reordered row breaks the link to its neighbour or its own hash.
+    An edited row fails its own hash (the last one also its session's recorded head);
+    a deleted row leaves a gap or a short tail; an inserted or reordered row breaks
+    the link to its neighbour or its own hash.
     """
     problems: list[AuditProblem] = []
     previous_hash = GENESIS_HASH
@@ -110,6 +114,19 @@ def verify_chain(
                 )
             expected_seq = seq + 1
         previous_hash = event.hash
+    if (
+        expected_head is not None
+        and previous_hash != expected_head
+        and expected_seq > expected_count
+    ):
+        problems.append(
+            AuditProblem(
+                session_id,
+                expected_seq - 1,
+                "edited",
+                "the last event is not the one the session recorded as its chain head",
+            )
+        )
     if expected_seq <= expected_count:
         problems.append(
             AuditProblem(

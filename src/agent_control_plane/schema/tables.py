@@ -153,9 +153,11 @@ def build_tables(layout: Layout) -> AcpTables:
         Column("cost_used", Money(), nullable=False),
         Column("max_actions", BigInteger(), nullable=False),
         Column("actions_used", BigInteger(), nullable=False),
-        # The next event's seq lives on the row every governed decision already
-        # locks, so allocating it costs no extra statement.
+        # The chain head (next event seq, last event hash) lives on the row every
+        # governed decision already locks: read with the charge, it is always the
+        # latest committed head, whatever the isolation level.
         Column("next_seq", BigInteger(), nullable=False),
+        Column("last_event_hash", String(DIGEST_LENGTH)),
         Column("expires_at", UTCDateTime()),
         Column("metadata", JSONDocument),
         _created(),

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.models import Event
@@ -77,6 +77,12 @@ def append(
     """Insert the event in ``slot`` (allocated by a session statement); return its values."""
     values = _values(slot.session_id, slot.seq, slot.prev_hash, event, now)
     connection.execute(insert(runtime.tables.events), values)
+    sessions = runtime.tables.sessions
+    connection.execute(
+        update(sessions)
+        .where(sessions.c.id == slot.session_id)
+        .values(last_event_hash=values["hash"])
+    )
     return values
 
 
@@ -87,9 +93,17 @@ def append_many(
     event: NewEvent,
     now: datetime,
 ) -> None:
-    if allocated:
-        rows = [_values(row.id, row.seq, row.prev_hash, event, now) for row in allocated]
-        connection.execute(insert(runtime.tables.events), rows)
+    if not allocated:
+        return
+    rows = [_values(row.id, row.seq, row.prev_hash, event, now) for row in allocated]
+    connection.execute(insert(runtime.tables.events), rows)
+    sessions = runtime.tables.sessions
+    connection.execute(
+        update(sessions)
+        .where(sessions.c.id == bindparam("target"))
+        .values(last_event_hash=bindparam("head")),
+        [{"target": row["session_id"], "head": row["hash"]} for row in rows],
+    )
 
 
 def to_event(row: Row[Any]) -> Event:

@@ -33,22 +33,12 @@ class Allocated:
     max_cost: Decimal
 
 
-def _prev_hash(runtime: Runtime) -> ColumnElement[Any]:
-    """The hash of the event before the seq just allocated (next_seq is already advanced)."""
-    sessions, events = runtime.tables.sessions, runtime.tables.events
-    return (
-        select(events.c.hash)
-        .where(events.c.session_id == sessions.c.id, events.c.seq == sessions.c.next_seq - 2)
-        .scalar_subquery()
-        .label("prev_hash")
-    )
-
-
 def _allocated_columns(runtime: Runtime) -> list[ColumnElement[Any]]:
     s = runtime.tables.sessions.c
-    columns: list[ColumnElement[Any]] = [
+    return [
         s.id,
         (s.next_seq - 1).label("seq"),
+        s.last_event_hash.label("prev_hash"),
         s.status,
         s.expires_at,
         s.actions_used,
@@ -56,21 +46,10 @@ def _allocated_columns(runtime: Runtime) -> list[ColumnElement[Any]]:
         s.cost_used,
         s.max_cost,
     ]
-    # SQLite renders RETURNING columns unqualified, which would turn the correlated
-    # subquery into a self-comparison; there the hash is read by _with_prev_hash.
-    if runtime.dialect != "sqlite":
-        columns.append(_prev_hash(runtime))
-    return columns
 
 
-def _with_prev_hash(connection: Connection, runtime: Runtime, row: Row[Any]) -> Allocated:
-    values = row._asdict()
-    if "prev_hash" not in values:
-        events = runtime.tables.events
-        values["prev_hash"] = connection.execute(
-            select(events.c.hash).where(events.c.session_id == row.id, events.c.seq == row.seq - 1)
-        ).scalar_one_or_none()
-    return Allocated(**values)
+def _allocated(row: Row[Any]) -> Allocated:
+    return Allocated(**row._asdict())
 
 
 def insert_session(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
@@ -113,7 +92,7 @@ def charge(
         )
     )
     row = update_one(connection, runtime, statement, s.id, session_id, _allocated_columns(runtime))
-    return None if row is None else _with_prev_hash(connection, runtime, row)
+    return None if row is None else _allocated(row)
 
 
 def allocate_seq(
@@ -133,7 +112,7 @@ def allocate_seq(
     row = update_one(connection, runtime, statement, s.id, session_id, _allocated_columns(runtime))
     if row is None:
         raise SessionNotFoundError(f"no session {session_id}")
-    return _with_prev_hash(connection, runtime, row)
+    return _allocated(row)
 
 
 def transition(
@@ -157,7 +136,7 @@ def transition(
         update(sessions).where(s.id == session_id, s.status.in_(change.sources)).values(**values)
     )
     row = update_one(connection, runtime, statement, s.id, session_id, _allocated_columns(runtime))
-    return None if row is None else _with_prev_hash(connection, runtime, row)
+    return None if row is None else _allocated(row)
 
 
 def transition_many(
@@ -185,7 +164,7 @@ def transition_many(
         s.id,
         _allocated_columns(runtime),
     )
-    return [_with_prev_hash(connection, runtime, row) for row in rows]
+    return [_allocated(row) for row in rows]
 
 
 def heartbeat(

@@ -74,6 +74,7 @@ def _tables() -> list[sa.Table]:
             sa.Column("max_actions", sa.BigInteger(), nullable=False),
             sa.Column("actions_used", sa.BigInteger(), nullable=False),
             sa.Column("next_seq", sa.BigInteger(), nullable=False),
+            sa.Column("last_event_hash", sa.String(DIGEST)),
             sa.Column("expires_at", UTCDateTime()),
             sa.Column("metadata", JSONDocument),
             created(),
