@@ -27,7 +27,7 @@ def test_async_methods_are_awaitable_and_take_the_same_parameters() -> None:
             continue
         if not callable(sync_member):
             continue
-        sync_signature = inspect.signature(sync_member)  # type: ignore[arg-type]
+        sync_signature = inspect.signature(sync_member)
         async_signature = inspect.signature(async_member)  # type: ignore[arg-type]
         assert list(sync_signature.parameters) == list(async_signature.parameters), name
         if name not in ("register_evaluator", "open"):
