@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, update
@@ -45,3 +46,35 @@ def floor_ops_per_second(url: str, seconds: float) -> float:
     _metadata.drop_all(engine)
     engine.dispose()
     return count / elapsed
+
+
+def concurrent_floor_ops_per_second(url: str, seconds: float, workers: int) -> float:
+    """The floor with ``workers`` threads, each on its own counter row."""
+    engine = create_sync_engine(database_url(url))
+    governed = governed_engine(engine)
+    _metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(insert(_counters), [{"id": i, "used": 0} for i in range(workers)])
+    counts = [0] * workers
+    stop = threading.Event()
+
+    def run(index: int) -> None:
+        charge = update(_counters).where(_counters.c.id == index).values(used=_counters.c.used + 1)
+        while not stop.is_set():
+            with governed.begin() as connection:
+                connection.execute(charge)
+                connection.execute(insert(_log), {"counter_id": index, "note": "floor"})
+            counts[index] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    _metadata.drop_all(engine)
+    engine.dispose()
+    return sum(counts) / elapsed

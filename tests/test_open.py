@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from agent_control_plane import (
@@ -148,16 +149,26 @@ def test_sqlite_gets_wal_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
 def test_sqlite_write_transactions_begin_immediate_but_host_engines_keep_theirs(
     tmp_path: Path,
 ) -> None:
-    host = create_engine(f"sqlite:///{tmp_path / 'h.db'}")
-    statements: list[str] = []
-    event.listen(host, "before_cursor_execute", lambda c, cur, stmt, *a: statements.append(stmt))
+    path = tmp_path / "h.db"
+    host = create_engine(f"sqlite:///{path}")
+
+    def write_lock_is_taken() -> bool:
+        probe = sqlite3.connect(path, timeout=0)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            locked = "locked" in str(error)
+        else:
+            probe.rollback()
+            locked = False
+        probe.close()
+        return locked
+
     with ControlPlane.open(host) as control_plane:
-        statements.clear()
         with control_plane.engine.begin() as connection:
+            connection.execute(text("SELECT 1"))  # a read: DEFERRED would take no write lock
+            assert write_lock_is_taken()
+        with host.begin() as connection:
             connection.execute(text("SELECT 1"))
-        assert statements[0] == "BEGIN IMMEDIATE"
-    statements.clear()
-    with host.begin() as connection:
-        connection.execute(text("SELECT 1"))
-    assert "BEGIN IMMEDIATE" not in statements
+            assert not write_lock_is_taken()
     host.dispose()

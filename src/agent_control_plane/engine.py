@@ -68,8 +68,12 @@ def _configure_sqlite_connection(dbapi_connection: Any, url: URL) -> None:
 
 def _begin_immediate(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front, so concurrent writers queue on the
-    # busy timeout instead of failing when a read lock would need upgrading.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # busy timeout instead of failing when a read lock would need upgrading. Sent
+    # straight to the driver: this runs before every transaction.
+    if connection.dialect.is_async:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
 
 def governed_engine(engine: Engine) -> Engine:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -50,16 +50,22 @@ class Decision:
         return self.outcome is Outcome.ALLOWED
 
     def to_json_data(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.update(
-            outcome=self.outcome.value,
-            session_id=str(self.session_id),
-            cost=str(self.cost),
-            remaining_cost=str(self.remaining_cost),
-            policy_id=str(self.policy_id),
-            decided_at=self.decided_at.isoformat(),
-        )
-        return data
+        return {
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "session_id": str(self.session_id),
+            "action": self.action,
+            "event_seq": self.event_seq,
+            "cost": str(self.cost),
+            "charged": self.charged,
+            "dry_run": self.dry_run,
+            "guidance": self.guidance,
+            "remaining_cost": str(self.remaining_cost),
+            "remaining_actions": self.remaining_actions,
+            "policy_id": str(self.policy_id),
+            "decided_at": self.decided_at.isoformat(),
+            "idempotency_key": self.idempotency_key,
+        }
 
     @classmethod
     def from_json_data(cls, data: dict[str, Any]) -> Decision:

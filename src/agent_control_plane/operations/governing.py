@@ -19,6 +19,7 @@ from agent_control_plane.runtime import Runtime, SessionFacts
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
+from agent_control_plane.store.idempotency import Claim
 
 OUTCOME_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -69,9 +70,8 @@ def govern(
         ]
     )
 
-    def work() -> tuple[Decision, dict[str, Any]]:
-        decision = _decide(connection, runtime, sid, facts, policy, route, proposal, key)
-        return decision, decision.to_json_data()
+    def work(claim: Claim | None) -> tuple[Decision, dict[str, Any]]:
+        return _decide(connection, runtime, sid, facts, policy, route, proposal, claim)
 
     return run_once(
         connection,
@@ -81,6 +81,7 @@ def govern(
         scope=scope("govern", facts.tenant),
         key=key,
         request_digest=request,
+        look_first=False,
     )
 
 
@@ -92,8 +93,8 @@ def _decide(
     policy: CompiledPolicy,
     route: Route,
     proposal: Proposal,
-    key: str | None,
-) -> Decision:
+    claim: Claim | None,
+) -> tuple[Decision, dict[str, Any]]:
     now = runtime.clock()
     outcome, reason, charged = route.outcome, route.reason, False
     row = None
@@ -113,6 +114,7 @@ def _decide(
             )
         if refusal is not None:
             outcome, reason = Outcome.DENIED, refusal
+    key = None if claim is None else claim.key
     guidance = route.guidance if outcome is Outcome.STEER else None
     payload = {
         "resource": proposal.resource,
@@ -125,14 +127,7 @@ def _decide(
         "policy_id": str(facts.policy_id),
         "idempotency_key": key,
     }
-    event_store.append(
-        connection,
-        runtime,
-        Slot.of(row),
-        NewEvent("decision", proposal.action, outcome.value, reason, proposal.cost, payload),
-        now,
-    )
-    return Decision(
+    decision = Decision(
         outcome=outcome,
         reason=reason,
         session_id=session_id,
@@ -148,6 +143,17 @@ def _decide(
         decided_at=now,
         idempotency_key=key,
     )
+    data = decision.to_json_data()
+    event_store.append(
+        connection,
+        runtime,
+        Slot.of(row),
+        NewEvent("decision", proposal.action, outcome.value, reason, proposal.cost, payload),
+        now,
+        claim,
+        data,
+    )
+    return decision, data
 
 
 def record_outcome(
@@ -171,7 +177,7 @@ def record_outcome(
     facts = runtime.session_facts(connection, decision.session_id)
     request = digest([status, str(actual), payload])
 
-    def work() -> tuple[Event, dict[str, Any]]:
+    def work(_claim: Claim | None) -> tuple[Event, dict[str, Any]]:
         recorded = event_store.by_seq(connection, runtime, decision.session_id, decision.event_seq)
         if (
             recorded is None

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from agent_control_plane.errors import GovernanceUnavailableError, IdempotencyConflictError
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import idempotency
+from agent_control_plane.store.idempotency import Claim, Stored
 
 T = TypeVar("T")
 
@@ -22,36 +23,42 @@ def scope(operation: str, tenant: str | None) -> str:
 def run_once(
     connection: Connection,
     runtime: Runtime,
-    work: Callable[[], tuple[T, dict[str, Any]]],
+    work: Callable[[Claim | None], tuple[T, dict[str, Any]]],
     decode: Callable[[dict[str, Any]], T],
     *,
     scope: str,
     key: str | None,
     request_digest: str,
+    look_first: bool = True,
 ) -> T:
-    """Run ``work`` (which returns the result and its JSON form) in one transaction.
+    """Run ``work`` in one transaction; with a key, record its result there too.
 
-    With a key, the result is recorded under (scope, key) in that same transaction;
-    a retry — concurrent or later — rolls its own work back and returns the first
-    result. The same key with a different request raises IdempotencyConflictError.
+    ``work`` gets the Claim (or None without a key) and may write the record itself
+    (to fold it into its own statements); otherwise it is written after ``work``. A
+    retry, concurrent or later, returns the first result and changes nothing; the
+    same key with a different request raises IdempotencyConflictError.
+    ``look_first=False`` skips the initial lookup: a retry then runs ``work`` and is
+    rolled back by the unique constraint — cheaper when retries are rare and ``work``
+    cannot fail on a replay.
     """
+    claim = None if key is None else Claim(scope, key, request_digest)
+    stored: Stored | None = None
     try:
         try:
             with connection.begin():
-                stored = None if key is None else idempotency.find(connection, runtime, scope, key)
+                if claim is not None and look_first:
+                    stored = idempotency.find(connection, runtime, scope, claim.key)
                 if stored is None:
-                    result, data = work()
-                    if key is not None:
-                        idempotency.record(
-                            connection, runtime, scope, key, request_digest, data, runtime.clock()
-                        )
+                    result, data = work(claim)
+                    if claim is not None and not claim.recorded:
+                        idempotency.record(connection, runtime, claim, data, runtime.clock())
                     return result
         except IntegrityError:
-            if key is None:
+            if claim is None:
                 raise
-            # A concurrent twin committed first: our work was rolled back; use its result.
+            # A twin committed first: our work was rolled back; use its result.
             with connection.begin():
-                stored = idempotency.find(connection, runtime, scope, key)
+                stored = idempotency.find(connection, runtime, scope, claim.key)
             if stored is None:
                 raise
     except DBAPIError as error:

@@ -27,6 +27,7 @@ from agent_control_plane.schema.tables import SESSION_STATUSES
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
+from agent_control_plane.store.idempotency import Claim
 
 
 def open_session(
@@ -58,7 +59,7 @@ def open_session(
     policy_id = resolve_policy(connection, runtime, policy)
     request = digest({**values, "policy_id": str(policy_id), "expires_at": str(expires_at)})
 
-    def work() -> tuple[Session, dict[str, Any]]:
+    def work(_claim: Claim | None) -> tuple[Session, dict[str, Any]]:
         now = runtime.clock()
         session_id = uuid.uuid4()
         row = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -23,22 +22,15 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
-def _check_floats(value: Any) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("NaN and infinite numbers are not valid JSON")
-    if isinstance(value, dict):
-        for item in value.values():
-            _check_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_floats(item)
-
-
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, UTF-8 kept: equal documents give equal strings."""
-    _check_floats(value)
     return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_default,
     )
 
 

@@ -7,14 +7,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import Insert, Row, Update, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.models import Event
 from agent_control_plane.rules.audit import GENESIS_HASH, EventContent, StoredEvent, event_hash
 from agent_control_plane.runtime import Runtime
+from agent_control_plane.schema.tables import AcpTables
+from agent_control_plane.store import idempotency
+from agent_control_plane.store.idempotency import Claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +75,78 @@ class Slot:
         return cls(allocated.id, allocated.seq, allocated.prev_hash)
 
 
-def append(
-    connection: Connection, runtime: Runtime, slot: Slot, event: NewEvent, now: datetime
-) -> dict[str, Any]:
-    """Insert the event in ``slot`` (allocated by a session statement); return its values."""
-    values = _values(slot.session_id, slot.seq, slot.prev_hash, event, now)
-    connection.execute(insert(runtime.tables.events), values)
-    sessions = runtime.tables.sessions
-    connection.execute(
-        update(sessions)
-        .where(sessions.c.id == slot.session_id)
-        .values(last_event_hash=values["hash"])
+@lru_cache(maxsize=32)
+def _insert_event(tables: AcpTables) -> Insert:
+    events = tables.events
+    return (
+        insert(events)
+        .values({name: bindparam(f"e_{name}", type_=events.c[name].type) for name in _COLUMNS})
+        .inline()
     )
+
+
+@lru_cache(maxsize=32)
+def _move_head(tables: AcpTables) -> Update:
+    sessions = tables.sessions
+    return (
+        update(sessions)
+        .where(sessions.c.id == bindparam("h_session", type_=sessions.c.id.type))
+        .values(last_event_hash=bindparam("h_hash"))
+    )
+
+
+@lru_cache(maxsize=64)
+def _append_in_one(tables: AcpTables, with_claim: bool) -> Insert | Update:
+    """PostgreSQL: event, head and idempotency record in one statement (one round trip)."""
+    event_cte = _insert_event(tables).cte("acp_new_event")
+    if not with_claim:
+        return _move_head(tables).add_cte(event_cte)
+    return idempotency.insert_statement(tables).add_cte(
+        event_cte, _move_head(tables).cte("acp_new_head")
+    )
+
+
+_COLUMNS = (
+    "session_id",
+    "seq",
+    "kind",
+    "action",
+    "outcome",
+    "reason",
+    "cost",
+    "payload",
+    "created_at",
+    "prev_hash",
+    "hash",
+)
+
+
+def append(
+    connection: Connection,
+    runtime: Runtime,
+    slot: Slot,
+    event: NewEvent,
+    now: datetime,
+    claim: Claim | None = None,
+    claim_result: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Insert the event in ``slot`` (allocated by a session statement), move the session's
+    chain head to it and, given a claim, write the idempotency record; return the event's
+    values. PostgreSQL does all of it in one statement."""
+    values = _values(slot.session_id, slot.seq, slot.prev_hash, event, now)
+    parameters = {f"e_{name}": values[name] for name in _COLUMNS}
+    parameters.update(h_session=slot.session_id, h_hash=values["hash"])
+    if claim is not None:
+        parameters.update(claim.parameters(claim_result or {}, now))
+    if runtime.dialect == "postgresql":
+        connection.execute(_append_in_one(runtime.tables, claim is not None), parameters)
+    else:
+        connection.execute(_insert_event(runtime.tables), parameters)
+        connection.execute(_move_head(runtime.tables), parameters)
+        if claim is not None:
+            connection.execute(idempotency.insert_statement(runtime.tables), parameters)
+    if claim is not None:
+        claim.recorded = True
     return values
 
 

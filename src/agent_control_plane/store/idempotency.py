@@ -4,34 +4,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Insert, Select, bindparam, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.runtime import Runtime
+from agent_control_plane.schema.tables import AcpTables
+from agent_control_plane.schema.types import UTCDateTime
 
 
-def record(
-    connection: Connection,
-    runtime: Runtime,
-    scope: str,
-    key: str,
-    request_digest: str,
-    result: dict[str, Any],
-    now: datetime,
-) -> None:
-    """Insert the record; a concurrent or earlier twin makes this raise IntegrityError."""
-    connection.execute(
-        insert(runtime.tables.idempotency_keys),
-        {
-            "scope": scope,
-            "key": key,
-            "request_digest": request_digest,
-            "result": result,
-            "created_at": now,
-        },
-    )
+@dataclass(slots=True)
+class Claim:
+    """A keyed request about to be recorded. Whoever writes the record sets ``recorded``."""
+
+    scope: str
+    key: str
+    request_digest: str
+    recorded: bool = False
+
+    def parameters(self, result: dict[str, Any], now: datetime) -> dict[str, Any]:
+        return {
+            "i_scope": self.scope,
+            "i_key": self.key,
+            "i_digest": self.request_digest,
+            "i_result": result,
+            "i_now": now,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +40,41 @@ class Stored:
     result: dict[str, Any]
 
 
+@lru_cache(maxsize=32)
+def insert_statement(tables: AcpTables) -> Insert:
+    keys = tables.idempotency_keys
+    return (
+        insert(keys)
+        .values(
+            scope=bindparam("i_scope"),
+            key=bindparam("i_key"),
+            request_digest=bindparam("i_digest"),
+            result=bindparam("i_result", type_=keys.c.result.type),
+            created_at=bindparam("i_now", type_=UTCDateTime()),
+        )
+        .inline()
+    )
+
+
+@lru_cache(maxsize=32)
+def _find_statement(tables: AcpTables) -> Select[Any]:
+    keys = tables.idempotency_keys
+    return select(keys.c.request_digest, keys.c.result).where(
+        keys.c.scope == bindparam("i_scope"), keys.c.key == bindparam("i_key")
+    )
+
+
+def record(
+    connection: Connection, runtime: Runtime, claim: Claim, result: dict[str, Any], now: datetime
+) -> None:
+    """Insert the record; a concurrent or earlier twin makes this raise IntegrityError."""
+    connection.execute(insert_statement(runtime.tables), claim.parameters(result, now))
+    claim.recorded = True
+
+
 def find(connection: Connection, runtime: Runtime, scope: str, key: str) -> Stored | None:
-    keys = runtime.tables.idempotency_keys
     row = connection.execute(
-        select(keys.c.request_digest, keys.c.result).where(keys.c.scope == scope, keys.c.key == key)
+        _find_statement(runtime.tables), {"i_scope": scope, "i_key": key}
     ).one_or_none()
     return None if row is None else Stored(row.request_digest, row.result)
 

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import SessionNotFoundError
 from agent_control_plane.models import Session
 from agent_control_plane.rules.lifecycle import LIVE_STATUSES, Transition
 from agent_control_plane.runtime import Runtime, SessionFacts, reading
+from agent_control_plane.schema.tables import AcpTables
+from agent_control_plane.schema.types import Money, UTCDateTime
 from agent_control_plane.store.dialect import update_many, update_one
 
 
@@ -33,8 +48,8 @@ class Allocated:
     max_cost: Decimal
 
 
-def _allocated_columns(runtime: Runtime) -> list[ColumnElement[Any]]:
-    s = runtime.tables.sessions.c
+def _allocated_columns(tables: AcpTables) -> list[ColumnElement[Any]]:
+    s = tables.sessions.c
     return [
         s.id,
         (s.next_seq - 1).label("seq"),
@@ -67,17 +82,15 @@ def facts(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> Se
     return SessionFacts(policy_id=row.policy_id, tenant=row.tenant, agent_id=row.agent_id)
 
 
-def charge(
-    connection: Connection, runtime: Runtime, session_id: uuid.UUID, cost: Decimal, now: datetime
-) -> Allocated | None:
-    """Charge one action and ``cost`` and allocate an event seq — only if the session is
-    live, unexpired and within both budgets. None means refused (nothing changed)."""
-    sessions = runtime.tables.sessions
-    s = sessions.c
+@lru_cache(maxsize=32)
+def _charge(tables: AcpTables, returning: bool) -> Update:
+    s = tables.sessions.c
+    now = bindparam("p_now", type_=UTCDateTime())
+    cost = bindparam("p_cost", type_=Money())
     statement = (
-        update(sessions)
+        update(tables.sessions)
         .where(
-            s.id == session_id,
+            s.id == bindparam("p_session", type_=s.id.type),
             s.status.in_(LIVE_STATUSES),
             or_(s.expires_at.is_(None), s.expires_at > now),
             s.actions_used + 1 <= s.max_actions,
@@ -91,8 +104,58 @@ def charge(
             updated_at=now,
         )
     )
-    row = update_one(connection, runtime, statement, s.id, session_id, _allocated_columns(runtime))
+    return statement.returning(*_allocated_columns(tables)) if returning else statement
+
+
+@lru_cache(maxsize=32)
+def _allocate(tables: AcpTables, returning: bool, settle: bool) -> Update:
+    s = tables.sessions.c
+    values: dict[str, Any] = {"next_seq": s.next_seq + 1}
+    if settle:
+        values["cost_used"] = s.cost_used + bindparam("p_delta", type_=Money())
+    statement = (
+        update(tables.sessions)
+        .where(s.id == bindparam("p_session", type_=s.id.type))
+        .values(**values)
+    )
+    return statement.returning(*_allocated_columns(tables)) if returning else statement
+
+
+@lru_cache(maxsize=32)
+def _read_back(tables: AcpTables) -> Select[Any]:
+    s = tables.sessions.c
+    return select(*_allocated_columns(tables)).where(
+        s.id == bindparam("p_session", type_=s.id.type)
+    )
+
+
+def _run(
+    connection: Connection,
+    runtime: Runtime,
+    build: Callable[[bool], Update],
+    parameters: dict[str, Any],
+) -> Allocated | None:
+    """Run a cached single-session UPDATE; return the allocated state, None if no row."""
+    if runtime.update_returning:
+        row = connection.execute(build(True), parameters).one_or_none()
+    elif connection.execute(build(False), parameters).rowcount == 0:
+        return None
+    else:
+        row = connection.execute(_read_back(runtime.tables), parameters).one()
     return None if row is None else _allocated(row)
+
+
+def charge(
+    connection: Connection, runtime: Runtime, session_id: uuid.UUID, cost: Decimal, now: datetime
+) -> Allocated | None:
+    """Charge one action and ``cost`` and allocate an event seq — only if the session is
+    live, unexpired and within both budgets. None means refused (nothing changed)."""
+    return _run(
+        connection,
+        runtime,
+        lambda returning: _charge(runtime.tables, returning),
+        {"p_session": session_id, "p_cost": cost, "p_now": now},
+    )
 
 
 def allocate_seq(
@@ -103,16 +166,16 @@ def allocate_seq(
 ) -> Allocated:
     """Allocate the next event seq (and optionally settle a cost difference), whatever the
     session's status; return its state after. Raises if the session does not exist."""
-    sessions = runtime.tables.sessions
-    s = sessions.c
-    values: dict[str, Any] = {"next_seq": s.next_seq + 1}
-    if cost_delta:
-        values["cost_used"] = s.cost_used + cost_delta
-    statement = update(sessions).where(s.id == session_id).values(**values)
-    row = update_one(connection, runtime, statement, s.id, session_id, _allocated_columns(runtime))
-    if row is None:
+    settle = bool(cost_delta)
+    allocated = _run(
+        connection,
+        runtime,
+        lambda returning: _allocate(runtime.tables, returning, settle),
+        {"p_session": session_id, "p_delta": cost_delta},
+    )
+    if allocated is None:
         raise SessionNotFoundError(f"no session {session_id}")
-    return _allocated(row)
+    return allocated
 
 
 def transition(
@@ -135,7 +198,9 @@ def transition(
     statement = (
         update(sessions).where(s.id == session_id, s.status.in_(change.sources)).values(**values)
     )
-    row = update_one(connection, runtime, statement, s.id, session_id, _allocated_columns(runtime))
+    row = update_one(
+        connection, runtime, statement, s.id, session_id, _allocated_columns(runtime.tables)
+    )
     return None if row is None else _allocated(row)
 
 
@@ -162,7 +227,7 @@ def transition_many(
         statement,
         and_(where, s.status.in_(change.sources)),
         s.id,
-        _allocated_columns(runtime),
+        _allocated_columns(runtime.tables),
     )
     return [_allocated(row) for row in rows]
 

@@ -1,0 +1,81 @@
+"""govern(): single-thread ops/s, 8 concurrent workers, and statements per decision."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import event
+
+from agent_control_plane import ControlPlane
+
+POLICY = {"name": "bench", "tiers": {"unrestricted": ["work"]}}
+_keys = itertools.count()
+
+
+def _session(cp: ControlPlane) -> uuid.UUID:
+    return cp.open_session(agent_id="bench", policy=POLICY, max_cost=10**8, max_actions=10**12).id
+
+
+def _one(cp: ControlPlane, sid: uuid.UUID) -> None:
+    decision = cp.govern(sid, "work", cost="0.0001", idempotency_key=f"k{next(_keys)}")
+    assert decision.allowed
+
+
+def govern_ops_per_second(url: str, seconds: float) -> float:
+    with ControlPlane.open(url) as cp:
+        sid = _session(cp)
+        for _ in range(20):
+            _one(cp, sid)
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            _one(cp, sid)
+            count += 1
+        return count / (time.perf_counter() - started)
+
+
+def statements_per_decision(url: str) -> tuple[int, list[str]]:
+    """Statements sent for one warm govern, BEGIN and COMMIT included."""
+    with ControlPlane.open(url) as cp:
+        sid = _session(cp)
+        _one(cp, sid)
+        seen: list[str] = []
+
+        def on_execute(*args: Any) -> None:
+            seen.append(str(args[2]).split()[0].upper())
+
+        event.listen(cp.engine, "before_cursor_execute", on_execute)
+        event.listen(cp.engine, "begin", lambda conn: seen.append("BEGIN"))
+        event.listen(cp.engine, "commit", lambda conn: seen.append("COMMIT"))
+        _one(cp, sid)
+        if "BEGIN" in seen[1:2] and seen[1].startswith("BEGIN"):
+            seen.pop(0)  # SQLite's BEGIN IMMEDIATE is itself an executed statement
+        return len(seen), seen
+
+
+def concurrent_govern_ops_per_second(url: str, seconds: float, workers: int = 8) -> float:
+    with ControlPlane.open(url) as cp:
+        sessions = [_session(cp) for _ in range(workers)]
+        counts = [0] * workers
+        stop = threading.Event()
+        barrier = threading.Barrier(workers + 1)
+
+        def run(index: int) -> None:
+            barrier.wait()
+            while not stop.is_set():
+                _one(cp, sessions[index])
+                counts[index] += 1
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        started = time.perf_counter()
+        time.sleep(seconds)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        return sum(counts) / (time.perf_counter() - started)
