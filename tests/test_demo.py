@@ -22,3 +22,25 @@ def test_demo_shows_the_host_autogenerate_leaving_acp_alone(tmp_path: Path) -> N
     assert re.search(r"ACP operations in the host's autogenerate\s+│ 0 ", text)
     assert "The host's autogenerate touched none of ACP's tables." in text
     assert (tmp_path / "app.db").exists()
+
+
+def test_demo_runs_the_governed_agent_through_every_outcome(tmp_path: Path) -> None:
+    output = io.StringIO()
+    run_demo(Console(file=output, width=200), workdir=tmp_path)
+    text = output.getvalue()
+    for fragment in (
+        "tier.auto_approve:read_ticket",
+        "tier.steer:close_account",
+        "Ask the customer to confirm in writing first.",
+        "tier.always_approve:issue_refund",
+        "tier.blocked:drop_database",
+        "risk.max_weight",
+        "rule:no-bulk-export",
+        "policy.default_deny",
+        "budget.max_actions",
+        "session.killed",
+        "status=aborted killed=True",
+        "intact: 18 events, 0 problems",
+        "Audit trail verified.",
+    ):
+        assert fragment in text, fragment

@@ -16,6 +16,7 @@ from rich.table import Table
 from sqlalchemy import func, inspect, select, table
 
 from agent_control_plane.control_plane import ControlPlane
+from agent_control_plane.demo.agent import run_agent_demo
 from agent_control_plane.demo.host_project import HostProject
 from agent_control_plane.testing import acp_operations
 
@@ -48,9 +49,19 @@ def _describe(operation: object) -> str:
 
 
 def run_demo(console: Console | None = None, workdir: Path | None = None) -> None:
+    """The whole demo: the governed agent, then ACP beside a host's alembic."""
     console = console or Console()
     with contextlib.ExitStack() as stack:
         root = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="acp-demo-")))
+        audit_ok = run_agent_demo(console, root)
+        run_alembic_demo(console, root)
+        if not audit_ok:
+            raise SystemExit(1)
+
+
+def run_alembic_demo(console: Console, root: Path) -> None:
+    """A host app and ACP on one SQLite file; the host's autogenerate leaves ACP alone."""
+    if True:
         database = root / "app.db"
         url = f"sqlite:///{database}"
         console.rule("[bold]agent-control-plane beside a host application's alembic")

@@ -1,0 +1,145 @@
+"""The governance demo: a scripted agent (no LLM, no network) under a policy."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from agent_control_plane.control_plane import ControlPlane
+from agent_control_plane.models import Decision
+
+POLICY: dict[str, Any] = {
+    "name": "support-bot",
+    "mode": "live",
+    "default": "deny",
+    "tiers": {
+        "auto_approve": ["read_ticket", "search_kb", "draft_reply"],
+        "always_approve": ["issue_refund"],
+        "steer": {"close_account": "Ask the customer to confirm in writing first."},
+        "blocked": ["drop_database"],
+    },
+    "risk": {"max_weight": 0.5, "min_score": 0.7},
+    "rules": [
+        {
+            "name": "no-bulk-export",
+            "when": {"field": "args.rows", "op": "gt", "value": 1000},
+            "outcome": "deny",
+        }
+    ],
+}
+
+# (action, cost, weight, score, args): what the scripted agent tries, in order.
+SCRIPT: list[tuple[str, str, float, float, dict[str, Any]]] = [
+    ("read_ticket", "0.02", 0.1, 0.95, {"ticket": 4711}),
+    ("search_kb", "0.05", 0.1, 0.90, {"query": "refund policy"}),
+    ("close_account", "0.01", 0.4, 0.90, {"customer": "c-42"}),
+    ("issue_refund", "0.00", 0.6, 0.90, {"amount": "25.00"}),
+    ("drop_database", "0.00", 1.0, 0.99, {}),
+    ("draft_reply", "0.08", 0.9, 0.95, {"ticket": 4711}),
+    ("search_kb", "0.05", 0.1, 0.80, {"query": "export", "rows": 50_000}),
+    ("send_fax", "0.01", 0.1, 0.99, {}),
+]
+
+
+def _row(table: Table, step: str, decision: Decision) -> None:
+    colour = {
+        "allowed": "green",
+        "steer": "yellow",
+        "needs_approval": "cyan",
+        "denied": "red",
+    }[decision.outcome.value]
+    reason = decision.reason + (f"\n[dim]{decision.guidance}[/]" if decision.guidance else "")
+    table.add_row(
+        step,
+        decision.action,
+        f"[{colour}]{decision.outcome.value}[/]",
+        reason,
+        f"${decision.remaining_cost:.2f}/{decision.remaining_actions}",
+    )
+
+
+def run_agent_demo(console: Console, workdir: Path) -> bool:
+    """Run the scripted agent; return True when the audit trail verifies."""
+    url = f"sqlite:///{workdir / 'agents.db'}"
+    console.rule("[bold]A scripted agent under a policy (embedded SQLite)")
+    with ControlPlane.open(url) as cp:
+        session = cp.open_session(
+            "ticket-4711",
+            agent_id="support-bot-1",
+            tenant="acme",
+            policy=POLICY,
+            max_cost=Decimal("0.30"),
+            max_actions=6,
+        )
+        console.print(
+            f"Session [cyan]{session.id}[/] for agent support-bot-1: budget $0.30 and 6 actions"
+        )
+        table = Table("#", "action", "outcome", "reason (and guidance)", "left $/n")
+        step = 0
+        for action, cost, weight, score, args in SCRIPT:
+            step += 1
+            decision = cp.govern(
+                session.id,
+                action,
+                cost=cost,
+                weight=weight,
+                score=score,
+                args=args,
+                idempotency_key=f"step-{step}",
+            )
+            _row(table, str(step), decision)
+            if decision.allowed:
+                actual = (Decimal(cost) * Decimal("0.8")).quantize(Decimal("0.000000001"))
+                cp.record_outcome(decision, "succeeded", actual_cost=actual, result={"ok": True})
+        retry = cp.govern(
+            session.id,
+            "read_ticket",
+            cost="0.02",
+            weight=0.1,
+            score=0.95,
+            args={"ticket": 4711},
+            idempotency_key="step-1",
+        )
+        _row(table, "1 retried", retry)
+        while True:  # the agent loops on cheap searches until its budget stops it
+            step += 1
+            decision = cp.govern(session.id, "search_kb", cost="0.04", weight=0.1, score=0.9)
+            _row(table, str(step), decision)
+            if not decision.allowed:
+                break
+        stopped = cp.kill_agent("support-bot-1", reason="operator pressed the kill switch")
+        alive = cp.heartbeat(session.id)
+        step += 1
+        _row(table, str(step), cp.govern(session.id, "read_ticket", weight=0.1, score=0.95))
+        console.print(table)
+        final = cp.get_session(session.id)
+        report = cp.verify_audit()
+        events = cp.events(session.id)
+        summary = Table(show_header=False, title="Summary")
+        summary.add_row("kill_agent stopped", f"{stopped} session(s)")
+        summary.add_row("heartbeat after the kill", f"status={alive.status} killed={alive.killed}")
+        summary.add_row("session status", f"{final.status} ({final.end_reason})")
+        summary.add_row("actions used", f"{final.actions_used} of {final.max_actions}")
+        summary.add_row(
+            "cost used (settled to actual)", f"${final.cost_used:.4f} of ${final.max_cost:.2f}"
+        )
+        summary.add_row("events in the audit trail", str(len(events)))
+        summary.add_row(
+            "audit verification",
+            f"{'intact' if report.ok else 'BROKEN'}: {report.events_checked} events, "
+            f"{len(report.problems)} problems",
+        )
+        console.print(summary)
+        console.print(
+            Panel(
+                "[bold green]Audit trail verified.[/]"
+                if report.ok
+                else "[bold red]Audit verification failed![/]"
+            )
+        )
+        return report.ok
