@@ -40,7 +40,7 @@ def test_entry_point_plugins_load_or_fail_clearly(
     registry = EvaluatorRegistry()
     registry.require({"pii"})
     assert registry.call("pii", {}, Proposal("x", args={"v": "my ssn"}), timeout=1) is True
-    with pytest.raises(PolicyError, match="'broken' .* failed to load"):
+    with pytest.raises(PolicyError, match=r"'broken' .* failed to load"):
         registry.require({"broken"})
     assert "no_such_module_anywhere" not in sys.modules
 
