@@ -134,6 +134,7 @@ class ControlPlane(_ControlPlaneBase):
         """Release the connection pool (only if ACP created the engine)."""
         if not self._closed and self._owns_engine:
             self._source_engine.dispose()
+        self._runtime.evaluators.close()
         self._closed = True
 
     def __enter__(self) -> Self:
@@ -233,6 +234,7 @@ class AsyncControlPlane(_ControlPlaneBase):
         """Release the connection pool (only if ACP created the engine)."""
         if not self._closed and self._owns_engine:
             await self._source_engine.dispose()
+        self._runtime.evaluators.close()
         self._closed = True
 
     async def __aenter__(self) -> Self:

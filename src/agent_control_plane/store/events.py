@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -170,21 +170,13 @@ def append_many(
     )
 
 
+_EVENT_FIELDS = tuple(field.name for field in fields(Event))
+_CONTENT_FIELDS = tuple(field.name for field in fields(EventContent))
+
+
 def to_event(row: Row[Any]) -> Event:
-    return Event(
-        id=row.id,
-        session_id=row.session_id,
-        seq=row.seq,
-        kind=row.kind,
-        action=row.action,
-        outcome=row.outcome,
-        reason=row.reason,
-        cost=row.cost,
-        payload=row.payload,
-        created_at=row.created_at,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
+    mapping = row._mapping
+    return Event(**{name: mapping[name] for name in _EVENT_FIELDS})
 
 
 def for_session(
@@ -232,15 +224,6 @@ def chain_rows(
         .order_by(events.c.session_id, events.c.seq)
     )
     for row in connection.execute(query):
-        content = EventContent(
-            session_id=row.session_id,
-            seq=row.seq,
-            kind=row.kind,
-            action=row.action,
-            outcome=row.outcome,
-            reason=row.reason,
-            cost=row.cost,
-            payload=row.payload,
-            created_at=row.created_at,
-        )
+        mapping = row._mapping
+        content = EventContent(**{name: mapping[name] for name in _CONTENT_FIELDS})
         yield row.session_id, StoredEvent(content=content, prev_hash=row.prev_hash, hash=row.hash)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -255,26 +255,12 @@ def status_of(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -
     return connection.execute(select(s.status).where(s.id == session_id)).scalar_one_or_none()
 
 
+_SESSION_FIELDS = tuple(field.name for field in fields(Session))
+
+
 def to_session(row: Row[Any]) -> Session:
-    return Session(
-        id=row.id,
-        name=row.name,
-        agent_id=row.agent_id,
-        tenant=row.tenant,
-        policy_id=row.policy_id,
-        status=row.status,
-        max_cost=row.max_cost,
-        cost_used=row.cost_used,
-        max_actions=row.max_actions,
-        actions_used=row.actions_used,
-        expires_at=row.expires_at,
-        metadata=row.metadata,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        heartbeat_at=row.heartbeat_at,
-        ended_at=row.ended_at,
-        end_reason=row.end_reason,
-    )
+    mapping = row._mapping
+    return Session(**{name: mapping[name] for name in _SESSION_FIELDS})
 
 
 def page(
