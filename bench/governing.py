@@ -38,11 +38,19 @@ def govern_ops_per_second(url: str, seconds: float) -> float:
 
 
 def statements_per_decision(url: str) -> tuple[int, list[str]]:
-    """Statements sent for one warm govern, BEGIN and COMMIT included."""
+    """Statements the database receives for one warm govern, BEGIN and COMMIT included."""
     with ControlPlane.open(url) as cp:
         sid = _session(cp)
         _one(cp, sid)
         seen: list[str] = []
+        if cp.engine.dialect.name == "sqlite":
+            # Hot statements go straight to the driver there: ask sqlite itself.
+            with cp.engine.connect() as connection:
+                driver: Any = connection.connection.driver_connection
+                driver.set_trace_callback(lambda sql: seen.append(sql.split()[0].upper()))
+            _one(cp, sid)
+            driver.set_trace_callback(None)
+            return len(seen), seen
 
         def on_execute(*args: Any) -> None:
             seen.append(str(args[2]).split()[0].upper())
@@ -51,8 +59,6 @@ def statements_per_decision(url: str) -> tuple[int, list[str]]:
         event.listen(cp.engine, "begin", lambda conn: seen.append("BEGIN"))
         event.listen(cp.engine, "commit", lambda conn: seen.append("COMMIT"))
         _one(cp, sid)
-        if "BEGIN" in seen[1:2] and seen[1].startswith("BEGIN"):
-            seen.pop(0)  # SQLite's BEGIN IMMEDIATE is itself an executed statement
         return len(seen), seen
 
 

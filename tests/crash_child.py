@@ -1,8 +1,8 @@
 """Run by test_crash.py in a child process: govern until the parent SIGKILLs us.
 
-With a marker path, the child pauses right after its Nth charge UPDATE (inside the
-transaction, before the event INSERT) and tells the parent where it is, so the kill
-lands exactly in the middle of a governed decision.
+With a marker path, the child pauses inside its Nth governed transaction — after the
+charge UPDATE, before the event is written — and tells the parent, so the kill lands
+exactly in the middle of a decision.
 """
 
 from __future__ import annotations
@@ -12,26 +12,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-
 from agent_control_plane import ControlPlane
+from agent_control_plane.store import events
 
 
 def main(url: str, session_id: str, marker: str, pause_after: int) -> None:
+    append = events.append
+    decisions = 0
+
+    def append_then_maybe_pause(*args: Any, **kwargs: Any) -> Any:
+        nonlocal decisions
+        decisions += 1
+        if marker and decisions == pause_after:
+            Path(marker).write_text("charged, event not yet written")
+            time.sleep(120)
+        return append(*args, **kwargs)
+
+    events.append = append_then_maybe_pause
     with ControlPlane.open(url, migrate="verify") as cp:
-        charges = 0
-
-        def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            nonlocal charges
-            if statement.lstrip().upper().startswith("UPDATE") and "actions_used" in statement:
-                charges += 1
-                if marker and charges == pause_after:
-                    Path(marker).write_text("charged, event not yet written")
-                    time.sleep(120)
-
-        event.listen(cp.engine, "after_cursor_execute", after)
         while True:
-            cp.govern(session_id, "work", cost="0.001", idempotency_key=None)
+            cp.govern(session_id, "work", cost="0.001")
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ class Runtime:
     tables: AcpTables
     dialect: str
     update_returning: bool
+    # SQLite: hot statements skip SQLAlchemy's execution pipeline (store.prepared).
+    direct_execution: bool = False
     evaluators: EvaluatorRegistry = field(default_factory=EvaluatorRegistry)
     fail_open: frozenset[str] = frozenset()
     idempotency_retention: timedelta = timedelta(days=7)
@@ -79,6 +81,7 @@ class Runtime:
             tables=tables,
             dialect=dialect.name,
             update_returning=bool(dialect.update_returning),
+            direct_execution=dialect.name == "sqlite",
             **options,
         )
 

@@ -15,6 +15,7 @@ from agent_control_plane.schema.tables import ID_LENGTH, KEY_LENGTH, RESOURCE_LE
 from agent_control_plane.schema.types import to_money
 
 MAX_COUNTER = 2**62
+_CONTROL_RE = re.compile(r"[\x00-\x1f]")
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 RESERVED_EVENT_KINDS = ("decision", "outcome", "session.")
 
@@ -26,7 +27,7 @@ def text(value: Any, field: str, *, limit: int = ID_LENGTH, optional: bool = Fal
         raise InvalidInputError(field, "must be a non-empty string")
     if len(value) > limit:
         raise InvalidInputError(field, f"is {len(value)} characters; the limit is {limit}")
-    if any(ord(ch) < 32 for ch in value):
+    if _CONTROL_RE.search(value):
         raise InvalidInputError(field, "must not contain control characters")
     return value
 

@@ -19,6 +19,7 @@ from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.store import idempotency
 from agent_control_plane.store.idempotency import Claim
+from agent_control_plane.store.prepared import prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,12 @@ def append(
         parameters.update(claim.parameters(claim_result or {}, now))
     if runtime.dialect == "postgresql":
         connection.execute(_append_in_one(runtime.tables, claim is not None), parameters)
+    elif runtime.direct_execution:
+        statements = [_insert_event(runtime.tables), _move_head(runtime.tables)]
+        if claim is not None:
+            statements.append(idempotency.insert_statement(runtime.tables))
+        for statement in statements:
+            prepared(statement, connection.dialect).execute(connection, parameters)
     else:
         connection.execute(_insert_event(runtime.tables), parameters)
         connection.execute(_move_head(runtime.tables), parameters)

@@ -31,6 +31,7 @@ from agent_control_plane.runtime import Runtime, SessionFacts, reading
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.schema.types import Money, UTCDateTime
 from agent_control_plane.store.dialect import update_many, update_one
+from agent_control_plane.store.prepared import prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,8 @@ def _charge(tables: AcpTables, returning: bool) -> Update:
         update(tables.sessions)
         .where(
             s.id == bindparam("p_session", type_=s.id.type),
-            s.status.in_(LIVE_STATUSES),
+            # An OR of equalities, not IN: an IN list would be expanded per execution.
+            or_(*(s.status == status for status in LIVE_STATUSES)),
             or_(s.expires_at.is_(None), s.expires_at > now),
             s.actions_used + 1 <= s.max_actions,
             s.cost_used + cost <= s.max_cost,
@@ -136,6 +138,9 @@ def _run(
     parameters: dict[str, Any],
 ) -> Allocated | None:
     """Run a cached single-session UPDATE; return the allocated state, None if no row."""
+    if runtime.direct_execution:
+        rows = prepared(build(True), connection.dialect).execute(connection, parameters)
+        return Allocated(**rows[0]) if rows else None
     if runtime.update_returning:
         row = connection.execute(build(True), parameters).one_or_none()
     elif connection.execute(build(False), parameters).rowcount == 0:
