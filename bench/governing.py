@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import event
 
 from agent_control_plane import ControlPlane
+from agent_control_plane.store.prepared import Prepared
 
 POLICY = {"name": "bench", "tiers": {"unrestricted": ["work"]}}
 _keys = itertools.count()
@@ -43,14 +44,11 @@ def statements_per_decision(url: str) -> tuple[int, list[str]]:
         sid = _session(cp)
         _one(cp, sid)
         seen: list[str] = []
-        if cp.engine.dialect.name == "sqlite":
-            # Hot statements go straight to the driver there: ask sqlite itself.
-            with cp.engine.connect() as connection:
-                driver: Any = connection.connection.driver_connection
-                driver.set_trace_callback(lambda sql: seen.append(sql.split()[0].upper()))
-            _one(cp, sid)
-            driver.set_trace_callback(None)
-            return len(seen), seen
+        direct = Prepared.execute
+
+        def counted(self: Prepared, *args: Any, **kwargs: Any) -> Any:
+            seen.append(self.sql.split()[0].upper())
+            return direct(self, *args, **kwargs)
 
         def on_execute(*args: Any) -> None:
             seen.append(str(args[2]).split()[0].upper())
@@ -58,7 +56,11 @@ def statements_per_decision(url: str) -> tuple[int, list[str]]:
         event.listen(cp.engine, "before_cursor_execute", on_execute)
         event.listen(cp.engine, "begin", lambda conn: seen.append("BEGIN"))
         event.listen(cp.engine, "commit", lambda conn: seen.append("COMMIT"))
-        _one(cp, sid)
+        Prepared.execute = counted  # type: ignore[method-assign]
+        try:
+            _one(cp, sid)
+        finally:
+            Prepared.execute = direct  # type: ignore[method-assign]
         return len(seen), seen
 
 

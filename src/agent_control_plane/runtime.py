@@ -26,6 +26,10 @@ from agent_control_plane.schema.tables import AcpTables
 
 log = logging.getLogger("agent_control_plane")
 
+# Where the hot statements run straight on the driver (store.prepared); MariaDB's
+# read-back path stays on SQLAlchemy's pipeline.
+DIRECT_EXECUTION_DIALECTS = frozenset({"sqlite", "postgresql"})
+
 # Budgets and the kill check are never on this list: they always fail closed.
 FAIL_OPEN_CATEGORIES = frozenset({"evaluator"})
 
@@ -66,7 +70,6 @@ class Runtime:
     tables: AcpTables
     dialect: str
     update_returning: bool
-    # SQLite: hot statements skip SQLAlchemy's execution pipeline (store.prepared).
     direct_execution: bool = False
     evaluators: EvaluatorRegistry = field(default_factory=EvaluatorRegistry)
     fail_open: frozenset[str] = frozenset()
@@ -81,7 +84,7 @@ class Runtime:
             tables=tables,
             dialect=dialect.name,
             update_returning=bool(dialect.update_returning),
-            direct_execution=dialect.name == "sqlite",
+            direct_execution=dialect.name in DIRECT_EXECUTION_DIALECTS,
             **options,
         )
 

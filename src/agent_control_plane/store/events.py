@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Insert, Row, Update, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import Executable
 
 from agent_control_plane.models import Event
 from agent_control_plane.rules.audit import GENESIS_HASH, EventContent, StoredEvent, event_hash
@@ -97,7 +98,7 @@ def _move_head(tables: AcpTables) -> Update:
 
 
 @lru_cache(maxsize=64)
-def _append_in_one(tables: AcpTables, with_claim: bool) -> Insert | Update:
+def _append_in_one(tables: AcpTables, with_claim: bool) -> Executable:
     """PostgreSQL: event, head and idempotency record in one statement (one round trip)."""
     event_cte = _insert_event(tables).cte("acp_new_event")
     if not with_claim:
@@ -140,7 +141,8 @@ def append(
     if claim is not None:
         parameters.update(claim.parameters(claim_result or {}, now))
     if runtime.dialect == "postgresql":
-        connection.execute(_append_in_one(runtime.tables, claim is not None), parameters)
+        statement = _append_in_one(runtime.tables, claim is not None)
+        prepared(statement, connection.dialect).execute(connection, parameters)
     elif runtime.direct_execution:
         statements = [_insert_event(runtime.tables), _move_head(runtime.tables)]
         if claim is not None:

@@ -1,10 +1,11 @@
 """Core statements compiled once and run straight on the driver's cursor.
 
-SQLite answers in microseconds, so there SQLAlchemy's per-execution machinery is most
-of a governed decision's cost. The hot statements stay SQLAlchemy Core constructs
-(defined once in store/); this only skips re-entering the execution pipeline, using
-the compiled statement's own bind and result processors, and maps driver errors to
-SQLAlchemy's exception classes like a normal execution would.
+A governed decision is a handful of tiny statements, so SQLAlchemy's per-execution
+pipeline (cache lookup, execution context, result metadata) was a large part of its
+cost. The hot statements stay SQLAlchemy Core constructs, defined once in store/; this
+only skips re-entering that pipeline. It uses the compiled statement's own bind
+processors, builds result processors from the cursor's description exactly as a
+CursorResult would, and maps driver errors to SQLAlchemy's exception classes.
 """
 
 from __future__ import annotations
@@ -18,33 +19,53 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import Executable
 
+Processor = Callable[[Any], Any] | None
+
 
 class Prepared:
     def __init__(self, statement: Executable, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-        if compiled.positiontup is None:
-            raise ValueError("only positional paramstyles are supported")
         self.sql: str = compiled.string
+        self._positional = compiled.positiontup is not None
+        # Positional styles repeat a name once per use; named styles bind each name once.
+        names = (
+            list(compiled.positiontup)
+            if self._positional
+            else list(dict.fromkeys(compiled.bind_names.values()))
+        )
         defaults = compiled.construct_params(_check=False)
         processors = compiled._bind_processors
-        self._binds: list[tuple[str, Any, Callable[[Any], Any] | None]] = [
-            (name, defaults.get(name), processors.get(name)) for name in compiled.positiontup
+        self._binds: list[tuple[str, Any, Processor]] = [
+            (name, defaults.get(name), processors.get(name)) for name in names
         ]
         self.keys: list[str] = [column[0] for column in compiled._result_columns]
-        self._results = [
-            column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
-        ]
+        self._types = [column[3] for column in compiled._result_columns]
+        self._results: list[Processor] | None = None
+        self._dialect = dialect
         self._dbapi_error = dialect.loaded_dbapi.Error
 
+    def _result_processors(self, description: Any) -> list[Processor]:
+        if self._results is None:
+            self._results = [
+                type_._cached_result_processor(self._dialect, column[1])
+                for type_, column in zip(self._types, description, strict=True)
+            ]
+        return self._results
+
     def execute(self, connection: Connection, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-        values = []
-        for name, default, process in self._binds:
-            value = parameters.get(name, default)
-            values.append(value if process is None else process(value))
+        bound = [
+            (name, value if process is None else process(value))
+            for name, default, process in self._binds
+            for value in (parameters.get(name, default),)
+        ]
+        values: Any = [value for _, value in bound] if self._positional else dict(bound)
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(self.sql, values)
-            rows = cursor.fetchall() if self.keys else []
+            if not self.keys:
+                return []
+            rows = cursor.fetchall()
+            processors = self._result_processors(cursor.description)
         except self._dbapi_error as error:
             raise DBAPIError.instance(
                 self.sql, values, error, self._dbapi_error, dialect=connection.dialect
@@ -54,7 +75,7 @@ class Prepared:
         return [
             {
                 key: value if process is None else process(value)
-                for key, process, value in zip(self.keys, self._results, row, strict=True)
+                for key, process, value in zip(self.keys, processors, row, strict=True)
             }
             for row in rows
         ]
