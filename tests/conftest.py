@@ -36,6 +36,12 @@ def pg_database(tmp_path: Path) -> Iterator[TestDatabase]:
 
 @pytest.fixture(autouse=True)
 def _clean_acp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ACP_DATABASE_URL", "ACP_SCHEMA", "ACP_TABLE_PREFIX", "ACP_MIGRATE"):
+    for name in (
+        "ACP_DATABASE_URL",
+        "ACP_SCHEMA",
+        "ACP_TABLE_PREFIX",
+        "ACP_MIGRATE",
+        "ACP_IDEMPOTENCY_RETENTION",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("ACP_ALEMBIC_GUARD", raising=False)

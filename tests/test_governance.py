@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from agent_control_plane import ControlPlane
+from agent_control_plane import ConfigurationError, ControlPlane
 from agent_control_plane.errors import (
     IdempotencyConflictError,
     InvalidInputError,
@@ -22,6 +22,7 @@ from agent_control_plane.errors import (
     SessionTerminatedError,
 )
 from agent_control_plane.models import Outcome
+from tests.databases import TestDatabase
 from tests.policies import DRY_RUN, SUPPORT_BOT
 
 
@@ -336,3 +337,19 @@ def test_unknown_session_is_an_error_and_writes_nothing(control_plane: ControlPl
     with pytest.raises(SessionNotFoundError):
         control_plane.heartbeat(uuid.uuid4())
     assert counts(control_plane) == before
+
+
+def test_idempotency_retention_is_a_setting(
+    database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACP_IDEMPOTENCY_RETENTION", "P1D")
+    with ControlPlane.open(database.url_string) as cp:
+        sid = open_session(cp)
+        cp.govern(sid, "work", idempotency_key="a")
+        assert cp.prune_idempotency_keys() == 0  # younger than a day
+    with ControlPlane.open(
+        database.url_string, idempotency_retention=timedelta(microseconds=1)
+    ) as cp:
+        assert cp.prune_idempotency_keys() == 1
+    with pytest.raises(ConfigurationError, match="positive"):
+        ControlPlane.open(database.url_string, idempotency_retention=timedelta(0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field
@@ -9,10 +10,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MigrateMode = Literal["auto", "verify", "off"]
 DEFAULT_DATABASE_URL = "sqlite:///acp.db"
+DEFAULT_RETENTION = timedelta(days=7)
 
 
 class Settings(BaseSettings):
-    """ACP_DATABASE_URL, ACP_SCHEMA, ACP_TABLE_PREFIX, ACP_MIGRATE."""
+    """ACP_DATABASE_URL, ACP_SCHEMA, ACP_TABLE_PREFIX, ACP_MIGRATE,
+    ACP_IDEMPOTENCY_RETENTION (seconds or an ISO 8601 duration such as P7D)."""
 
     model_config = SettingsConfigDict(env_prefix="ACP_", extra="ignore")
 
@@ -20,3 +23,4 @@ class Settings(BaseSettings):
     db_schema: str | None = Field(default=None, validation_alias="ACP_SCHEMA")
     table_prefix: str | None = None
     migrate: MigrateMode = "auto"
+    idempotency_retention: timedelta = Field(default=DEFAULT_RETENTION, gt=timedelta(0))

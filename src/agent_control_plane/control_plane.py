@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from types import TracebackType
 from typing import Self
 
@@ -10,7 +11,7 @@ from sqlalchemy import Dialect, Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_control_plane.config import MigrateMode
+from agent_control_plane.config import DEFAULT_RETENTION, MigrateMode
 from agent_control_plane.engine import (
     create_async_engine_for,
     create_sync_engine,
@@ -31,12 +32,21 @@ class _ControlPlaneBase:
     """Everything that does no I/O, shared by the sync and async classes."""
 
     def __init__(
-        self, layout: Layout, dialect: Dialect, *, owns_engine: bool, fail_open: Iterable[str]
+        self,
+        layout: Layout,
+        dialect: Dialect,
+        *,
+        owns_engine: bool,
+        fail_open: Iterable[str],
+        idempotency_retention: timedelta,
     ) -> None:
         self._layout = layout
         self._tables = build_tables(layout)
         self._runtime = Runtime.for_connection_dialect(
-            self._tables, dialect, fail_open=frozenset(fail_open)
+            self._tables,
+            dialect,
+            fail_open=frozenset(fail_open),
+            idempotency_retention=idempotency_retention,
         )
         self._migrator = Migrator(layout)
         self._owns_engine = owns_engine
@@ -71,9 +81,21 @@ class ControlPlane(_ControlPlaneBase):
     """Governance for AI agents, stored in your own database (synchronous API)."""
 
     def __init__(
-        self, engine: Engine, layout: Layout, *, owns_engine: bool, fail_open: Iterable[str] = ()
+        self,
+        engine: Engine,
+        layout: Layout,
+        *,
+        owns_engine: bool,
+        fail_open: Iterable[str] = (),
+        idempotency_retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
-        super().__init__(layout, engine.dialect, owns_engine=owns_engine, fail_open=fail_open)
+        super().__init__(
+            layout,
+            engine.dialect,
+            owns_engine=owns_engine,
+            fail_open=fail_open,
+            idempotency_retention=idempotency_retention,
+        )
         self._engine = governed_engine(engine)
         self._source_engine = engine
 
@@ -86,6 +108,7 @@ class ControlPlane(_ControlPlaneBase):
         table_prefix: str | None = None,
         migrate: MigrateMode | None = None,
         fail_open: Iterable[str] = (),
+        idempotency_retention: timedelta | None = None,
     ) -> ControlPlane:
         """Open ACP on ``url`` (or a host's ``Engine``) and prepare its schema.
 
@@ -98,6 +121,9 @@ class ControlPlane(_ControlPlaneBase):
             raises :class:`SchemaNotCurrentError` unless current, ``"off"`` skips.
         :param fail_open: categories whose failures do not deny; only ``"evaluator"``
             is allowed (logged at WARNING). Budgets and the kill check always fail closed.
+        :param idempotency_retention: how long idempotency keys are kept before
+            ``prune_idempotency_keys()`` removes them (default ACP_IDEMPOTENCY_RETENTION,
+            else 7 days).
         """
         given = url if isinstance(url, Engine) else None
         opening = plan(
@@ -107,11 +133,18 @@ class ControlPlane(_ControlPlaneBase):
             migrate=migrate,
             asyncio=False,
             engine_given=given is not None,
+            idempotency_retention=idempotency_retention,
         )
         layout = layout_for(given.dialect.name if given else _dialect_of(opening), opening)
         categories = fail_open_categories(fail_open)
         engine = given or create_sync_engine(_url_of(opening))
-        control_plane = cls(engine, layout, owns_engine=given is None, fail_open=categories)
+        control_plane = cls(
+            engine,
+            layout,
+            owns_engine=given is None,
+            fail_open=categories,
+            idempotency_retention=opening.idempotency_retention,
+        )
         try:
             with control_plane._engine.connect() as connection:
                 applied = prepare_schema(connection, control_plane._migrator, opening.migrate)
@@ -181,8 +214,15 @@ class AsyncControlPlane(_ControlPlaneBase):
         *,
         owns_engine: bool,
         fail_open: Iterable[str] = (),
+        idempotency_retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
-        super().__init__(layout, engine.dialect, owns_engine=owns_engine, fail_open=fail_open)
+        super().__init__(
+            layout,
+            engine.dialect,
+            owns_engine=owns_engine,
+            fail_open=fail_open,
+            idempotency_retention=idempotency_retention,
+        )
         self._engine = governed_async_engine(engine)
         self._source_engine = engine
 
@@ -195,6 +235,7 @@ class AsyncControlPlane(_ControlPlaneBase):
         table_prefix: str | None = None,
         migrate: MigrateMode | None = None,
         fail_open: Iterable[str] = (),
+        idempotency_retention: timedelta | None = None,
     ) -> AsyncControlPlane:
         """Open ACP on ``url`` (or a host's ``AsyncEngine``); see :meth:`ControlPlane.open`."""
         given = url if isinstance(url, AsyncEngine) else None
@@ -205,11 +246,18 @@ class AsyncControlPlane(_ControlPlaneBase):
             migrate=migrate,
             asyncio=True,
             engine_given=given is not None,
+            idempotency_retention=idempotency_retention,
         )
         layout = layout_for(given.dialect.name if given else _dialect_of(opening), opening)
         categories = fail_open_categories(fail_open)
         engine = given or create_async_engine_for(_url_of(opening))
-        control_plane = cls(engine, layout, owns_engine=given is None, fail_open=categories)
+        control_plane = cls(
+            engine,
+            layout,
+            owns_engine=given is None,
+            fail_open=categories,
+            idempotency_retention=opening.idempotency_retention,
+        )
         try:
             async with control_plane._engine.connect() as connection:
                 applied = await connection.run_sync(

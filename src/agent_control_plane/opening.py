@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import get_args
 
 from sqlalchemy.engine import URL, Connection
@@ -23,6 +24,7 @@ class OpenPlan:
     migrate: MigrateMode
     schema: str | None
     table_prefix: str | None
+    idempotency_retention: timedelta
 
 
 def plan(
@@ -33,6 +35,7 @@ def plan(
     migrate: MigrateMode | None,
     asyncio: bool,
     engine_given: bool,
+    idempotency_retention: timedelta | None = None,
 ) -> OpenPlan:
     """Merge arguments with ACP_* settings and validate them before anything connects."""
     settings = Settings()
@@ -45,7 +48,20 @@ def plan(
         migrate=mode,
         schema=schema if schema is not None else settings.db_schema,
         table_prefix=table_prefix if table_prefix is not None else settings.table_prefix,
+        idempotency_retention=_positive(
+            idempotency_retention
+            if idempotency_retention is not None
+            else settings.idempotency_retention
+        ),
     )
+
+
+def _positive(retention: timedelta) -> timedelta:
+    if not isinstance(retention, timedelta) or retention <= timedelta(0):
+        raise ConfigurationError(
+            f"idempotency_retention must be a positive timedelta, not {retention!r}"
+        )
+    return retention
 
 
 def layout_for(dialect_name: str, opening: OpenPlan) -> Layout:
