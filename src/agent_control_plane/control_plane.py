@@ -11,7 +11,7 @@ from sqlalchemy import Dialect, Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_control_plane.config import DEFAULT_RETENTION, MigrateMode
+from agent_control_plane.config import MigrateMode
 from agent_control_plane.engine import (
     create_async_engine_for,
     create_sync_engine,
@@ -21,9 +21,9 @@ from agent_control_plane.engine import (
 from agent_control_plane.evaluators import Evaluator
 from agent_control_plane.facade import async_method, sync_method
 from agent_control_plane.migrations.runner import Migrator
-from agent_control_plane.opening import OpenPlan, layout_for, plan, prepare_schema
+from agent_control_plane.opening import Opening, prepare_schema, resolve
 from agent_control_plane.operations import audit, governing, maintenance, policies, sessions
-from agent_control_plane.runtime import Runtime, fail_open_categories
+from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.layout import Layout
 from agent_control_plane.schema.tables import AcpTables, build_tables
 
@@ -31,25 +31,17 @@ from agent_control_plane.schema.tables import AcpTables, build_tables
 class _ControlPlaneBase:
     """Everything that does no I/O, shared by the sync and async classes."""
 
-    def __init__(
-        self,
-        layout: Layout,
-        dialect: Dialect,
-        *,
-        owns_engine: bool,
-        fail_open: Iterable[str],
-        idempotency_retention: timedelta,
-    ) -> None:
-        self._layout = layout
-        self._tables = build_tables(layout)
+    def __init__(self, dialect: Dialect, opening: Opening) -> None:
+        self._layout = opening.layout
+        self._tables = build_tables(opening.layout)
         self._runtime = Runtime.for_connection_dialect(
             self._tables,
             dialect,
-            fail_open=frozenset(fail_open),
-            idempotency_retention=idempotency_retention,
+            fail_open=opening.fail_open,
+            idempotency_retention=opening.idempotency_retention,
         )
-        self._migrator = Migrator(layout)
-        self._owns_engine = owns_engine
+        self._migrator = Migrator(opening.layout)
+        self._owns_engine = opening.engine is None
         self._closed = False
         self._applied: tuple[str, ...] = ()
 
@@ -80,22 +72,8 @@ class _ControlPlaneBase:
 class ControlPlane(_ControlPlaneBase):
     """Governance for AI agents, stored in your own database (synchronous API)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        layout: Layout,
-        *,
-        owns_engine: bool,
-        fail_open: Iterable[str] = (),
-        idempotency_retention: timedelta = DEFAULT_RETENTION,
-    ) -> None:
-        super().__init__(
-            layout,
-            engine.dialect,
-            owns_engine=owns_engine,
-            fail_open=fail_open,
-            idempotency_retention=idempotency_retention,
-        )
+    def __init__(self, engine: Engine, opening: Opening) -> None:
+        super().__init__(engine.dialect, opening)
         self._engine = governed_engine(engine)
         self._source_engine = engine
 
@@ -125,26 +103,18 @@ class ControlPlane(_ControlPlaneBase):
             ``prune_idempotency_keys()`` removes them (default ACP_IDEMPOTENCY_RETENTION,
             else 7 days).
         """
-        given = url if isinstance(url, Engine) else None
-        opening = plan(
-            None if given else url,  # type: ignore[arg-type]
+        opening = resolve(
+            url,
+            Engine,
+            asyncio=False,
             schema=schema,
             table_prefix=table_prefix,
             migrate=migrate,
-            asyncio=False,
-            engine_given=given is not None,
+            fail_open=fail_open,
             idempotency_retention=idempotency_retention,
         )
-        layout = layout_for(given.dialect.name if given else _dialect_of(opening), opening)
-        categories = fail_open_categories(fail_open)
-        engine = given or create_sync_engine(_url_of(opening))
-        control_plane = cls(
-            engine,
-            layout,
-            owns_engine=given is None,
-            fail_open=categories,
-            idempotency_retention=opening.idempotency_retention,
-        )
+        engine = opening.engine or create_sync_engine(opening.require_url())
+        control_plane = cls(engine, opening)
         try:
             with control_plane._engine.connect() as connection:
                 applied = prepare_schema(connection, control_plane._migrator, opening.migrate)
@@ -207,22 +177,8 @@ class ControlPlane(_ControlPlaneBase):
 class AsyncControlPlane(_ControlPlaneBase):
     """The asyncio twin of :class:`ControlPlane`: same methods, awaitable."""
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        layout: Layout,
-        *,
-        owns_engine: bool,
-        fail_open: Iterable[str] = (),
-        idempotency_retention: timedelta = DEFAULT_RETENTION,
-    ) -> None:
-        super().__init__(
-            layout,
-            engine.dialect,
-            owns_engine=owns_engine,
-            fail_open=fail_open,
-            idempotency_retention=idempotency_retention,
-        )
+    def __init__(self, engine: AsyncEngine, opening: Opening) -> None:
+        super().__init__(engine.dialect, opening)
         self._engine = governed_async_engine(engine)
         self._source_engine = engine
 
@@ -238,26 +194,18 @@ class AsyncControlPlane(_ControlPlaneBase):
         idempotency_retention: timedelta | None = None,
     ) -> AsyncControlPlane:
         """Open ACP on ``url`` (or a host's ``AsyncEngine``); see :meth:`ControlPlane.open`."""
-        given = url if isinstance(url, AsyncEngine) else None
-        opening = plan(
-            None if given else url,  # type: ignore[arg-type]
+        opening = resolve(
+            url,
+            AsyncEngine,
+            asyncio=True,
             schema=schema,
             table_prefix=table_prefix,
             migrate=migrate,
-            asyncio=True,
-            engine_given=given is not None,
+            fail_open=fail_open,
             idempotency_retention=idempotency_retention,
         )
-        layout = layout_for(given.dialect.name if given else _dialect_of(opening), opening)
-        categories = fail_open_categories(fail_open)
-        engine = given or create_async_engine_for(_url_of(opening))
-        control_plane = cls(
-            engine,
-            layout,
-            owns_engine=given is None,
-            fail_open=categories,
-            idempotency_retention=opening.idempotency_retention,
-        )
+        engine = opening.engine or create_async_engine_for(opening.require_url())
+        control_plane = cls(engine, opening)
         try:
             async with control_plane._engine.connect() as connection:
                 applied = await connection.run_sync(
@@ -317,12 +265,3 @@ class AsyncControlPlane(_ControlPlaneBase):
     event_feed = async_method(audit.event_feed)
     verify_audit = async_method(audit.verify_audit)
     prune_idempotency_keys = async_method(maintenance.prune_idempotency_keys)
-
-
-def _url_of(opening: OpenPlan) -> URL:
-    assert opening.url is not None
-    return opening.url
-
-
-def _dialect_of(opening: OpenPlan) -> str:
-    return _url_of(opening).get_backend_name()

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from agent_control_plane.rules.audit import AuditProblem
+from agent_control_plane.rules.audit import AuditProblem, EventContent
 from agent_control_plane.rules.policy import PolicyDocument
 from agent_control_plane.rules.routing import Outcome
 
@@ -121,17 +121,10 @@ class Session:
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class Event(EventContent):
+    """One audit event: what its hash covers, plus where it sits in the chain."""
+
     id: int
-    session_id: uuid.UUID
-    seq: int
-    kind: str
-    action: str | None
-    outcome: str | None
-    reason: str | None
-    cost: Decimal | None
-    payload: Any
-    created_at: datetime
     prev_hash: str
     hash: str
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import get_args
+from typing import Any, get_args
 
 from sqlalchemy.engine import URL, Connection
 
@@ -13,6 +14,7 @@ from agent_control_plane.config import MigrateMode, Settings
 from agent_control_plane.engine import database_url
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.migrations.runner import Migrator
+from agent_control_plane.runtime import fail_open_categories
 from agent_control_plane.schema.layout import Layout, resolve_layout
 
 log = logging.getLogger("agent_control_plane")
@@ -66,6 +68,67 @@ def _positive(retention: timedelta) -> timedelta:
 
 def layout_for(dialect_name: str, opening: OpenPlan) -> Layout:
     return resolve_layout(dialect_name, schema=opening.schema, table_prefix=opening.table_prefix)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """Everything ``open()`` decided before connecting: validated, nothing created yet."""
+
+    engine: Any  # the host's Engine/AsyncEngine, or None when ACP creates its own
+    url: URL | None
+    layout: Layout
+    migrate: MigrateMode
+    fail_open: frozenset[str]
+    idempotency_retention: timedelta
+
+    @property
+    def dialect_name(self) -> str:
+        return str(
+            self.engine.dialect.name
+            if self.engine is not None
+            else self.require_url().get_backend_name()
+        )
+
+    def require_url(self) -> URL:
+        assert self.url is not None
+        return self.url
+
+
+def resolve(
+    url: Any,
+    engine_type: type,
+    *,
+    asyncio: bool,
+    schema: str | None,
+    table_prefix: str | None,
+    migrate: MigrateMode | None,
+    fail_open: Iterable[str],
+    idempotency_retention: timedelta | None,
+) -> Opening:
+    """The shared first half of ControlPlane.open and AsyncControlPlane.open."""
+    given: Any = url if isinstance(url, engine_type) else None
+    opening = plan(
+        None if given is not None else url,
+        schema=schema,
+        table_prefix=table_prefix,
+        migrate=migrate,
+        asyncio=asyncio,
+        engine_given=given is not None,
+        idempotency_retention=idempotency_retention,
+    )
+    if given is not None:
+        dialect = str(given.dialect.name)
+    else:
+        assert opening.url is not None
+        dialect = opening.url.get_backend_name()
+    return Opening(
+        engine=given,
+        url=opening.url,
+        layout=layout_for(dialect, opening),
+        migrate=opening.migrate,
+        fail_open=fail_open_categories(fail_open),
+        idempotency_retention=opening.idempotency_retention,
+    )
 
 
 def prepare_schema(connection: Connection, migrator: Migrator, mode: MigrateMode) -> list[str]:

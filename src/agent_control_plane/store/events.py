@@ -180,7 +180,6 @@ def append_many(
 
 
 _EVENT_FIELDS = tuple(field.name for field in fields(Event))
-_CONTENT_FIELDS = tuple(field.name for field in fields(EventContent))
 
 
 def to_event(row: Row[Any]) -> Event:
@@ -233,6 +232,8 @@ def chain_rows(
         .order_by(events.c.session_id, events.c.seq)
     )
     for row in connection.execute(query):
-        mapping = row._mapping
-        content = EventContent(**{name: mapping[name] for name in _CONTENT_FIELDS})
-        yield row.session_id, StoredEvent(content=content, prev_hash=row.prev_hash, hash=row.hash)
+        event = to_event(row)
+        yield (
+            event.session_id,
+            StoredEvent(content=event, prev_hash=event.prev_hash, hash=event.hash),
+        )
