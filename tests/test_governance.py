@@ -66,8 +66,12 @@ def test_outcomes_reasons_and_budgets(control_plane: ControlPlane) -> None:
         Outcome.STEER,
         SUPPORT_BOT["tiers"]["steer"]["close_account"],
     )
-    approval = cp.govern(sid, "issue_refund", cost="5")
+    approval = cp.govern(sid, "issue_refund", cost="0.01")
     assert (approval.outcome, approval.charged) == (Outcome.NEEDS_APPROVAL, False)
+    assert approval.ticket_id is not None
+    # Nobody is asked to approve what the budget could not pay for anyway.
+    unaffordable = cp.govern(sid, "issue_refund", cost="5")
+    assert (unaffordable.outcome, unaffordable.reason) == (Outcome.DENIED, "budget.max_cost")
     denied = cp.govern(sid, "drop_database")
     assert (denied.outcome, denied.reason) == (Outcome.DENIED, "tier.blocked:drop_database")
     unknown = cp.govern(sid, "launch_rocket")
@@ -81,7 +85,7 @@ def test_outcomes_reasons_and_budgets(control_plane: ControlPlane) -> None:
     assert (exhausted.outcome, exhausted.reason) == (Outcome.DENIED, "budget.max_actions")
     session = cp.get_session(sid)
     assert (session.actions_used, session.cost_used) == (3, Decimal("0.25"))
-    assert [e.seq for e in cp.events(sid)] == list(range(1, 11))
+    assert [e.seq for e in cp.events(sid)] == list(range(1, 12))
     assert cp.verify_audit(sid).ok
 
 

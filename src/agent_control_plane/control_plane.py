@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 from types import TracebackType
@@ -21,8 +24,17 @@ from agent_control_plane.engine import (
 from agent_control_plane.evaluators import Evaluator
 from agent_control_plane.facade import async_method, sync_method
 from agent_control_plane.migrations.runner import Migrator
+from agent_control_plane.models import Ticket
 from agent_control_plane.opening import Opening, prepare_schema, resolve
-from agent_control_plane.operations import audit, governing, maintenance, policies, sessions
+from agent_control_plane.operations import (
+    approvals,
+    audit,
+    governing,
+    maintenance,
+    policies,
+    sessions,
+)
+from agent_control_plane.rules import waiting
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.layout import Layout
 from agent_control_plane.schema.tables import AcpTables, build_tables
@@ -172,6 +184,21 @@ class ControlPlane(_ControlPlaneBase):
     event_feed = sync_method(audit.event_feed)
     verify_audit = sync_method(audit.verify_audit)
     prune_idempotency_keys = sync_method(maintenance.prune_idempotency_keys)
+    approve = sync_method(approvals.approve)
+    deny = sync_method(approvals.deny)
+    get_ticket = sync_method(approvals.get_ticket)
+    list_tickets = sync_method(approvals.list_tickets)
+    expire_tickets = sync_method(approvals.expire_tickets)
+
+    def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
+        """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;
+        return its state either way. Polls with back-off."""
+        for delay in waiting.delays(timeout):
+            ticket = self.get_ticket(ticket_id)
+            if not ticket.pending or delay is None:
+                return ticket
+            time.sleep(delay)
+        raise AssertionError("unreachable: waiting.delays ends with None")
 
 
 class AsyncControlPlane(_ControlPlaneBase):
@@ -265,3 +292,18 @@ class AsyncControlPlane(_ControlPlaneBase):
     event_feed = async_method(audit.event_feed)
     verify_audit = async_method(audit.verify_audit)
     prune_idempotency_keys = async_method(maintenance.prune_idempotency_keys)
+    approve = async_method(approvals.approve)
+    deny = async_method(approvals.deny)
+    get_ticket = async_method(approvals.get_ticket)
+    list_tickets = async_method(approvals.list_tickets)
+    expire_tickets = async_method(approvals.expire_tickets)
+
+    async def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
+        """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;
+        return its state either way. Polls with back-off."""
+        for delay in waiting.delays(timeout):
+            ticket = await self.get_ticket(ticket_id)
+            if not ticket.pending or delay is None:
+                return ticket
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: waiting.delays ends with None")

@@ -13,6 +13,10 @@ from agent_control_plane.errors import UnsupportedDatabaseError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _MARK = "acp_governed"
+# InnoDB's default REPEATABLE READ takes gap locks on range scans, which deadlock
+# concurrent sweeps against inserts; READ COMMITTED is what ACP's statements assume
+# on every database (each statement sees the latest committed rows).
+_MYSQL_ISOLATION = "READ COMMITTED"
 
 # backend -> (sync driver, async driver) chosen when the URL names none.
 _DRIVERS = {
@@ -77,12 +81,17 @@ def _begin_immediate(connection: Any) -> None:
 
 
 def governed_engine(engine: Engine) -> Engine:
-    """Return ``engine`` as ACP uses it: on SQLite, every transaction begins IMMEDIATE.
+    """Return ``engine`` as ACP uses it: on SQLite every transaction begins IMMEDIATE,
+    on MySQL/MariaDB transactions are READ COMMITTED.
 
-    The listener goes on a copy sharing the pool (``execution_options``), so a
-    host's own engine keeps its own transaction behaviour.
+    Both are set on a copy sharing the pool (``execution_options``), so a host's own
+    engine keeps its own transaction behaviour.
     """
-    if engine.dialect.name != "sqlite" or engine.get_execution_options().get(_MARK):
+    if engine.get_execution_options().get(_MARK):
+        return engine
+    if engine.dialect.name in ("mysql", "mariadb"):
+        return engine.execution_options(**{_MARK: True}, isolation_level=_MYSQL_ISOLATION)
+    if engine.dialect.name != "sqlite":
         return engine
     ours = engine.execution_options(**{_MARK: True})
     event.listen(ours, "begin", _begin_immediate)
@@ -117,7 +126,11 @@ def create_async_engine_for(url: URL) -> AsyncEngine:
 
 def governed_async_engine(engine: AsyncEngine) -> AsyncEngine:
     """The async twin of :func:`governed_engine`."""
-    if engine.dialect.name != "sqlite" or engine.get_execution_options().get(_MARK):
+    if engine.get_execution_options().get(_MARK):
+        return engine
+    if engine.dialect.name in ("mysql", "mariadb"):
+        return engine.execution_options(**{_MARK: True}, isolation_level=_MYSQL_ISOLATION)
+    if engine.dialect.name != "sqlite":
         return engine
     ours = engine.execution_options(**{_MARK: True})
     event.listen(ours.sync_engine, "begin", _begin_immediate)

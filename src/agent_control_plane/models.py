@@ -23,6 +23,7 @@ __all__ = [
     "Page",
     "PolicySnapshot",
     "Session",
+    "Ticket",
 ]
 
 
@@ -44,6 +45,7 @@ class Decision:
     policy_id: uuid.UUID
     decided_at: datetime
     idempotency_key: str | None = None
+    ticket_id: uuid.UUID | None = None
 
     @property
     def allowed(self) -> bool:
@@ -65,6 +67,7 @@ class Decision:
             "policy_id": str(self.policy_id),
             "decided_at": self.decided_at.isoformat(),
             "idempotency_key": self.idempotency_key,
+            "ticket_id": None if self.ticket_id is None else str(self.ticket_id),
         }
 
     @classmethod
@@ -84,6 +87,7 @@ class Decision:
             policy_id=uuid.UUID(data["policy_id"]),
             decided_at=datetime.fromisoformat(data["decided_at"]),
             idempotency_key=data.get("idempotency_key"),
+            ticket_id=uuid.UUID(data["ticket_id"]) if data.get("ticket_id") else None,
         )
 
 
@@ -153,3 +157,34 @@ class AuditReport:
     sessions_checked: int
     events_checked: int
     problems: list[AuditProblem] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A request for a person's approval, bound to one proposed action."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    proposal_id: uuid.UUID | None
+    policy_id: uuid.UUID
+    action: str
+    resource: str | None
+    args_digest: str
+    status: str
+    scope: str | None
+    scope_resources: list[str] | None
+    scope_max_cost: Decimal | None
+    scope_max_count: int | None
+    scope_used_cost: Decimal
+    scope_used_count: int
+    scope_expires_at: datetime | None
+    requested_at: datetime
+    expires_at: datetime | None
+    decided_at: datetime | None
+    decided_by: str | None
+    decision_reason: str | None
+    consumed_at: datetime | None
+
+    @property
+    def pending(self) -> bool:
+        return self.status == "pending"

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import InvalidInputError
 from agent_control_plane.models import Decision, Event
+from agent_control_plane.operations import approvals
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.rules import budget, lifecycle, validation
 from agent_control_plane.rules.canonical import digest
@@ -114,6 +115,27 @@ def _decide(
             )
         if refusal is not None:
             outcome, reason = Outcome.DENIED, refusal
+    ticket_id = None
+    if outcome is Outcome.NEEDS_APPROVAL and not policy.dry_run:
+        refusal = budget.refusal(
+            actions_used=row.actions_used,
+            max_actions=row.max_actions,
+            cost_used=row.cost_used,
+            max_cost=row.max_cost,
+            cost=proposal.cost,
+        )
+        approved = (
+            None if refusal else approvals.use_approval(connection, runtime, row, proposal, now)
+        )
+        if refusal is not None:
+            outcome, reason = Outcome.DENIED, refusal
+        elif approved is not None:
+            row, ticket_id, reason = approved
+            outcome, charged = Outcome.ALLOWED, True
+        else:
+            ticket_id = approvals.request_approval(
+                connection, runtime, row, facts.policy_id, policy, proposal, reason, now
+            )
     key = None if claim is None else claim.key
     guidance = route.guidance if outcome is Outcome.STEER else None
     payload = {
@@ -126,6 +148,7 @@ def _decide(
         "guidance": guidance,
         "policy_id": str(facts.policy_id),
         "idempotency_key": key,
+        "ticket_id": None if ticket_id is None else str(ticket_id),
     }
     decision = Decision(
         outcome=outcome,
@@ -142,6 +165,7 @@ def _decide(
         policy_id=facts.policy_id,
         decided_at=now,
         idempotency_key=key,
+        ticket_id=ticket_id,
     )
     data = decision.to_json_data()
     event_store.append(

@@ -84,7 +84,7 @@ def facts(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> Se
 
 
 @lru_cache(maxsize=32)
-def _charge(tables: AcpTables, returning: bool) -> Update:
+def _charge(tables: AcpTables, returning: bool, advance_seq: bool = True) -> Update:
     s = tables.sessions.c
     now = bindparam("p_now", type_=UTCDateTime())
     cost = bindparam("p_cost", type_=Money())
@@ -101,11 +101,12 @@ def _charge(tables: AcpTables, returning: bool) -> Update:
         .values(
             actions_used=s.actions_used + 1,
             cost_used=s.cost_used + cost,
-            next_seq=s.next_seq + 1,
             status="active",
             updated_at=now,
         )
     )
+    if advance_seq:
+        statement = statement.values(next_seq=s.next_seq + 1)
     return statement.returning(*_allocated_columns(tables)) if returning else statement
 
 
@@ -151,14 +152,21 @@ def _run(
 
 
 def charge(
-    connection: Connection, runtime: Runtime, session_id: uuid.UUID, cost: Decimal, now: datetime
+    connection: Connection,
+    runtime: Runtime,
+    session_id: uuid.UUID,
+    cost: Decimal,
+    now: datetime,
+    *,
+    advance_seq: bool = True,
 ) -> Allocated | None:
     """Charge one action and ``cost`` and allocate an event seq — only if the session is
-    live, unexpired and within both budgets. None means refused (nothing changed)."""
+    live, unexpired and within both budgets. None means refused (nothing changed).
+    ``advance_seq=False`` charges a decision whose seq was already allocated."""
     return _run(
         connection,
         runtime,
-        lambda returning: _charge(runtime.tables, returning),
+        lambda returning: _charge(runtime.tables, returning, advance_seq),
         {"p_session": session_id, "p_cost": cost, "p_now": now},
     )
 

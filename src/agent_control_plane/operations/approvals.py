@@ -1,0 +1,296 @@
+"""Human approvals: tickets, approve/deny (exactly one decision wins), expiry, waiting."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from agent_control_plane.errors import InvalidInputError, InvalidTransitionError, NotFoundError
+from agent_control_plane.models import Page, Ticket
+from agent_control_plane.rules import validation
+from agent_control_plane.rules.approvals import (
+    DEFAULT_TIMEOUT,
+    SCOPES,
+    ScopeLimits,
+    covers_resource,
+    proposal_digest,
+)
+from agent_control_plane.rules.proposal import Proposal
+from agent_control_plane.rules.routing import CompiledPolicy
+from agent_control_plane.runtime import Runtime
+from agent_control_plane.schema.tables import TEXT_LENGTH, TICKET_STATUSES
+from agent_control_plane.store import approvals as ticket_store
+from agent_control_plane.store import events as event_store
+from agent_control_plane.store import sessions as session_store
+from agent_control_plane.store.events import NewEvent, Slot
+from agent_control_plane.store.sessions import Allocated
+
+
+class TicketNotFoundError(NotFoundError):
+    """No approval ticket has this id."""
+
+
+def use_approval(
+    connection: Connection,
+    runtime: Runtime,
+    row: Allocated,
+    proposal: Proposal,
+    now: datetime,
+) -> tuple[Allocated, uuid.UUID, str] | None:
+    """Consume an approval covering ``proposal`` and charge it; None if there is none.
+
+    Called inside govern's transaction after the session row is locked and checked
+    (live, within budget), so consuming and charging happen together or not at all.
+    """
+    digest = proposal_digest(proposal)
+    for ticket in ticket_store.approved_for(connection, runtime, row.id, proposal.action, digest):
+        if ticket.scope == "once":
+            used = ticket.args_digest == digest and ticket_store.consume_once(
+                connection, runtime, ticket.id, now
+            )
+        else:
+            used = covers_resource(ticket.scope_resources, proposal.resource) and (
+                ticket_store.consume_scope(connection, runtime, ticket.id, proposal.cost, now)
+            )
+        if used:
+            charged = session_store.charge(
+                connection, runtime, row.id, proposal.cost, now, advance_seq=False
+            )
+            assert charged is not None, "the session row is locked and was checked"
+            return charged, ticket.id, f"approval.{ticket.scope}:{ticket.id}"
+    return None
+
+
+def request_approval(
+    connection: Connection,
+    runtime: Runtime,
+    row: Allocated,
+    policy_id: uuid.UUID,
+    policy: CompiledPolicy,
+    proposal: Proposal,
+    reason: str,
+    now: datetime,
+) -> uuid.UUID:
+    """The pending ticket for this exact proposal, created if there is none yet."""
+    digest = proposal_digest(proposal)
+    existing = ticket_store.pending_for(connection, runtime, row.id, proposal.action, digest)
+    if existing is not None:
+        return existing
+    proposal_id, ticket_id = uuid.uuid4(), uuid.uuid4()
+    ticket_store.insert_proposal(
+        connection,
+        runtime,
+        {
+            "id": proposal_id,
+            "session_id": row.id,
+            "policy_id": policy_id,
+            "event_seq": row.seq,
+            "action": proposal.action,
+            "resource": proposal.resource,
+            "args": proposal.args,
+            "args_digest": digest,
+            "cost": proposal.cost,
+            "weight": proposal.weight,
+            "score": proposal.score,
+            "outcome": "needs_approval",
+            "reason": reason,
+            "status": "pending",
+            "created_at": now,
+        },
+    )
+    timeout = policy.document.approval_timeout or DEFAULT_TIMEOUT
+    ticket_store.insert_ticket(
+        connection,
+        runtime,
+        {
+            "id": ticket_id,
+            "session_id": row.id,
+            "proposal_id": proposal_id,
+            "policy_id": policy_id,
+            "action": proposal.action,
+            "resource": proposal.resource,
+            "args_digest": digest,
+            "status": "pending",
+            "scope_used_cost": Decimal(0),
+            "scope_used_count": 0,
+            "requested_at": now,
+            "expires_at": now + timeout,
+        },
+    )
+    return ticket_id
+
+
+def _ticket_id(value: Any) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInputError("ticket_id", f"not a ticket id: {value!r}") from None
+
+
+def _decide(
+    connection: Connection,
+    runtime: Runtime,
+    ticket_id: uuid.UUID,
+    values: dict[str, Any],
+    event: str,
+    payload: dict[str, Any],
+) -> Ticket:
+    with connection.begin():
+        now = runtime.clock()
+        if not ticket_store.decide(
+            connection, runtime, ticket_id, {**values, "decided_at": now}, now
+        ):
+            ticket = ticket_store.get(connection, runtime, ticket_id)
+            if ticket is None:
+                raise TicketNotFoundError(f"no approval ticket {ticket_id}")
+            state = "expired" if ticket.status == "pending" else ticket.status
+            raise InvalidTransitionError(
+                f"ticket {ticket_id} is already {state}: a decision on it is final"
+            )
+        ticket = ticket_store.get(connection, runtime, ticket_id)
+        assert ticket is not None
+        row = session_store.allocate_seq(connection, runtime, ticket.session_id)
+        event_store.append(
+            connection,
+            runtime,
+            Slot.of(row),
+            NewEvent(event, ticket.action, values["status"], payload=payload),
+            now,
+        )
+    return ticket
+
+
+def approve(
+    connection: Connection,
+    runtime: Runtime,
+    ticket_id: uuid.UUID | str,
+    by: str,
+    *,
+    scope: str = "once",
+    scope_limits: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> Ticket:
+    """Approve a pending ticket. ``scope="once"`` covers the identical action once;
+    ``scope="session"`` covers that action in the session within ``scope_limits``
+    (resources, max_cost, max_count, expires_at; 0 means zero, absent means no limit).
+    Exactly one of several concurrent decisions wins; the others raise."""
+    tid = _ticket_id(ticket_id)
+    approver = validation.required_text(by, "by")
+    if scope not in SCOPES:
+        raise InvalidInputError("scope", f"must be one of {', '.join(SCOPES)}")
+    if scope == "once" and scope_limits:
+        raise InvalidInputError("scope_limits", "only a session scope takes limits")
+    limits = ScopeLimits.parse(scope_limits)
+    note = validation.text(reason, "reason", limit=TEXT_LENGTH, optional=True)
+    values = {
+        "status": "approved",
+        "scope": scope,
+        "decided_by": approver,
+        "decision_reason": note,
+        "scope_resources": limits.resources,
+        "scope_max_cost": limits.max_cost,
+        "scope_max_count": limits.max_count,
+        "scope_expires_at": limits.expires_at,
+    }
+    payload = {
+        "ticket_id": str(tid),
+        "by": approver,
+        "scope": scope,
+        "reason": note,
+        "limits": validation.document(
+            {
+                "resources": limits.resources,
+                "max_cost": None if limits.max_cost is None else str(limits.max_cost),
+                "max_count": limits.max_count,
+                "expires_at": None if limits.expires_at is None else limits.expires_at.isoformat(),
+            },
+            "scope_limits",
+        ),
+    }
+    return _decide(connection, runtime, tid, values, "approval.approved", payload)
+
+
+def deny(
+    connection: Connection, runtime: Runtime, ticket_id: uuid.UUID | str, by: str, reason: str
+) -> Ticket:
+    """Deny a pending ticket; final. The agent's next identical call needs a new approval."""
+    tid = _ticket_id(ticket_id)
+    approver = validation.required_text(by, "by")
+    note = validation.required_text(reason, "reason", limit=TEXT_LENGTH)
+    values = {"status": "denied", "decided_by": approver, "decision_reason": note}
+    payload = {"ticket_id": str(tid), "by": approver, "reason": note}
+    return _decide(connection, runtime, tid, values, "approval.denied", payload)
+
+
+def get_ticket(connection: Connection, runtime: Runtime, ticket_id: uuid.UUID | str) -> Ticket:
+    """The ticket's current state (TicketNotFoundError if there is none)."""
+    tid = _ticket_id(ticket_id)
+    with connection.begin():
+        ticket = ticket_store.get(connection, runtime, tid)
+    if ticket is None:
+        raise TicketNotFoundError(f"no approval ticket {tid}")
+    return ticket
+
+
+def list_tickets(
+    connection: Connection,
+    runtime: Runtime,
+    *,
+    status: str | None = None,
+    session_id: uuid.UUID | str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[Ticket]:
+    """Tickets oldest first (the approval queue), filtered; keyset pages."""
+    if status is not None and status not in TICKET_STATUSES:
+        raise InvalidInputError("status", f"must be one of {', '.join(TICKET_STATUSES)}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise InvalidInputError("limit", "must be an integer between 1 and 1000")
+    sid = None if session_id is None else validation.session_id(session_id)
+    after = None
+    if cursor is not None:
+        try:
+            requested, last = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            after = (datetime.fromisoformat(requested), uuid.UUID(last))
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError("cursor", "not a cursor returned by list_tickets") from exc
+    with connection.begin():
+        items = ticket_store.page(
+            connection, runtime, status=status, session_id=sid, after=after, limit=limit + 1
+        )
+    more = len(items) > limit
+    items = items[:limit]
+    next_cursor = None
+    if more:
+        raw = json.dumps([items[-1].requested_at.isoformat(), str(items[-1].id)]).encode()
+        next_cursor = base64.urlsafe_b64encode(raw).decode()
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def expire_tickets(connection: Connection, runtime: Runtime) -> int:
+    """Expire every overdue pending ticket, with one event each; safe from many processes
+    at once (each ticket is expired by exactly one sweep). Returns how many."""
+    with connection.begin():
+        now = runtime.clock()
+        expired = sorted(ticket_store.expire_due(connection, runtime, now), key=lambda r: r.id)
+        for ticket in expired:
+            row = session_store.allocate_seq(connection, runtime, ticket.session_id)
+            event_store.append(
+                connection,
+                runtime,
+                Slot.of(row),
+                NewEvent(
+                    "approval.expired",
+                    ticket.action,
+                    "expired",
+                    payload={"ticket_id": str(ticket.id)},
+                ),
+                now,
+            )
+    return len(expired)

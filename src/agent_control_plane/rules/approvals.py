@@ -1,0 +1,63 @@
+"""Approval rules: what a ticket covers and how scopes are limited (pure, no I/O)."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from agent_control_plane.errors import InvalidInputError
+from agent_control_plane.rules import validation
+from agent_control_plane.rules.canonical import digest
+from agent_control_plane.rules.proposal import Proposal
+
+SCOPES = ("once", "session")
+DEFAULT_TIMEOUT = timedelta(hours=1)
+
+
+def proposal_digest(proposal: Proposal) -> str:
+    """What a "once" approval is bound to: the exact action, resource and arguments."""
+    return digest([proposal.action, proposal.resource, proposal.args])
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeLimits:
+    """Limits of a session-scoped approval. None means no limit; 0 means none allowed."""
+
+    resources: list[str] | None = None
+    max_cost: Decimal | None = None
+    max_count: int | None = None
+    expires_at: datetime | None = None
+
+    @classmethod
+    def parse(cls, limits: dict[str, Any] | None) -> ScopeLimits:
+        limits = dict(limits or {})
+        unknown = set(limits) - {"resources", "max_cost", "max_count", "expires_at"}
+        if unknown:
+            raise InvalidInputError("scope_limits", f"unknown keys {sorted(unknown)}")
+        resources = limits.get("resources")
+        if resources is not None and (
+            not isinstance(resources, list) or not all(isinstance(r, str) for r in resources)
+        ):
+            raise InvalidInputError("scope_limits", "resources must be a list of strings")
+        max_cost = limits.get("max_cost")
+        max_count = limits.get("max_count")
+        return cls(
+            resources=resources,
+            max_cost=None
+            if max_cost is None
+            else validation.money(max_cost, "scope_limits.max_cost"),
+            max_count=None
+            if max_count is None
+            else validation.counter(max_count, "scope_limits.max_count"),
+            expires_at=validation.aware(limits.get("expires_at"), "scope_limits.expires_at"),
+        )
+
+
+def covers_resource(resources: list[str] | None, resource: str | None) -> bool:
+    """Whether a session scope's resource list admits ``resource`` (None: any resource)."""
+    if resources is None:
+        return True
+    return resource is not None and any(fnmatch.fnmatchcase(resource, r) for r in resources)

@@ -1,0 +1,171 @@
+"""Approval ticket statements: every state change is conditional on the current state."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from agent_control_plane.models import Ticket
+from agent_control_plane.runtime import Runtime
+
+_TICKET_FIELDS = tuple(field.name for field in fields(Ticket))
+
+
+def to_ticket(row: Row[Any]) -> Ticket:
+    mapping = row._mapping
+    return Ticket(**{name: mapping[name] for name in _TICKET_FIELDS})
+
+
+def insert_proposal(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
+    connection.execute(insert(runtime.tables.action_proposals), values)
+
+
+def insert_ticket(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
+    connection.execute(insert(runtime.tables.approval_tickets), values)
+
+
+def pending_for(
+    connection: Connection, runtime: Runtime, session_id: uuid.UUID, action: str, digest: str
+) -> uuid.UUID | None:
+    t = runtime.tables.approval_tickets.c
+    return connection.execute(
+        select(t.id)
+        .where(t.session_id == session_id, t.action == action, t.args_digest == digest)
+        .where(t.status == "pending")
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def approved_for(
+    connection: Connection, runtime: Runtime, session_id: uuid.UUID, action: str, digest: str
+) -> list[Ticket]:
+    """Approved tickets that may cover this proposal: exact "once" ones first."""
+    tickets = runtime.tables.approval_tickets
+    t = tickets.c
+    query = (
+        select(tickets)
+        .where(t.session_id == session_id, t.action == action, t.status == "approved")
+        .where(or_(t.scope == "session", t.args_digest == digest))
+        .order_by(t.scope.desc(), t.decided_at)
+    )
+    return [to_ticket(row) for row in connection.execute(query)]
+
+
+def consume_once(
+    connection: Connection, runtime: Runtime, ticket_id: uuid.UUID, now: datetime
+) -> bool:
+    t = runtime.tables.approval_tickets.c
+    statement = (
+        update(runtime.tables.approval_tickets)
+        .where(t.id == ticket_id, t.status == "approved", t.scope == "once")
+        .values(status="consumed", consumed_at=now, scope_used_count=t.scope_used_count + 1)
+    )
+    return bool(connection.execute(statement).rowcount)
+
+
+def consume_scope(
+    connection: Connection, runtime: Runtime, ticket_id: uuid.UUID, cost: Decimal, now: datetime
+) -> bool:
+    """Use one of a session scope's allowances — only within its count, cost and expiry."""
+    t = runtime.tables.approval_tickets.c
+    statement = (
+        update(runtime.tables.approval_tickets)
+        .where(
+            t.id == ticket_id,
+            t.status == "approved",
+            t.scope == "session",
+            or_(t.scope_max_count.is_(None), t.scope_used_count + 1 <= t.scope_max_count),
+            or_(t.scope_max_cost.is_(None), t.scope_used_cost + cost <= t.scope_max_cost),
+            or_(t.scope_expires_at.is_(None), t.scope_expires_at > now),
+        )
+        .values(scope_used_count=t.scope_used_count + 1, scope_used_cost=t.scope_used_cost + cost)
+    )
+    return bool(connection.execute(statement).rowcount)
+
+
+def decide(
+    connection: Connection,
+    runtime: Runtime,
+    ticket_id: uuid.UUID,
+    values: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Move a pending, unexpired ticket to approved or denied. False: someone else decided
+    first, or it expired."""
+    t = runtime.tables.approval_tickets.c
+    statement = (
+        update(runtime.tables.approval_tickets)
+        .where(t.id == ticket_id, t.status == "pending")
+        .where(or_(t.expires_at.is_(None), t.expires_at > now))
+        .values(**values)
+    )
+    return bool(connection.execute(statement).rowcount)
+
+
+def get(connection: Connection, runtime: Runtime, ticket_id: uuid.UUID) -> Ticket | None:
+    tickets = runtime.tables.approval_tickets
+    row = connection.execute(select(tickets).where(tickets.c.id == ticket_id)).one_or_none()
+    return None if row is None else to_ticket(row)
+
+
+def page(
+    connection: Connection,
+    runtime: Runtime,
+    *,
+    status: str | None,
+    session_id: uuid.UUID | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Ticket]:
+    tickets = runtime.tables.approval_tickets
+    t = tickets.c
+    query = select(tickets)
+    if status is not None:
+        query = query.where(t.status == status)
+    if session_id is not None:
+        query = query.where(t.session_id == session_id)
+    if after is not None:
+        requested, last = after
+        query = query.where(
+            or_(t.requested_at > requested, and_(t.requested_at == requested, t.id > last))
+        )
+    query = query.order_by(t.requested_at, t.id).limit(limit)
+    return [to_ticket(row) for row in connection.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    id: uuid.UUID
+    session_id: uuid.UUID
+    action: str
+
+
+def expire_due(connection: Connection, runtime: Runtime, now: datetime) -> list[Expired]:
+    """Expire the overdue pending tickets no other sweep holds; each only once.
+
+    SKIP LOCKED (PostgreSQL, MariaDB): concurrent sweeps split the work instead of
+    queueing on, or deadlocking over, the same rows. SQLite sweeps one at a time.
+    """
+    tickets = runtime.tables.approval_tickets
+    t = tickets.c
+    due = (
+        select(t.id, t.session_id, t.action)
+        .where(t.status == "pending", t.expires_at.is_not(None), t.expires_at <= now)
+        .order_by(t.id)
+        .with_for_update(skip_locked=True)
+    )
+    rows = [Expired(row.id, row.session_id, row.action) for row in connection.execute(due)]
+    for start in range(0, len(rows), 500):
+        chunk = [row.id for row in rows[start : start + 500]]
+        connection.execute(
+            update(tickets)
+            .where(t.id.in_(chunk), t.status == "pending")
+            .values(status="expired", decided_at=now)
+        )
+    return rows
