@@ -40,7 +40,9 @@ def test_demo_runs_the_governed_agent_through_every_outcome(tmp_path: Path) -> N
         "budget.max_actions",
         "session.killed",
         "status=aborted killed=True",
-        "intact: 18 events, 0 problems",
+        "approval.once:",
+        "alice approved ticket",
+        "intact: 20 events, 0 problems",
         "Audit trail verified.",
     ):
         assert fragment in text, fragment

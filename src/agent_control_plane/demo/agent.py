@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ def run_agent_demo(console: Console, workdir: Path) -> bool:
         )
         table = Table("#", "action", "outcome", "reason (and guidance)", "left $/n")
         step = 0
+        tickets: list[uuid.UUID] = []
         for action, cost, weight, score, args in SCRIPT:
             step += 1
             decision = cp.govern(
@@ -93,9 +95,26 @@ def run_agent_demo(console: Console, workdir: Path) -> bool:
                 idempotency_key=f"step-{step}",
             )
             _row(table, str(step), decision)
+            if decision.ticket_id is not None and action == "issue_refund":
+                tickets.append(decision.ticket_id)
             if decision.allowed:
                 actual = (Decimal(cost) * Decimal("0.8")).quantize(Decimal("0.000000001"))
                 cp.record_outcome(decision, "succeeded", actual_cost=actual, result={"ok": True})
+        # The human step: a (scripted) approver approves the refund, which is honoured once.
+        (refund_ticket,) = tickets
+        approved = cp.approve(refund_ticket, "alice@support", reason="customer verified by phone")
+        approvals_note = f"alice approved ticket {str(refund_ticket)[:8]} ({approved.scope})"
+        for attempt in ("approved", "again"):
+            step += 1
+            refund = cp.govern(
+                session.id,
+                "issue_refund",
+                cost="0.00",
+                weight=0.6,
+                score=0.9,
+                args={"amount": "25.00"},
+            )
+            _row(table, f"{step} {attempt}", refund)
         retry = cp.govern(
             session.id,
             "read_ticket",
@@ -121,6 +140,7 @@ def run_agent_demo(console: Console, workdir: Path) -> bool:
         report = cp.verify_audit()
         events = cp.events(session.id)
         summary = Table(show_header=False, title="Summary")
+        summary.add_row("human approval", approvals_note)
         summary.add_row("kill_agent stopped", f"{stopped} session(s)")
         summary.add_row("heartbeat after the kill", f"status={alive.status} killed={alive.killed}")
         summary.add_row("session status", f"{final.status} ({final.end_reason})")
