@@ -32,3 +32,13 @@ def table_names(engine: Engine, layout: Layout) -> set[str]:
         if layout.schema and layout.schema not in inspector.get_schema_names():
             return set()
         return set(inspector.get_table_names(schema=layout.schema))
+
+
+def _ordered_revisions() -> list[str]:
+    scripts = Migrator(Layout(None, "acp_")).history()
+    return [script.revision for script in reversed(scripts)]
+
+
+REVISIONS = _ordered_revisions()
+HEAD = REVISIONS[-1]
+ALL_UPGRADES = tuple(f"upgrade {revision}" for revision in REVISIONS)

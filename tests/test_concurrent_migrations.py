@@ -8,6 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from agent_control_plane import ControlPlane
+from tests.acp_helpers import ALL_UPGRADES, HEAD
 from tests.databases import TestDatabase
 
 WORKERS = 4
@@ -30,5 +31,5 @@ def test_four_processes_open_a_fresh_database_at_once(database: TestDatabase) ->
             ]
             results = [future.result(timeout=120) for future in futures]
     applied = [step for steps, _ in results for step in steps]
-    assert sorted(applied) == ["upgrade acp_0001"]
-    assert all(revision == ("acp_0001",) for _, revision in results)
+    assert sorted(applied) == sorted(ALL_UPGRADES)
+    assert all(revision == (HEAD,) for _, revision in results)

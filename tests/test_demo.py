@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from agent_control_plane.demo.run import run_demo
+from tests.acp_helpers import HEAD
 
 
 def test_demo_shows_the_host_autogenerate_leaving_acp_alone(tmp_path: Path) -> None:
@@ -16,7 +17,7 @@ def test_demo_shows_the_host_autogenerate_leaving_acp_alone(tmp_path: Path) -> N
     run_demo(Console(file=output, width=200), workdir=tmp_path)
     text = output.getvalue()
     assert "acp_events" in text
-    assert "acp_version (ACP's own version table) │ acp_0001" in text
+    assert f"acp_version (ACP's own version table) │ {HEAD}" in text
     assert "CreateTable customers" in text
     assert "guard kept 13 ACP objects" in text
     assert re.search(r"ACP operations in the host's autogenerate\s+│ 0 ", text)

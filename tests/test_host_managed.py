@@ -27,8 +27,17 @@ def test_a_host_revision_creates_acp_tables_and_verify_passes(
     with pytest.raises(SchemaNotCurrentError):
         ControlPlane.open(database.url_string, migrate="verify")
     project.upgrade()
+    with pytest.raises(SchemaNotCurrentError, match="database has acp_0001"):
+        ControlPlane.open(database.url_string, migrate="verify")
+    # A newer package ships a new ACP revision: the host adds a revision pinning it.
+    project.write_revision(
+        "h002_acp",
+        "from agent_control_plane.alembic import host\nhost.upgrade(op, to='acp_0002')",
+        "from agent_control_plane.alembic import host\nhost.downgrade(op, to='acp_0001')",
+    )
+    project.upgrade()
     with ControlPlane.open(database.url_string, migrate="verify") as control_plane:
-        assert control_plane.schema_revision() == ("acp_0001",)
+        assert control_plane.schema_revision() == ("acp_0002",)
         with control_plane.engine.connect() as connection:
             assert control_plane.migrator.drift(connection) == []
     # The host's next autogenerate neither drops ACP's tables nor re-creates the stub.
@@ -39,6 +48,7 @@ def test_a_host_revision_creates_acp_tables_and_verify_passes(
     with engine.connect() as connection:
         names = set(inspect(connection).get_table_names(schema=layout.schema))
     assert layout.table_name("sessions") in names
+    project.downgrade("h002_acp")
     project.downgrade("h001_acp")
     project.downgrade("base")
     with engine.connect() as connection:

@@ -14,6 +14,7 @@ from agent_control_plane import ControlPlane
 from agent_control_plane.demo.host_project import HostProject, models_source
 from agent_control_plane.schema.layout import Layout, resolve_layout
 from agent_control_plane.testing import acp_operations
+from tests.acp_helpers import HEAD
 from tests.databases import TestDatabase
 
 
@@ -129,18 +130,18 @@ def test_version_tables_are_never_shared(
             )
             return list(host.scalars()), list(acp.scalars())
 
-    assert versions() == ([host_revision], ["acp_0001"])
+    assert versions() == ([host_revision], [HEAD])
     with ControlPlane.open(acp_database.url_string) as control_plane:
         with control_plane.engine.connect() as connection:
             control_plane.migrator.stamp(connection, "base")
         assert versions() == ([host_revision], [])
         with control_plane.engine.connect() as connection:
-            control_plane.migrator.stamp(connection, "acp_0001")
+            control_plane.migrator.stamp(connection, HEAD)
         with control_plane.engine.connect() as connection:
             assert control_plane.migrator.upgrade(connection) == []
-    assert versions() == ([host_revision], ["acp_0001"])
+    assert versions() == ([host_revision], [HEAD])
     project.downgrade("base")
-    assert versions() == ([], ["acp_0001"])
+    assert versions() == ([], [HEAD])
     with engine.connect() as connection:
         assert layout.table_name("sessions") in inspect(connection).get_table_names(
             schema=layout.schema

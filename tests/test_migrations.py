@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import delete, insert, inspect, select, table, text
 
 from agent_control_plane import ControlPlane
 from agent_control_plane.errors import MigrationError, SchemaNotCurrentError
-from agent_control_plane.migrations.runner import BASELINE
+from agent_control_plane.migrations.runner import BASELINE, Migrator
 from agent_control_plane.schema.tables import LOGICAL_TABLES, build_tables
 from tests.acp_helpers import engine_for, migrator_for, table_names
 from tests.databases import TestDatabase
@@ -120,8 +120,8 @@ def test_unversioned_tables_are_adopted_and_their_data_survives(database: TestDa
             tables.metadata.create_all(connection)
             session_id = _insert_baseline_rows(connection, tables)
         with ControlPlane.open(engine) as control_plane:
-            assert control_plane.applied_migrations[0] == "upgrade acp_0001"
-            assert "stamp" not in control_plane.applied_migrations
+            # They already match the models: adopted at head, nothing to run.
+            assert control_plane.applied_migrations == ("stamp acp_0002",)
             assert control_plane.schema_revision() == migrator.heads()
         with engine.connect() as connection:
             row = connection.execute(
@@ -174,20 +174,21 @@ def test_verify_names_the_command_to_run(database: TestDatabase) -> None:
     assert "no ACP tables" in str(error)
 
 
-def test_verify_on_an_outdated_database(
-    database: TestDatabase, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_verify_on_an_outdated_database(database: TestDatabase) -> None:
     """A database one revision behind the package's head is refused with the command."""
     migrator = migrator_for(database)
     with engine_for(database) as engine, engine.connect() as connection:
-        migrator.upgrade(connection)
-    monkeypatch.setattr(type(migrator), "heads", lambda self: ("acp_9999",))
+        migrator.upgrade(connection, BASELINE)
+    head = migrator.heads()
+    assert head != (BASELINE,)
     with pytest.raises(
-        SchemaNotCurrentError, match=r"needs acp_9999\. Run: acp db upgrade"
+        SchemaNotCurrentError, match=rf"needs {head[0]}\. Run: acp db upgrade"
     ) as raised:
         ControlPlane.open(database.url_string, migrate="verify")
     assert raised.value.current == (BASELINE,)
-    assert raised.value.expected == ("acp_9999",)
+    assert raised.value.expected == head
+    with ControlPlane.open(database.url_string) as control_plane:  # auto: upgrades
+        assert control_plane.applied_migrations == (f"upgrade {head[0]}",)
 
 
 def test_verify_passes_on_a_current_database(database: TestDatabase) -> None:
@@ -212,3 +213,35 @@ def migrator_for_dialect(dialect: str):  # type: ignore[no-untyped-def]
     from agent_control_plane.schema.layout import resolve_layout
 
     return Migrator(resolve_layout(dialect))
+
+
+def test_unversioned_baseline_tables_are_adopted_and_upgraded(database: TestDatabase) -> None:
+    """Tables as the baseline made them, version row lost: stamped at the baseline, then
+    every later revision runs, and the data survives."""
+    migrator = migrator_for(database)
+    tables = build_tables(migrator.layout)
+    version = table(migrator.layout.version_table, schema=migrator.layout.schema)
+    with engine_for(database) as engine:
+        with engine.connect() as connection:
+            migrator.upgrade(connection, BASELINE)
+        with engine.begin() as connection:
+            session_id = _insert_baseline_rows(connection, tables)
+            connection.execute(delete(version))
+        with ControlPlane.open(engine) as control_plane:
+            steps = control_plane.applied_migrations
+            assert control_plane.schema_revision() == migrator.heads()
+        with engine.connect() as connection:
+            assert migrator.drift(connection) == []
+            found = connection.execute(
+                select(tables.sessions.c.id).where(tables.sessions.c.id == session_id)
+            ).all()
+    assert len(found) == 1
+    assert steps == (
+        f"stamp {BASELINE}",
+        *(f"upgrade {r}" for r in _revisions_after(migrator, BASELINE)),
+    )
+
+
+def _revisions_after(migrator: Migrator, revision: str) -> list[str]:
+    ordered = [script.revision for script in reversed(migrator.history())]
+    return ordered[ordered.index(revision) + 1 :]

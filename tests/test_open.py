@@ -16,12 +16,13 @@ from agent_control_plane import (
     UnsupportedDatabaseError,
 )
 from agent_control_plane.engine import database_url
+from tests.acp_helpers import ALL_UPGRADES, HEAD
 from tests.databases import TestDatabase
 
 
 def test_open_creates_every_table_and_closes(database: TestDatabase) -> None:
     with ControlPlane.open(database.url_string) as control_plane:
-        assert control_plane.applied_migrations == ("upgrade acp_0001",)
+        assert control_plane.applied_migrations == ALL_UPGRADES
         layout = control_plane.layout
         with control_plane.engine.connect() as connection:
             names = set(inspect(connection).get_table_names(schema=layout.schema))
@@ -32,17 +33,17 @@ def test_open_creates_every_table_and_closes(database: TestDatabase) -> None:
 
 async def test_async_open_on_every_dialect(database: TestDatabase) -> None:
     async with await AsyncControlPlane.open(database.async_url_string) as control_plane:
-        assert control_plane.applied_migrations == ("upgrade acp_0001",)
-        assert await control_plane.schema_revision() == ("acp_0001",)
+        assert control_plane.applied_migrations == ALL_UPGRADES
+        assert await control_plane.schema_revision() == (HEAD,)
     # A sync URL is given the async driver ACP ships with.
     async with await AsyncControlPlane.open(database.url_string, migrate="verify") as again:
-        assert await again.schema_revision() == ("acp_0001",)
+        assert await again.schema_revision() == (HEAD,)
 
 
 def test_a_host_engine_is_used_and_left_open(database: TestDatabase) -> None:
     engine = create_engine(database.url)
     with ControlPlane.open(engine) as control_plane:
-        assert control_plane.schema_revision() == ("acp_0001",)
+        assert control_plane.schema_revision() == (HEAD,)
     with engine.connect() as connection:  # ACP did not dispose the host's engine
         assert connection.execute(text("SELECT 1")).scalar() == 1
     engine.dispose()
@@ -51,7 +52,7 @@ def test_a_host_engine_is_used_and_left_open(database: TestDatabase) -> None:
 async def test_a_host_async_engine_is_used(database: TestDatabase) -> None:
     engine = create_async_engine(database.async_url_string)
     async with await AsyncControlPlane.open(engine) as control_plane:
-        assert await control_plane.schema_revision() == ("acp_0001",)
+        assert await control_plane.schema_revision() == (HEAD,)
     async with engine.connect() as connection:
         assert (await connection.execute(text("SELECT 1"))).scalar() == 1
     await engine.dispose()

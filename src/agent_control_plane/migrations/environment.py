@@ -39,6 +39,12 @@ def context_options(layout: Layout) -> dict[str, Any]:
     }
 
 
+def _verb(step: Any) -> str:
+    if step.is_stamp:
+        return "stamp"
+    return "upgrade" if step.is_upgrade else "downgrade"
+
+
 def run(context: EnvironmentContext) -> None:
     config = context.config
     layout: Layout = config.attributes["acp_layout"]
@@ -65,7 +71,7 @@ def run(context: EnvironmentContext) -> None:
         context.configure(
             connection=connection,
             on_version_apply=lambda ctx, step, heads, run_args: applied.append(
-                f"{'upgrade' if step.is_upgrade else 'downgrade'} {step.up_revision_id}"
+                f"{_verb(step)} {step.up_revision_id}"
             ),
             **options,
         )

@@ -69,9 +69,10 @@ class Migrator:
             if not self._current_in_transaction(connection) and self._has_baseline_tables(
                 connection
             ):
-                # Tables without a version row (created by hand or by create_all):
-                # adopt them as the baseline and migrate forward from there.
-                command.stamp(cfg, BASELINE)
+                # Tables without a version row (created by hand or by create_all): adopt
+                # them at head if they already match the models, else at the baseline,
+                # and migrate forward from there.
+                command.stamp(cfg, "head" if not self._differences(connection) else BASELINE)
             command.upgrade(cfg, target)
         return list(cfg.attributes.get("acp_applied", []))
 
@@ -95,13 +96,16 @@ class Migrator:
 
     def drift(self, connection: Connection) -> list[Any]:
         """Differences between the database and this package's models (empty: none)."""
-        options = context_options(self.layout)
-        context = MigrationContext.configure(connection, opts=options)
         try:
-            return list(compare_metadata(context, options["target_metadata"]))
+            return self._differences(connection)
         finally:
             if connection.in_transaction():
                 connection.rollback()
+
+    def _differences(self, connection: Connection) -> list[Any]:
+        options = context_options(self.layout)
+        context = MigrationContext.configure(connection, opts=options)
+        return list(compare_metadata(context, options["target_metadata"]))
 
     def verify(self, connection: Connection, *, url: str | None = None) -> None:
         """Raise SchemaNotCurrentError unless the database is at this package's head."""

@@ -191,6 +191,7 @@ def build_tables(layout: Layout) -> AcpTables:
         UniqueConstraint("session_id", "seq"),
         Index(None, "created_at"),
         Index(None, "kind", "id"),
+        Index(None, "session_id", "action"),
     )
 
     action_proposals = table(
@@ -273,6 +274,7 @@ def build_tables(layout: Layout) -> AcpTables:
         Column("capability", String(ID_LENGTH)),
         Column("depth", Integer(), nullable=False),
         Column("status", String(16), nullable=False),
+        Column("reason", String(ID_LENGTH)),
         _created(),
         Index(None, "from_agent"),
         Index(None, "to_agent"),
