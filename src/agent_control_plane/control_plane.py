@@ -27,6 +27,7 @@ from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.models import Ticket
 from agent_control_plane.opening import Opening, prepare_schema, resolve
 from agent_control_plane.operations import (
+    agents,
     approvals,
     audit,
     governing,
@@ -189,6 +190,9 @@ class ControlPlane(_ControlPlaneBase):
     get_ticket = sync_method(approvals.get_ticket)
     list_tickets = sync_method(approvals.list_tickets)
     expire_tickets = sync_method(approvals.expire_tickets)
+    register_agent = sync_method(agents.register_agent)
+    get_agent = sync_method(agents.get_agent)
+    delegate = sync_method(agents.delegate)
 
     def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;
@@ -297,6 +301,9 @@ class AsyncControlPlane(_ControlPlaneBase):
     get_ticket = async_method(approvals.get_ticket)
     list_tickets = async_method(approvals.list_tickets)
     expire_tickets = async_method(approvals.expire_tickets)
+    register_agent = async_method(agents.register_agent)
+    get_agent = async_method(agents.get_agent)
+    delegate = async_method(agents.delegate)
 
     async def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;

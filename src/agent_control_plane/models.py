@@ -15,9 +15,11 @@ from agent_control_plane.rules.routing import Outcome
 T = TypeVar("T")
 
 __all__ = [
+    "Agent",
     "AuditProblem",
     "AuditReport",
     "Decision",
+    "Delegation",
     "Event",
     "Outcome",
     "Page",
@@ -188,3 +190,37 @@ class Ticket:
     @property
     def pending(self) -> bool:
         return self.status == "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    tenant: str | None
+    name: str | None
+    status: str
+    capabilities: list[str]
+    tags: list[str]
+    metadata: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delegation:
+    """A task handed from one agent to another; ``status`` is "active" or "denied"."""
+
+    id: uuid.UUID
+    from_agent: str
+    to_agent: str
+    parent_id: uuid.UUID | None
+    session_id: uuid.UUID | None
+    task: str
+    capability: str | None
+    depth: int
+    status: str
+    reason: str | None
+    created_at: datetime
+
+    @property
+    def allowed(self) -> bool:
+        return self.status == "active"

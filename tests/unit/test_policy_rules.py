@@ -283,10 +283,9 @@ def test_condition_depth_is_limited() -> None:
             },
             "needs guidance",
         ),
-        (
-            {"name": "p", "sequences": [{"deny": "send_email", "after": "read_inbox"}]},
-            "not supported",
-        ),
+        ({"name": "p", "sequences": [{"limit": "x[ab]", "max": 1, "per": "1h"}]}, "wildcards only"),
+        ({"name": "p", "sequences": [{"deny": "send_email"}]}, "after"),
+        ({"name": "p", "capabilities": {"pay": "bad name!"}}, "not a valid name"),
         ({"name": "p", "approval_timeout": "soon"}, "not a duration"),
         ({"name": "bad name!"}, "name"),
         ({"mode": "live"}, "name"),

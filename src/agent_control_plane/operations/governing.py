@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import InvalidInputError
 from agent_control_plane.models import Decision, Event
-from agent_control_plane.operations import approvals
+from agent_control_plane.operations import approvals, checks
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.rules import budget, lifecycle, validation
 from agent_control_plane.rules.canonical import digest
@@ -97,15 +97,24 @@ def _decide(
     claim: Claim | None,
 ) -> tuple[Decision, dict[str, Any]]:
     now = runtime.clock()
-    outcome, reason, charged = route.outcome, route.reason, False
+    document = policy.document
+    outcome, reason, charged, ticket_id = route.outcome, route.reason, False, None
     row = None
-    if outcome is Outcome.ALLOWED and not policy.dry_run:
+    if outcome is Outcome.ALLOWED and not policy.dry_run and not document.needs_history:
+        # The common case: one statement checks status, expiry and budgets, and charges.
         row = session_store.charge(connection, runtime, session_id, proposal.cost, now)
         charged = row is not None
     if row is None:
+        # Lock the session row (allocating the seq) and decide under the lock.
         row = session_store.allocate_seq(connection, runtime, session_id)
         refusal = lifecycle.refusal_for_status(row.status, row.expires_at, now)
-        if refusal is None and outcome is Outcome.ALLOWED:
+        if refusal is None and (
+            outcome is Outcome.STEER or (outcome is not Outcome.DENIED and document.needs_history)
+        ):
+            refusal = checks.history_refusal(
+                connection, runtime, document, facts, row, proposal, outcome, now
+            )
+        if refusal is None and outcome in (Outcome.ALLOWED, Outcome.NEEDS_APPROVAL):
             refusal = budget.refusal(
                 actions_used=row.actions_used,
                 max_actions=row.max_actions,
@@ -115,27 +124,23 @@ def _decide(
             )
         if refusal is not None:
             outcome, reason = Outcome.DENIED, refusal
-    ticket_id = None
-    if outcome is Outcome.NEEDS_APPROVAL and not policy.dry_run:
-        refusal = budget.refusal(
-            actions_used=row.actions_used,
-            max_actions=row.max_actions,
-            cost_used=row.cost_used,
-            max_cost=row.max_cost,
-            cost=proposal.cost,
-        )
-        approved = (
-            None if refusal else approvals.use_approval(connection, runtime, row, proposal, now)
-        )
-        if refusal is not None:
-            outcome, reason = Outcome.DENIED, refusal
-        elif approved is not None:
-            row, ticket_id, reason = approved
-            outcome, charged = Outcome.ALLOWED, True
-        else:
-            ticket_id = approvals.request_approval(
-                connection, runtime, row, facts.policy_id, policy, proposal, reason, now
+        elif outcome is Outcome.ALLOWED and not policy.dry_run:
+            charged_row = session_store.charge(
+                connection, runtime, session_id, proposal.cost, now, advance_seq=False
             )
+            if charged_row is None:  # only if the row changed under our lock: never
+                outcome, reason = Outcome.DENIED, "session.unavailable"
+            else:
+                row, charged = charged_row, True
+        elif outcome is Outcome.NEEDS_APPROVAL and not policy.dry_run:
+            approved = approvals.use_approval(connection, runtime, row, proposal, now)
+            if approved is not None:
+                row, ticket_id, reason = approved
+                outcome, charged = Outcome.ALLOWED, True
+            else:
+                ticket_id = approvals.request_approval(
+                    connection, runtime, row, facts.policy_id, policy, proposal, reason, now
+                )
     key = None if claim is None else claim.key
     guidance = route.guidance if outcome is Outcome.STEER else None
     payload = {

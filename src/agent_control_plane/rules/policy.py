@@ -83,6 +83,49 @@ class Assets(_Model):
     deny: list[str] = Field(default_factory=list)
 
 
+def _simple_pattern(value: str) -> str:
+    _pattern(value)
+    if "[" in value or "]" in value:
+        raise ValueError(f"{value!r}: sequence rules take * and ? wildcards only")
+    return value
+
+
+class DenyAfter(_Model):
+    """``{deny: send_email, after: read_inbox}``: never X once Y was allowed in the session."""
+
+    deny: str
+    after: str
+    within: timedelta | None = None
+
+    @field_validator("deny", "after")
+    @classmethod
+    def _patterns(cls, value: str) -> str:
+        return _simple_pattern(value)
+
+    @field_validator("within", mode="before")
+    @classmethod
+    def _within(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+
+class Limit(_Model):
+    """``{limit: "delete_*", max: 3, per: 1h}``: at most N allowed per period, per session."""
+
+    limit: str
+    max: int = Field(ge=0)
+    per: timedelta
+
+    @field_validator("limit")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        return _simple_pattern(value)
+
+    @field_validator("per", mode="before")
+    @classmethod
+    def _per(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+
 class Rule(_Model):
     """A condition-driven routing rule; the first rule whose condition holds decides."""
 
@@ -112,7 +155,24 @@ class PolicyDocument(_Model):
     rules: list[Rule] = Field(default_factory=list, max_length=200)
     approval_timeout: timedelta | None = None
     evaluator_timeout: timedelta = timedelta(seconds=2)
-    sequences: list[dict[str, Any]] = Field(default_factory=list)
+    sequences: list[DenyAfter | Limit] = Field(default_factory=list, max_length=100)
+    steer_retries: int | None = Field(default=3, ge=0)
+    capabilities: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("capabilities")
+    @classmethod
+    def _capabilities(cls, values: dict[str, str]) -> dict[str, str]:
+        for action, capability in values.items():
+            _pattern(action)
+            if not _NAME_RE.match(capability):
+                raise ValueError(f"capability {capability!r} is not a valid name")
+        return values
+
+    @property
+    def needs_history(self) -> bool:
+        """Whether an allowed action needs the session's history or its agent (read under
+        the session row lock) before it may be charged."""
+        return bool(self.sequences or self.capabilities)
 
     @field_validator("name")
     @classmethod
@@ -126,14 +186,6 @@ class PolicyDocument(_Model):
     def _duration(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
 
-    @field_validator("sequences")
-    @classmethod
-    def _no_sequences_yet(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        # Accepting rules we do not enforce would fail open; refuse them instead.
-        if value:
-            raise ValueError("sequence rules are not supported by this version of ACP yet")
-        return value
-
     def evaluators(self) -> set[str]:
         return set().union(*(conditions.evaluator_names(rule.when) for rule in self.rules))
 
@@ -144,6 +196,11 @@ class PolicyDocument(_Model):
             value = getattr(self, key)
             if key in data and value is not None:
                 data[key] = value.total_seconds()
+        for rule, encoded in zip(self.sequences, data.get("sequences", []), strict=True):
+            for key in ("within", "per"):
+                value = getattr(rule, key, None)
+                if value is not None:
+                    encoded[key] = value.total_seconds()
         return data
 
     @property

@@ -1,0 +1,63 @@
+"""Agent and delegation statements; registering is one atomic upsert."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import Row, insert, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from agent_control_plane.models import Agent, Delegation
+from agent_control_plane.runtime import Runtime
+
+_AGENT_FIELDS = tuple(field.name for field in fields(Agent))
+_DELEGATION_FIELDS = tuple(field.name for field in fields(Delegation))
+
+
+def _agent(row: Row[Any]) -> Agent:
+    mapping = row._mapping
+    return Agent(**{name: mapping[name] for name in _AGENT_FIELDS})
+
+
+def _delegation(row: Row[Any]) -> Delegation:
+    mapping = row._mapping
+    return Delegation(**{name: mapping[name] for name in _DELEGATION_FIELDS})
+
+
+def upsert(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
+    """Insert the agent, or update everything but its creation time, in one statement."""
+    agents = runtime.tables.agents
+    changes = {k: v for k, v in values.items() if k not in ("id", "created_at")}
+    if runtime.dialect in ("mysql", "mariadb"):
+        statement: Any = mysql.insert(agents).values(values).on_duplicate_key_update(**changes)
+    else:
+        dialect_insert = postgresql.insert if runtime.dialect == "postgresql" else sqlite.insert
+        statement = (
+            dialect_insert(agents)
+            .values(values)
+            .on_conflict_do_update(index_elements=[agents.c.id], set_=changes)
+        )
+    connection.execute(statement)
+
+
+def get(connection: Connection, runtime: Runtime, agent_id: str) -> Agent | None:
+    agents = runtime.tables.agents
+    row = connection.execute(select(agents).where(agents.c.id == agent_id)).one_or_none()
+    return None if row is None else _agent(row)
+
+
+def insert_delegation(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
+    connection.execute(insert(runtime.tables.delegations), values)
+
+
+def get_delegation(
+    connection: Connection, runtime: Runtime, delegation_id: uuid.UUID
+) -> Delegation | None:
+    delegations = runtime.tables.delegations
+    row = connection.execute(
+        select(delegations).where(delegations.c.id == delegation_id)
+    ).one_or_none()
+    return None if row is None else _delegation(row)
