@@ -43,7 +43,8 @@ def test_demo_runs_the_governed_agent_through_every_outcome(tmp_path: Path) -> N
         "status=aborted killed=True",
         "approval.once:",
         "alice approved ticket",
-        "intact: 20 events, 0 problems",
+        "intact: 22 events, 0 problems",
+        "sequence.after:read_inbox",
         "Audit trail verified.",
     ):
         assert fragment in text, fragment

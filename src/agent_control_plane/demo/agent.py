@@ -19,12 +19,14 @@ POLICY: dict[str, Any] = {
     "mode": "live",
     "default": "deny",
     "tiers": {
-        "auto_approve": ["read_ticket", "search_kb", "draft_reply"],
+        "auto_approve": ["read_ticket", "search_kb", "draft_reply", "read_inbox", "send_email"],
         "always_approve": ["issue_refund"],
         "steer": {"close_account": "Ask the customer to confirm in writing first."},
         "blocked": ["drop_database"],
     },
     "risk": {"max_weight": 0.5, "min_score": 0.7},
+    # Once the agent has read the inbox it may not send mail on its own.
+    "sequences": [{"deny": "send_email", "after": "read_inbox"}],
     "rules": [
         {
             "name": "no-bulk-export",
@@ -44,6 +46,8 @@ SCRIPT: list[tuple[str, str, float, float, dict[str, Any]]] = [
     ("draft_reply", "0.08", 0.9, 0.95, {"ticket": 4711}),
     ("search_kb", "0.05", 0.1, 0.80, {"query": "export", "rows": 50_000}),
     ("send_fax", "0.01", 0.1, 0.99, {}),
+    ("read_inbox", "0.01", 0.1, 0.95, {}),
+    ("send_email", "0.01", 0.1, 0.95, {"to": "customer@example.com"}),
 ]
 
 
