@@ -247,3 +247,20 @@ async def test_async_approvals(async_control_plane: AsyncControlPlane) -> None:
     assert (await waiter).status == "approved"
     honoured = await acp.govern(session.id, "issue_refund", args={"a": 1}, cost="1")
     assert honoured.allowed
+
+
+def test_a_retry_with_the_same_key_consumes_the_approval(control_plane: ControlPlane) -> None:
+    cp = control_plane
+    sid = _session(cp)
+    pending = _refund(cp, sid, idempotency_key="refund-1")
+    assert pending.outcome is Outcome.NEEDS_APPROVAL
+    assert _refund(cp, sid, idempotency_key="refund-1").ticket_id == pending.ticket_id
+    assert pending.ticket_id is not None
+    cp.approve(pending.ticket_id, "alice")
+    honoured = _refund(cp, sid, idempotency_key="refund-1")
+    assert (honoured.outcome, honoured.reason) == (
+        Outcome.ALLOWED,
+        f"approval.once:{pending.ticket_id}",
+    )
+    assert _refund(cp, sid, idempotency_key="refund-1") == honoured  # now final: replayed
+    assert cp.get_session(sid).actions_used == 1

@@ -18,6 +18,7 @@ from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import CompiledPolicy, Outcome, Route
 from agent_control_plane.runtime import Runtime, SessionFacts
 from agent_control_plane.store import events as event_store
+from agent_control_plane.store import idempotency
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
 from agent_control_plane.store.idempotency import Claim
@@ -173,13 +174,19 @@ def _decide(
         ticket_id=ticket_id,
     )
     data = decision.to_json_data()
+    if claim is not None and outcome is Outcome.NEEDS_APPROVAL:
+        # Not final: once approved, a retry with this key must consume the approval. A
+        # final result recorded earlier under the key still wins.
+        if idempotency.find(connection, runtime, claim.scope, claim.key) is not None:
+            raise idempotency.AlreadyRecorded
+        claim.final = False
     event_store.append(
         connection,
         runtime,
         Slot.of(row),
         NewEvent("decision", proposal.action, outcome.value, reason, proposal.cost, payload),
         now,
-        claim,
+        claim if claim is not None and claim.final else None,
         data,
     )
     return decision, data

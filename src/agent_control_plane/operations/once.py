@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from agent_control_plane.errors import GovernanceUnavailableError, IdempotencyConflictError
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import idempotency
-from agent_control_plane.store.idempotency import Claim, Stored
+from agent_control_plane.store.idempotency import AlreadyRecorded, Claim, Stored
 
 T = TypeVar("T")
 
@@ -50,10 +50,10 @@ def run_once(
                     stored = idempotency.find(connection, runtime, scope, claim.key)
                 if stored is None:
                     result, data = work(claim)
-                    if claim is not None and not claim.recorded:
+                    if claim is not None and claim.final and not claim.recorded:
                         idempotency.record(connection, runtime, claim, data, runtime.clock())
                     return result
-        except IntegrityError:
+        except (IntegrityError, AlreadyRecorded):
             if claim is None:
                 raise
             # A twin committed first: our work was rolled back; use its result.

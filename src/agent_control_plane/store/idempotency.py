@@ -23,6 +23,9 @@ class Claim:
     key: str
     request_digest: str
     recorded: bool = False
+    # False for a result that is not final (waiting for a person): a retry with the same
+    # key decides again instead of replaying it.
+    final: bool = True
 
     def parameters(self, result: dict[str, Any], now: datetime) -> dict[str, Any]:
         return {
@@ -32,6 +35,11 @@ class Claim:
             "i_result": result,
             "i_now": now,
         }
+
+
+class AlreadyRecorded(Exception):
+    """Raised inside a keyed operation that found its key already recorded: roll back
+    and return the recorded result."""
 
 
 @dataclass(frozen=True, slots=True)
