@@ -7,6 +7,7 @@ import typer
 from agent_control_plane.cli.audit import audit_app
 from agent_control_plane.cli.db import db_app
 from agent_control_plane.cli.demo import demo
+from agent_control_plane.cli.operate import approvals_app, events_app, kill_app, sessions_app
 from agent_control_plane.cli.policy import policy_app
 
 app = typer.Typer(
@@ -18,6 +19,10 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
+app.add_typer(sessions_app, name="sessions")
+app.add_typer(approvals_app, name="approvals")
+app.add_typer(kill_app, name="kill")
+app.add_typer(events_app, name="events")
 app.command("demo")(demo)
 
 

@@ -1,0 +1,258 @@
+"""Operator commands: sessions, approvals, kill switch and events, over the public API."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from agent_control_plane.cli.common import PrefixOption, SchemaOption, UrlOption, console, opened
+
+sessions_app = typer.Typer(help="List and inspect sessions.", no_args_is_help=True)
+approvals_app = typer.Typer(help="The approval queue: list, approve, deny.", no_args_is_help=True)
+kill_app = typer.Typer(help="The kill switch: stop sessions now.", no_args_is_help=True)
+events_app = typer.Typer(help="Read the audit trail.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _emit_json(items: Iterable[Any]) -> None:
+    typer.echo(json.dumps([_plain(item) for item in items]))
+
+
+@sessions_app.command("list")
+def sessions_list(
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only this agent id.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Sessions, newest first."""
+    with opened(url, schema, table_prefix) as cp:
+        page = cp.list_sessions(status=status, agent_id=agent, tenant=tenant, limit=limit)
+    if as_json:
+        _emit_json(page.items)
+        return
+    table = Table("session", "agent", "tenant", "status", "actions", "cost")
+    for s in page.items:
+        table.add_row(
+            str(s.id),
+            s.agent_id,
+            s.tenant or "",
+            s.status,
+            f"{s.actions_used}/{s.max_actions}",
+            f"${s.cost_used:.4f}/${s.max_cost:.2f}",
+        )
+    console.print(table)
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: str,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """One session's state."""
+    with opened(url, schema, table_prefix) as cp:
+        session = cp.get_session(session_id)
+    if as_json:
+        typer.echo(json.dumps(_plain(session)))
+        return
+    table = Table(show_header=False, title=f"session {session.id}")
+    for name, value in _plain(session).items():
+        table.add_row(name, "" if value is None else str(value))
+    console.print(table)
+
+
+@approvals_app.command("list")
+def approvals_list(
+    status: Annotated[str, typer.Option(help="Ticket status.")] = "pending",
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """The approval queue, oldest first."""
+    with opened(url, schema, table_prefix) as cp:
+        page = cp.list_tickets(status=status, limit=limit)
+    if as_json:
+        _emit_json(page.items)
+        return
+    table = Table("ticket", "session", "action", "resource", "requested", "expires")
+    for t in page.items:
+        table.add_row(
+            str(t.id),
+            str(t.session_id),
+            t.action,
+            t.resource or "",
+            t.requested_at.isoformat(timespec="seconds"),
+            "" if t.expires_at is None else t.expires_at.isoformat(timespec="seconds"),
+        )
+    console.print(table)
+
+
+@approvals_app.command("approve")
+def approvals_approve(
+    ticket_id: str,
+    by: Annotated[str, typer.Option("--by", help="Who approves (recorded in the audit trail).")],
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    session_scope: Annotated[
+        bool, typer.Option("--session-scope", help="Cover this action for the whole session.")
+    ] = False,
+    max_count: Annotated[int | None, typer.Option(help="Session scope: at most this many.")] = None,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Approve a pending ticket (exit 1 if someone decided first or it expired)."""
+    limits = {"max_count": max_count} if max_count is not None else None
+    with opened(url, schema, table_prefix) as cp:
+        ticket = cp.approve(
+            ticket_id,
+            by,
+            scope="session" if session_scope else "once",
+            scope_limits=limits,
+            reason=reason,
+        )
+    console.print(f"approved {ticket.id} ({ticket.scope}) by {ticket.decided_by}")
+
+
+@approvals_app.command("deny")
+def approvals_deny(
+    ticket_id: str,
+    by: Annotated[str, typer.Option("--by", help="Who denies.")],
+    reason: Annotated[str, typer.Option(help="Why (required).")],
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Deny a pending ticket; final."""
+    with opened(url, schema, table_prefix) as cp:
+        ticket = cp.deny(ticket_id, by, reason)
+    console.print(f"denied {ticket.id} by {ticket.decided_by}")
+
+
+def _report_kill(count: int) -> None:
+    console.print(f"stopped {count} session(s)")
+
+
+@kill_app.command("session")
+def kill_session(
+    session_id: str,
+    reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Stop one session now."""
+    with opened(url, schema, table_prefix) as cp:
+        _report_kill(cp.kill_session(session_id, reason=reason))
+
+
+@kill_app.command("agent")
+def kill_agent(
+    agent_id: str,
+    reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Stop every open session of an agent."""
+    with opened(url, schema, table_prefix) as cp:
+        _report_kill(cp.kill_agent(agent_id, reason=reason))
+
+
+@kill_app.command("tenant")
+def kill_tenant(
+    tenant: str,
+    reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Stop every open session of a tenant."""
+    with opened(url, schema, table_prefix) as cp:
+        _report_kill(cp.kill_tenant(tenant, reason=reason))
+
+
+@kill_app.command("all")
+def kill_all(
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm stopping every session.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Stop every open session in the database (needs --yes)."""
+    if not yes:
+        console.print("refusing to stop every session without --yes")
+        raise typer.Exit(2)
+    with opened(url, schema, table_prefix) as cp:
+        _report_kill(cp.kill_all(reason=reason))
+
+
+@events_app.command("tail")
+def events_tail(
+    session: Annotated[str | None, typer.Option(help="Only this session.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep printing new events.")] = False,
+    limit: Annotated[int, typer.Option(help="Events per read.")] = 100,
+    interval: Annotated[float, typer.Option(help="Seconds between reads with --follow.")] = 1.0,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Print events in commit order (one session's, or every session's feed)."""
+    with opened(url, schema, table_prefix) as cp:
+        cursor: str | None = None
+        after_seq = 0
+        while True:
+            if session is not None:
+                items = cp.events(session, after_seq=after_seq, limit=limit)
+                after_seq = items[-1].seq if items else after_seq
+            else:
+                page = cp.event_feed(cursor=cursor, limit=limit)
+                items, cursor = page.items, page.next_cursor
+            for event in items:
+                if as_json:
+                    typer.echo(json.dumps(_plain(event)))
+                else:
+                    console.print(
+                        f"{event.created_at.isoformat(timespec='seconds')} {event.session_id} "
+                        f"#{event.seq} {event.kind} {event.action or ''} "
+                        f"{event.outcome or ''} {event.reason or ''}".rstrip(),
+                        highlight=False,
+                    )
+            if not follow:
+                return
+            if not items:
+                time.sleep(interval)
