@@ -30,7 +30,9 @@ def test_async_methods_are_awaitable_and_take_the_same_parameters() -> None:
         sync_signature = inspect.signature(sync_member)
         async_signature = inspect.signature(async_member)  # type: ignore[arg-type]
         assert list(sync_signature.parameters) == list(async_signature.parameters), name
-        if name not in ("register_evaluator", "open"):
+        if sync_member is async_member:
+            continue  # shared and I/O-free (defined once on the common base class)
+        if name != "open":
             assert inspect.iscoroutinefunction(async_member), name
             assert not inspect.iscoroutinefunction(sync_member), name
         if name != "open":

@@ -7,8 +7,9 @@ import time
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import Dialect, Engine
 from sqlalchemy.engine import URL
@@ -34,8 +35,10 @@ from agent_control_plane.operations import (
     maintenance,
     policies,
     sessions,
+    tokens,
 )
 from agent_control_plane.rules import waiting
+from agent_control_plane.rules.tokens import PriceTable
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.layout import Layout
 from agent_control_plane.schema.tables import AcpTables, build_tables
@@ -76,6 +79,12 @@ class _ControlPlaneBase:
     def applied_migrations(self) -> tuple[str, ...]:
         """The migration steps this process ran while opening (usually none)."""
         return self._applied
+
+    def set_prices(self, prices: PriceTable | dict[str, Any] | str | Path) -> None:
+        """Use this price table (USD per million tokens per model; a mapping, a YAML/JSON
+        file or a PriceTable) for token reservations and usage. An unknown model is an
+        error unless the table has a ``default`` entry."""
+        self._runtime.prices = PriceTable.of(prices)
 
     def register_evaluator(self, name: str, evaluator: Evaluator) -> None:
         """Make ``evaluator`` (``(params, proposal) -> bool``) available to policy conditions."""
@@ -190,6 +199,15 @@ class ControlPlane(_ControlPlaneBase):
     get_ticket = sync_method(approvals.get_ticket)
     list_tickets = sync_method(approvals.list_tickets)
     expire_tickets = sync_method(approvals.expire_tickets)
+    set_token_budget = sync_method(tokens.set_token_budget)
+    update_token_budget = sync_method(tokens.update_token_budget)
+    delete_token_budget = sync_method(tokens.delete_token_budget)
+    list_token_budgets = sync_method(tokens.list_token_budgets)
+    reserve_tokens = sync_method(tokens.reserve_tokens)
+    settle = sync_method(tokens.settle)
+    release = sync_method(tokens.release)
+    release_expired_holds = sync_method(tokens.release_expired_holds)
+    record_usage = sync_method(tokens.record_usage)
     register_agent = sync_method(agents.register_agent)
     get_agent = sync_method(agents.get_agent)
     delegate = sync_method(agents.delegate)
@@ -301,6 +319,15 @@ class AsyncControlPlane(_ControlPlaneBase):
     get_ticket = async_method(approvals.get_ticket)
     list_tickets = async_method(approvals.list_tickets)
     expire_tickets = async_method(approvals.expire_tickets)
+    set_token_budget = async_method(tokens.set_token_budget)
+    update_token_budget = async_method(tokens.update_token_budget)
+    delete_token_budget = async_method(tokens.delete_token_budget)
+    list_token_budgets = async_method(tokens.list_token_budgets)
+    reserve_tokens = async_method(tokens.reserve_tokens)
+    settle = async_method(tokens.settle)
+    release = async_method(tokens.release)
+    release_expired_holds = async_method(tokens.release_expired_holds)
+    record_usage = async_method(tokens.record_usage)
     register_agent = async_method(agents.register_agent)
     get_agent = async_method(agents.get_agent)
     delegate = async_method(agents.delegate)

@@ -76,3 +76,24 @@ class IdempotencyConflictError(ControlPlaneError):
 
 class GovernanceUnavailableError(ControlPlaneError):
     """The database could not be reached or failed; the action is refused (fail closed)."""
+
+
+class TokenBudgetExhausted(ControlPlaneError):
+    """A token budget cannot take this reservation or usage. Names the budget and window."""
+
+    def __init__(
+        self, message: str, *, budget_id: str, window_start: str, limit: str, usage: str
+    ) -> None:
+        super().__init__(message)
+        self.budget_id = budget_id
+        self.window_start = window_start
+        self.limit = limit
+        self.usage = usage
+
+
+class ModelNotAllowedError(ControlPlaneError):
+    """A budget's allowed/denied model lists refuse this model; nothing was held."""
+
+
+class TokenBudgetExistsError(ControlPlaneError):
+    """A budget for this scope and period exists already; update it instead."""

@@ -224,3 +224,49 @@ class Delegation:
     @property
     def allowed(self) -> bool:
         return self.status == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBudget:
+    id: uuid.UUID
+    scope_key: str
+    org_id: str | None
+    team_id: str | None
+    user_id: str | None
+    agent_id: str | None
+    session_id: uuid.UUID | None
+    period: str
+    timezone: str
+    max_tokens: int | None
+    max_cost_usd: Decimal | None
+    max_requests: int | None
+    allowed_models: list[str] | None
+    denied_models: list[str] | None
+    soft_limit_ratio: Decimal | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Tokens and cost held against every matching budget until settled or released."""
+
+    id: uuid.UUID
+    model: str
+    session_id: uuid.UUID | None
+    reserved_tokens: int
+    reserved_cost: Decimal
+    status: str
+    expires_at: datetime
+    holds: list[list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One row of the token ledger."""
+
+    id: int
+    model: str
+    total_tokens: int
+    cost_usd: Decimal
+    reservation_id: uuid.UUID | None

@@ -22,6 +22,7 @@ from agent_control_plane.rules.routing import (
     Route,
     route,
 )
+from agent_control_plane.rules.tokens import PriceTable
 from agent_control_plane.schema.tables import AcpTables
 
 log = logging.getLogger("agent_control_plane")
@@ -72,6 +73,7 @@ class Runtime:
     update_returning: bool
     direct_execution: bool = False
     evaluators: EvaluatorRegistry = field(default_factory=EvaluatorRegistry)
+    prices: PriceTable = field(default_factory=PriceTable)
     fail_open: frozenset[str] = frozenset()
     idempotency_retention: timedelta = timedelta(days=7)
     clock: Callable[[], datetime] = utc_now

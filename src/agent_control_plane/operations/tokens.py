@@ -1,0 +1,527 @@
+"""Token budgets: hard ceilings with reserve -> settle, and a ledger that never loses usage."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from agent_control_plane.errors import (
+    IdempotencyConflictError,
+    InvalidInputError,
+    ModelNotAllowedError,
+    NotFoundError,
+    TokenBudgetExhausted,
+    TokenBudgetExistsError,
+)
+from agent_control_plane.models import Reservation, TokenBudget, UsageRecord
+from agent_control_plane.operations.once import run_once, scope
+from agent_control_plane.rules import validation
+from agent_control_plane.rules.canonical import digest
+from agent_control_plane.rules.tokens import (
+    Identity,
+    TokenUsage,
+    parse_period,
+    parse_timezone,
+    session_scope_key,
+    window_start,
+)
+from agent_control_plane.runtime import Runtime
+from agent_control_plane.store import tokens as token_store
+from agent_control_plane.store.idempotency import Claim
+
+DEFAULT_TTL = timedelta(minutes=10)
+_LIMITS = (
+    "max_tokens",
+    "max_cost_usd",
+    "max_requests",
+    "allowed_models",
+    "denied_models",
+    "soft_limit_ratio",
+)
+
+
+class TokenBudgetNotFoundError(NotFoundError):
+    """No token budget has this id."""
+
+
+class ReservationNotFoundError(NotFoundError):
+    """No token reservation has this id."""
+
+
+def _limits(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("max_tokens", "max_requests"):
+        if name in values:
+            out[name] = None if values[name] is None else validation.counter(values[name], name)
+    if "max_cost_usd" in values:
+        value = values["max_cost_usd"]
+        out["max_cost_usd"] = None if value is None else validation.money(value, "max_cost_usd")
+    for name in ("allowed_models", "denied_models"):
+        if name in values:
+            models = values[name]
+            if models is not None and (
+                isinstance(models, str) or not all(isinstance(m, str) for m in models)
+            ):
+                raise InvalidInputError(name, "must be a list of model names")
+            out[name] = None if models is None else sorted(set(models))
+    if "soft_limit_ratio" in values:
+        ratio = values["soft_limit_ratio"]
+        if ratio is not None and not 0 < Decimal(str(ratio)) <= 1:
+            raise InvalidInputError("soft_limit_ratio", "must be in (0, 1]")
+        out["soft_limit_ratio"] = None if ratio is None else Decimal(str(ratio))
+    return out
+
+
+def set_token_budget(
+    connection: Connection,
+    runtime: Runtime,
+    scope_of: Identity | uuid.UUID,
+    period: str,
+    *,
+    max_tokens: int | None = None,
+    max_cost_usd: Decimal | int | str | None = None,
+    max_requests: int | None = None,
+    allowed_models: list[str] | None = None,
+    denied_models: list[str] | None = None,
+    soft_limit_ratio: Decimal | float | None = None,
+    timezone: str = "UTC",
+) -> TokenBudget:
+    """Create the budget of ``scope_of`` (an Identity, or a session id) for ``period``
+    (minute, hour, day, week, month or lifetime, counted in ``timezone``). One budget per
+    scope and period: a second raises TokenBudgetExistsError (use update_token_budget)."""
+    limits = _limits(
+        {
+            "max_tokens": max_tokens,
+            "max_cost_usd": max_cost_usd,
+            "max_requests": max_requests,
+            "allowed_models": allowed_models,
+            "denied_models": denied_models,
+            "soft_limit_ratio": soft_limit_ratio,
+        }
+    )
+    parse_period(period)
+    parse_timezone(timezone)
+    if isinstance(scope_of, Identity):
+        key = scope_of.scope_key()
+        owner = {f"{n}_id": getattr(scope_of, n) for n in ("org", "team", "user", "agent")}
+        owner["session_id"] = None
+    else:
+        session_id = validation.session_id(scope_of)
+        key = session_scope_key(session_id)
+        owner = {
+            "org_id": None,
+            "team_id": None,
+            "user_id": None,
+            "agent_id": None,
+            "session_id": session_id,
+        }
+    budget_id = uuid.uuid4()
+    try:
+        with connection.begin():
+            now = runtime.clock()
+            token_store.insert_budget(
+                connection,
+                runtime,
+                {
+                    "id": budget_id,
+                    "scope_key": key,
+                    "period": period,
+                    "timezone": timezone,
+                    **owner,
+                    **limits,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            budget = token_store.get_budget(connection, runtime, budget_id)
+    except IntegrityError as error:
+        raise TokenBudgetExistsError(
+            f"a {period} budget for {key} exists already: change it with update_token_budget"
+        ) from error
+    assert budget is not None
+    return budget
+
+
+def update_token_budget(
+    connection: Connection, runtime: Runtime, /, budget_id: uuid.UUID | str, **limits: Any
+) -> TokenBudget:
+    """Change a budget's limits or model lists (keyword arguments as in set_token_budget)."""
+    unknown = set(limits) - set(_LIMITS)
+    if unknown:
+        raise InvalidInputError("limits", f"cannot change {sorted(unknown)}")
+    values = _limits(limits)
+    bid = uuid.UUID(str(budget_id))
+    with connection.begin():
+        now = runtime.clock()
+        if not token_store.update_budget(connection, runtime, bid, {**values, "updated_at": now}):
+            raise TokenBudgetNotFoundError(f"no token budget {bid}")
+        budget = token_store.get_budget(connection, runtime, bid)
+    assert budget is not None
+    return budget
+
+
+def delete_token_budget(
+    connection: Connection, runtime: Runtime, budget_id: uuid.UUID | str
+) -> bool:
+    """Delete a budget and its windows; False if there was none."""
+    with connection.begin():
+        return token_store.delete_budget(connection, runtime, uuid.UUID(str(budget_id)))
+
+
+def list_token_budgets(connection: Connection, runtime: Runtime) -> list[TokenBudget]:
+    """Every token budget."""
+    with connection.begin():
+        return token_store.list_budgets(connection, runtime)
+
+
+def _applicable(
+    connection: Connection, runtime: Runtime, identity: Identity, session_id: uuid.UUID | None
+) -> list[TokenBudget]:
+    fields = {name: getattr(identity, name) for name in ("org", "team", "user", "agent")}
+    return token_store.candidates(connection, runtime, fields, session_id)
+
+
+def _check_model(budgets: list[TokenBudget], model: str) -> None:
+    for budget in budgets:
+        if budget.denied_models and model in budget.denied_models:
+            raise ModelNotAllowedError(f"model {model!r} is denied by token budget {budget.id}")
+        if budget.allowed_models is not None and model not in budget.allowed_models:
+            raise ModelNotAllowedError(
+                f"model {model!r} is not among the models token budget {budget.id} allows"
+            )
+
+
+def _exhausted(
+    connection: Connection,
+    runtime: Runtime,
+    budget: TokenBudget,
+    start: datetime,
+    tokens: int,
+    cost: Decimal,
+) -> TokenBudgetExhausted:
+    row = token_store.window(connection, runtime, budget.id, start)
+    used = (
+        "no usage yet"
+        if row is None
+        else (
+            f"tokens {row.tokens_used}+{row.tokens_reserved} held, cost ${row.cost_used}"
+            f"+${row.cost_reserved} held, requests {row.requests_used}+{row.requests_reserved} held"
+        )
+    )
+    limit = (
+        f"max_tokens={budget.max_tokens} max_cost_usd={budget.max_cost_usd} "
+        f"max_requests={budget.max_requests}"
+    )
+    return TokenBudgetExhausted(
+        f"token budget {budget.id} ({budget.scope_key}, {budget.period} window from "
+        f"{start.isoformat()}) cannot take {tokens} tokens / ${cost}: {limit}; {used}",
+        budget_id=str(budget.id),
+        window_start=start.isoformat(),
+        limit=limit,
+        usage=used,
+    )
+
+
+def reserve_tokens(
+    connection: Connection,
+    runtime: Runtime,
+    identity: Identity,
+    model: str,
+    *,
+    input_tokens: int,
+    max_output_tokens: int,
+    session_id: uuid.UUID | str | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+    idempotency_key: str | None = None,
+) -> Reservation:
+    """Price the worst case (input + max output) and hold it against every matching budget,
+    all or none, in one transaction; raise TokenBudgetExhausted naming the budget, window,
+    limit and usage, or ModelNotAllowedError, holding nothing."""
+    model = validation.required_text(model, "model")
+    worst = TokenUsage(
+        validation.counter(input_tokens, "input_tokens"),
+        validation.counter(max_output_tokens, "max_output_tokens"),
+    )
+    cost = runtime.prices.price(model).cost(worst)
+    sid = None if session_id is None else validation.session_id(session_id)
+    if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+        raise InvalidInputError("ttl", "must be a positive timedelta")
+    key = validation.idempotency_key(idempotency_key)
+    request = digest([identity.scope_key(), model, worst.total, str(sid), ttl.total_seconds()])
+
+    def work(_claim: Claim | None) -> tuple[Reservation, dict[str, Any]]:
+        now = runtime.clock()
+        budgets = _applicable(connection, runtime, identity, sid)
+        _check_model(budgets, model)
+        holds: list[list[str]] = []
+        for budget in budgets:
+            start = window_start(budget.period, now, parse_timezone(budget.timezone))
+            token_store.ensure_window(connection, runtime, budget.id, start, now)
+            if not token_store.hold(connection, runtime, budget, start, worst.total, cost, now):
+                raise _exhausted(connection, runtime, budget, start, worst.total, cost)
+            holds.append([str(budget.id), start.isoformat()])
+        reservation_id = uuid.uuid4()
+        token_store.insert_reservation(
+            connection,
+            runtime,
+            {
+                "id": reservation_id,
+                **{f"{n}_id": getattr(identity, n) for n in ("org", "team", "user", "agent")},
+                "session_id": sid,
+                "model": model,
+                "input_tokens": worst.input_tokens,
+                "max_output_tokens": worst.output_tokens,
+                "reserved_tokens": worst.total,
+                "reserved_cost": cost,
+                "holds": holds,
+                "status": "held",
+                "expires_at": now + ttl,
+                "created_at": now,
+            },
+        )
+        reservation = token_store.get_reservation(connection, runtime, reservation_id)
+        assert reservation is not None
+        return reservation, {"reservation_id": str(reservation_id)}
+
+    def replay(data: dict[str, Any]) -> Reservation:
+        with connection.begin():
+            found = token_store.get_reservation(
+                connection, runtime, uuid.UUID(data["reservation_id"])
+            )
+        assert found is not None
+        return found
+
+    return run_once(
+        connection,
+        runtime,
+        work,
+        replay,
+        scope=scope("reserve", identity.org),
+        key=key,
+        request_digest=request,
+    )
+
+
+def _reservation_id(reservation: Reservation | uuid.UUID | str) -> uuid.UUID:
+    return reservation.id if isinstance(reservation, Reservation) else uuid.UUID(str(reservation))
+
+
+def _unhold(
+    connection: Connection,
+    runtime: Runtime,
+    reservation: Reservation,
+    usage: TokenUsage | None,
+    cost: Decimal,
+    now: datetime,
+) -> None:
+    for budget_id, start in reservation.holds:
+        token_store.move(
+            connection,
+            runtime,
+            uuid.UUID(budget_id),
+            datetime.fromisoformat(start),
+            release_tokens=reservation.reserved_tokens,
+            release_cost=reservation.reserved_cost,
+            release_requests=1,
+            use_tokens=0 if usage is None else usage.total,
+            use_cost=cost if usage is not None else Decimal(0),
+            use_requests=0 if usage is None else 1,
+            now=now,
+        )
+
+
+def settle(
+    connection: Connection,
+    runtime: Runtime,
+    reservation: Reservation | uuid.UUID | str,
+    usage: TokenUsage,
+) -> UsageRecord:
+    """Write the ledger row and replace the hold with the actual usage, in one transaction.
+    Settling again with the same usage returns the same record and counts nothing twice."""
+    rid = _reservation_id(reservation)
+    with connection.begin():
+        now = runtime.clock()
+        settled = token_store.finish_reservation(connection, runtime, rid, "settled", now)
+        if settled is None:
+            return _already_settled(connection, runtime, rid, usage)
+        cost = runtime.prices.price(settled.model).cost(usage)
+        _unhold(connection, runtime, settled, usage, cost, now)
+        return _ledger(connection, runtime, settled, settled.model, usage, cost, now)
+
+
+def _already_settled(
+    connection: Connection, runtime: Runtime, rid: uuid.UUID, usage: TokenUsage
+) -> UsageRecord:
+    found = token_store.get_reservation(connection, runtime, rid)
+    if found is None:
+        raise ReservationNotFoundError(f"no token reservation {rid}")
+    row = token_store.ledger_for(connection, runtime, rid)
+    if found.status != "settled" or row is None:
+        raise InvalidInputError("reservation", f"reservation {rid} is {found.status}, not held")
+    if row.total_tokens != usage.total or row.input_tokens != usage.input_tokens:
+        raise IdempotencyConflictError(f"reservation {rid} was settled with other usage")
+    return UsageRecord(row.id, row.model, row.total_tokens, row.cost_usd, row.reservation_id)
+
+
+def _ledger(
+    connection: Connection,
+    runtime: Runtime,
+    reservation: Reservation | None,
+    model: str,
+    usage: TokenUsage,
+    cost: Decimal,
+    now: datetime,
+    identity: Identity | None = None,
+    session_id: uuid.UUID | None = None,
+) -> UsageRecord:
+    ids: dict[str, Any]
+    if reservation is not None:
+        r = runtime.tables.token_reservations.c
+        row = connection.execute(
+            select(r.org_id, r.team_id, r.user_id, r.agent_id, r.session_id).where(
+                r.id == reservation.id
+            )
+        ).one()
+        ids = dict(row._mapping)
+    else:
+        ids = {f"{n}_id": getattr(identity, n) for n in ("org", "team", "user", "agent")}
+        ids["session_id"] = session_id
+    entry = token_store.insert_ledger(
+        connection,
+        runtime,
+        {
+            "reservation_id": None if reservation is None else reservation.id,
+            **ids,
+            "model": model,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_input_tokens": usage.cached_input_tokens,
+            "total_tokens": usage.total,
+            "cost_usd": cost,
+            "created_at": now,
+        },
+    )
+    return UsageRecord(
+        entry, model, usage.total, cost, None if reservation is None else reservation.id
+    )
+
+
+def release(
+    connection: Connection, runtime: Runtime, reservation: Reservation | uuid.UUID | str
+) -> Reservation:
+    """Drop the hold (the call failed); releasing twice changes nothing."""
+    rid = _reservation_id(reservation)
+    with connection.begin():
+        now = runtime.clock()
+        released = token_store.finish_reservation(connection, runtime, rid, "released", now)
+        if released is not None:
+            _unhold(connection, runtime, released, None, Decimal(0), now)
+            return released
+        found = token_store.get_reservation(connection, runtime, rid)
+    if found is None:
+        raise ReservationNotFoundError(f"no token reservation {rid}")
+    return found
+
+
+def release_expired_holds(connection: Connection, runtime: Runtime) -> int:
+    """Release every held reservation past its ttl; safe from many processes at once."""
+    with connection.begin():
+        now = runtime.clock()
+        expired = token_store.expired_held(connection, runtime, now)
+        for rid in expired:
+            found = token_store.finish_reservation(connection, runtime, rid, "expired", now)
+            if found is not None:
+                _unhold(connection, runtime, found, None, Decimal(0), now)
+    return len(expired)
+
+
+def record_usage(
+    connection: Connection,
+    runtime: Runtime,
+    identity: Identity,
+    model: str,
+    usage: TokenUsage,
+    *,
+    session_id: uuid.UUID | str | None = None,
+    idempotency_key: str | None = None,
+) -> UsageRecord:
+    """Record usage made without a reservation. The ledger and windows are written first;
+    if a budget is now exceeded, TokenBudgetExhausted is raised after that commit, and
+    later reservations are refused."""
+    model = validation.required_text(model, "model")
+    cost = runtime.prices.price(model).cost(usage)
+    sid = None if session_id is None else validation.session_id(session_id)
+    key = validation.idempotency_key(idempotency_key)
+    request = digest(
+        [
+            identity.scope_key(),
+            model,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_input_tokens,
+            str(sid),
+        ]
+    )
+    over: list[TokenBudgetExhausted] = []
+
+    def work(_claim: Claim | None) -> tuple[UsageRecord, dict[str, Any]]:
+        now = runtime.clock()
+        record = _ledger(connection, runtime, None, model, usage, cost, now, identity, sid)
+        for budget in _applicable(connection, runtime, identity, sid):
+            start = window_start(budget.period, now, parse_timezone(budget.timezone))
+            token_store.ensure_window(connection, runtime, budget.id, start, now)
+            token_store.move(
+                connection,
+                runtime,
+                budget.id,
+                start,
+                release_tokens=0,
+                release_cost=Decimal(0),
+                release_requests=0,
+                use_tokens=usage.total,
+                use_cost=cost,
+                use_requests=1,
+                now=now,
+            )
+            row = token_store.window(connection, runtime, budget.id, start)
+            assert row is not None
+            if (
+                (budget.max_tokens is not None and row.tokens_used > budget.max_tokens)
+                or (budget.max_cost_usd is not None and row.cost_used > budget.max_cost_usd)
+                or (budget.max_requests is not None and row.requests_used > budget.max_requests)
+            ):
+                over.append(_exhausted(connection, runtime, budget, start, usage.total, cost))
+        return record, {
+            "id": record.id,
+            "model": model,
+            "total_tokens": usage.total,
+            "cost_usd": str(cost),
+        }
+
+    def replay(data: dict[str, Any]) -> UsageRecord:
+        return UsageRecord(
+            int(data["id"]),
+            data["model"],
+            int(data["total_tokens"]),
+            Decimal(data["cost_usd"]),
+            None,
+        )
+
+    record = run_once(
+        connection,
+        runtime,
+        work,
+        replay,
+        scope=scope("usage", identity.org),
+        key=key,
+        request_digest=request,
+    )
+    if over:
+        raise over[0]
+    return record

@@ -1,0 +1,176 @@
+"""Token budgets: identities, usage, prices and calendar windows (pure, no I/O)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from agent_control_plane.errors import InvalidInputError
+from agent_control_plane.rules import validation
+from agent_control_plane.schema.types import to_money
+
+PERIODS = ("minute", "hour", "day", "week", "month", "lifetime")
+IDENTITY_FIELDS = ("org", "team", "user", "agent")
+_MILLION = Decimal(1_000_000)
+_QUANTUM = Decimal("1e-9")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class UnknownModelError(InvalidInputError):
+    """No price is known for the model; nothing was held or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who spends tokens. Any subset of the four fields; a budget's unset field matches any."""
+
+    org: str | None = None
+    team: str | None = None
+    user: str | None = None
+    agent: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in IDENTITY_FIELDS:
+            validation.text(getattr(self, name), name, optional=True)
+
+    def scope_key(self) -> str:
+        return "|".join(f"{name}={getattr(self, name) or '*'}" for name in IDENTITY_FIELDS)
+
+
+def session_scope_key(session_id: uuid.UUID) -> str:
+    return f"session={session_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """What a model call used. ``total_tokens``, if given, must equal input + output."""
+
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int = 0
+    total_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("input_tokens", "output_tokens", "cached_input_tokens"):
+            validation.counter(getattr(self, name), name)
+        if self.cached_input_tokens > self.input_tokens:
+            raise InvalidInputError("cached_input_tokens", "cannot exceed input_tokens")
+        expected = self.input_tokens + self.output_tokens
+        if self.total_tokens is not None and self.total_tokens != expected:
+            raise InvalidInputError(
+                "total_tokens", f"is {self.total_tokens}, but input + output is {expected}"
+            )
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens."""
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal | None = None
+
+    def cost(self, usage: TokenUsage) -> Decimal:
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        fresh = usage.input_tokens - usage.cached_input_tokens
+        raw = (
+            fresh * self.input
+            + usage.cached_input_tokens * cached_rate
+            + usage.output_tokens * self.output
+        ) / _MILLION
+        return raw.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def _price(model: str, spec: Any) -> Price:
+    if not isinstance(spec, dict) or not {"input", "output"} <= set(spec):
+        raise InvalidInputError("prices", f"{model}: give input and output USD per million tokens")
+    try:
+        values = {
+            key: to_money(str(spec[key]))
+            for key in ("input", "output", "cached_input")
+            if key in spec
+        }
+    except ValueError as exc:
+        raise InvalidInputError("prices", f"{model}: {exc}") from exc
+    if any(value < 0 for value in values.values()):
+        raise InvalidInputError("prices", f"{model}: prices must not be negative")
+    return Price(values["input"], values["output"], values.get("cached_input"))
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """Prices per model; an unknown model is an error unless a default price is given."""
+
+    prices: dict[str, Price] = field(default_factory=dict)
+    default: Price | None = None
+
+    @classmethod
+    def of(cls, source: PriceTable | dict[str, Any] | str | Path | None) -> PriceTable:
+        if source is None:
+            return cls()
+        if isinstance(source, PriceTable):
+            return source
+        if isinstance(source, str | Path):
+            text = Path(source).read_text(encoding="utf-8")
+            source = json.loads(text) if str(source).endswith(".json") else yaml.safe_load(text)
+        if not isinstance(source, dict):
+            raise InvalidInputError("prices", "a price table is a mapping of model to prices")
+        default = source.get("default")
+        prices = {
+            model: _price(model, spec) for model, spec in source.items() if model != "default"
+        }
+        return cls(prices, None if default is None else _price("default", default))
+
+    def price(self, model: str) -> Price:
+        found = self.prices.get(model, self.default)
+        if found is None:
+            raise UnknownModelError(
+                "model", f"no price for {model!r}: add it to the price table or set a default"
+            )
+        return found
+
+
+def parse_period(period: str) -> str:
+    if period not in PERIODS:
+        raise InvalidInputError("period", f"must be one of {', '.join(PERIODS)} (got {period!r})")
+    return period
+
+
+def parse_timezone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInputError("timezone", f"unknown time zone {name!r}") from None
+
+
+def window_start(period: str, now: datetime, zone: ZoneInfo) -> datetime:
+    """The start (as aware UTC) of the calendar window of ``period`` holding ``now``, with
+    days, weeks (from Monday) and months counted in ``zone``."""
+    if period == "lifetime":
+        return EPOCH
+    local = now.astimezone(zone)
+    if period == "minute":
+        start = local.replace(second=0, microsecond=0)
+    elif period == "hour":
+        start = local.replace(minute=0, second=0, microsecond=0)
+    else:
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if period == "week":
+            day = day - timedelta(days=day.weekday())
+        elif period == "month":
+            day = day.replace(day=1)
+        # Re-attach the zone: midnight may have another UTC offset than ``now`` (DST).
+        start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    return start.astimezone(UTC)
