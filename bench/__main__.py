@@ -15,6 +15,7 @@ from bench.governing import (
 )
 from bench.opening import cold_open_seconds, warm_opens_per_second
 from bench.targets import bench_database
+from bench.tokens import concurrent_pairs_per_second, pairs_per_second
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
 
@@ -38,7 +39,18 @@ def run(dialect: str, seconds: float, table: Table) -> None:
         )
         count, statements = statements_per_decision(url)
         table.add_row(dialect, "statements per decision", f"{count}: {' '.join(statements)}", "")
+        token_pairs = pairs_per_second(url, seconds)
+        table.add_row(
+            dialect,
+            "reserve_tokens + settle pairs",
+            f"{token_pairs:,.0f} pairs/s",
+            f"{token_pairs / floor:.2f}",
+        )
         if dialect == "postgresql":
+            hot = concurrent_pairs_per_second(url, seconds, 8)
+            table.add_row(
+                dialect, "reserve + settle, 8 threads, one org budget", f"{hot:,.0f} pairs/s", ""
+            )
             floor8 = concurrent_floor_ops_per_second(url, seconds, 8)
             govern8 = concurrent_govern_ops_per_second(url, seconds, 8)
             table.add_row(
