@@ -215,3 +215,66 @@ def test_expired_holds_are_released_once(cp: ControlPlane) -> None:
     assert cp.release_expired_holds() == 1
     assert cp.release_expired_holds() == 0
     assert _window_totals(cp)[1] == 0
+
+
+def test_token_guard_settles_releases_and_never_loses_usage(cp: ControlPlane) -> None:
+    cp.set_token_budget(ACME, "day", max_tokens=10_000)
+    with cp.token_guard(ALICE, "small", input_tokens=100, max_output_tokens=100) as guard:
+        assert guard.reservation.reserved_tokens == 200
+        guard.settle(TokenUsage(100, 10))
+    with (
+        pytest.raises(RuntimeError, match="model failed"),
+        cp.token_guard(ALICE, "small", input_tokens=100, max_output_tokens=100),
+    ):
+        raise RuntimeError("model failed")
+    with cp.token_guard(ALICE, "small", input_tokens=100, max_output_tokens=100):
+        pass  # ended without settling: recorded at the reserved worst case
+    used, reserved, _, _ = _window_totals(cp)
+    assert (used, reserved) == (110 + 200, 0)
+
+
+async def test_async_token_guard(async_control_plane: AsyncControlPlane) -> None:
+    async_control_plane.set_prices(PRICES)
+    await async_control_plane.set_token_budget(ACME, "day", max_tokens=150)
+    async with async_control_plane.token_guard(
+        ALICE, "small", input_tokens=50, max_output_tokens=50
+    ) as guard:
+        await guard.settle(TokenUsage(50, 50))
+    with pytest.raises(TokenBudgetExhausted):
+        async with async_control_plane.token_guard(
+            ALICE, "small", input_tokens=50, max_output_tokens=50
+        ):
+            pass
+
+
+def test_usage_report_and_cli(cp: ControlPlane, database: TestDatabase) -> None:
+    from typer.testing import CliRunner
+
+    from agent_control_plane.cli import app
+
+    cp.set_token_budget(ACME, "day", max_tokens=10_000)
+    cp.record_usage(ALICE, "small", TokenUsage(100, 50))
+    cp.record_usage(ALICE, "cheap", TokenUsage(1_000, 0))
+    cp.record_usage(Identity(org="acme", user="bob"), "small", TokenUsage(10, 5))
+    by_user = cp.token_usage(["user", "model"])
+    assert [(r["user"], r["model"], r["total_tokens"]) for r in by_user] == [
+        ("alice", "cheap", 1_000),
+        ("alice", "small", 150),
+        ("bob", "small", 15),
+    ]
+    assert by_user[0]["cost_usd"] == Decimal("0.004")
+    (day,) = cp.token_usage(["day"])
+    assert len(day["day"]) == 10
+    assert day["requests"] == 3
+    runner = CliRunner()
+    url = ["--url", database.url_string]
+    result = runner.invoke(app, ["tokens", "report", "--group-by", "model", "--csv", *url])
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == (
+        "model,requests,input_tokens,output_tokens,total_tokens,cost_usd"
+    )
+    assert "small,2,110,55,165," in result.output
+    result = runner.invoke(app, ["budgets", "--json", *url])
+    (status,) = __import__("json").loads(result.output)
+    assert status["used"]["tokens"] == 1_165
+    assert status["remaining"]["tokens"] == 10_000 - 1_165

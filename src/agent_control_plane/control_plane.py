@@ -24,6 +24,7 @@ from agent_control_plane.engine import (
 )
 from agent_control_plane.evaluators import Evaluator
 from agent_control_plane.facade import async_method, sync_method
+from agent_control_plane.guards import AsyncTokenGuard, TokenGuard
 from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.models import Ticket
 from agent_control_plane.opening import Opening, prepare_schema, resolve
@@ -38,7 +39,7 @@ from agent_control_plane.operations import (
     tokens,
 )
 from agent_control_plane.rules import waiting
-from agent_control_plane.rules.tokens import PriceTable
+from agent_control_plane.rules.tokens import Identity, PriceTable
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.layout import Layout
 from agent_control_plane.schema.tables import AcpTables, build_tables
@@ -208,6 +209,30 @@ class ControlPlane(_ControlPlaneBase):
     release = sync_method(tokens.release)
     release_expired_holds = sync_method(tokens.release_expired_holds)
     record_usage = sync_method(tokens.record_usage)
+    token_usage = sync_method(tokens.token_usage)
+    token_budget_status = sync_method(tokens.token_budget_status)
+
+    def token_guard(
+        self,
+        identity: Identity,
+        model: str,
+        *,
+        input_tokens: int,
+        max_output_tokens: int,
+        session_id: uuid.UUID | str | None = None,
+    ) -> TokenGuard:
+        """Reserve on entry, settle with ``guard.settle(usage)``, release on an exception."""
+        return TokenGuard(
+            self,
+            {
+                "identity": identity,
+                "model": model,
+                "input_tokens": input_tokens,
+                "max_output_tokens": max_output_tokens,
+                "session_id": session_id,
+            },
+        )
+
     register_agent = sync_method(agents.register_agent)
     get_agent = sync_method(agents.get_agent)
     delegate = sync_method(agents.delegate)
@@ -328,6 +353,30 @@ class AsyncControlPlane(_ControlPlaneBase):
     release = async_method(tokens.release)
     release_expired_holds = async_method(tokens.release_expired_holds)
     record_usage = async_method(tokens.record_usage)
+    token_usage = async_method(tokens.token_usage)
+    token_budget_status = async_method(tokens.token_budget_status)
+
+    def token_guard(
+        self,
+        identity: Identity,
+        model: str,
+        *,
+        input_tokens: int,
+        max_output_tokens: int,
+        session_id: uuid.UUID | str | None = None,
+    ) -> AsyncTokenGuard:
+        """Reserve on entry, settle with ``guard.settle(usage)``, release on an exception."""
+        return AsyncTokenGuard(
+            self,
+            {
+                "identity": identity,
+                "model": model,
+                "input_tokens": input_tokens,
+                "max_output_tokens": max_output_tokens,
+                "session_id": session_id,
+            },
+        )
+
     register_agent = async_method(agents.register_agent)
     get_agent = async_method(agents.get_agent)
     delegate = async_method(agents.delegate)

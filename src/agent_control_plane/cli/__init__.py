@@ -9,6 +9,7 @@ from agent_control_plane.cli.db import db_app
 from agent_control_plane.cli.demo import demo
 from agent_control_plane.cli.operate import approvals_app, events_app, kill_app, sessions_app
 from agent_control_plane.cli.policy import policy_app
+from agent_control_plane.cli.tokens import budgets, tokens_app
 
 app = typer.Typer(
     name="acp",
@@ -23,6 +24,8 @@ app.add_typer(sessions_app, name="sessions")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(kill_app, name="kill")
 app.add_typer(events_app, name="events")
+app.add_typer(tokens_app, name="tokens")
+app.command("budgets")(budgets)
 app.command("demo")(demo)
 
 

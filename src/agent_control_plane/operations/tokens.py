@@ -525,3 +525,65 @@ def record_usage(
     if over:
         raise over[0]
     return record
+
+
+GROUPS = ("org", "team", "user", "agent", "model", "day")
+
+
+def token_usage(
+    connection: Connection,
+    runtime: Runtime,
+    group_by: list[str] | tuple[str, ...] = ("model",),
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Usage from the ledger, summed by ``group_by`` (org, team, user, agent, model, day)
+    over [since, until): requests, input/output/total tokens and exact cost."""
+    groups = list(group_by)
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown or not groups:
+        raise InvalidInputError("group_by", f"choose from {', '.join(GROUPS)}")
+    validation.aware(since, "since")
+    validation.aware(until, "until")
+    with connection.begin():
+        return token_store.usage_report(connection, runtime, groups, since, until)
+
+
+def token_budget_status(connection: Connection, runtime: Runtime) -> list[dict[str, Any]]:
+    """Each budget with its current window: used, reserved and remaining per limit."""
+    with connection.begin():
+        now = runtime.clock()
+        report = []
+        for budget in token_store.list_budgets(connection, runtime):
+            start = window_start(budget.period, now, parse_timezone(budget.timezone))
+            row = token_store.window(connection, runtime, budget.id, start)
+            used = {
+                "tokens": 0 if row is None else int(row.tokens_used),
+                "cost_usd": Decimal(0) if row is None else row.cost_used,
+                "requests": 0 if row is None else int(row.requests_used),
+            }
+            reserved = {
+                "tokens": 0 if row is None else int(row.tokens_reserved),
+                "cost_usd": Decimal(0) if row is None else row.cost_reserved,
+                "requests": 0 if row is None else int(row.requests_reserved),
+            }
+            limits = {
+                "tokens": budget.max_tokens,
+                "cost_usd": budget.max_cost_usd,
+                "requests": budget.max_requests,
+            }
+            remaining = {
+                name: None if limit is None else max(limit - used[name] - reserved[name], 0)
+                for name, limit in limits.items()
+            }
+            report.append(
+                {
+                    "budget": budget,
+                    "window_start": start,
+                    "used": used,
+                    "reserved": reserved,
+                    "limits": limits,
+                    "remaining": remaining,
+                }
+            )
+    return report

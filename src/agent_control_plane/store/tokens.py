@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, insert, or_, select, update
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -243,3 +243,56 @@ def ledger_for(
     return connection.execute(
         select(ledger).where(ledger.c.reservation_id == reservation_id)
     ).one_or_none()
+
+
+def _day(column: Any, dialect: str) -> Any:
+    """The UTC calendar day of a stored timestamp, as text YYYY-MM-DD on every dialect."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    if dialect in ("mysql", "mariadb"):
+        return func.date_format(column, "%Y-%m-%d")
+    return func.substr(column, 1, 10)  # SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff" in UTC
+
+
+def usage_report(
+    connection: Connection,
+    runtime: Runtime,
+    groups: list[str],
+    since: datetime | None,
+    until: datetime | None,
+) -> list[dict[str, Any]]:
+    ledger = runtime.tables.token_ledger
+    c = ledger.c
+    keys = {
+        "org": c.org_id,
+        "team": c.team_id,
+        "user": c.user_id,
+        "agent": c.agent_id,
+        "model": c.model,
+        "day": _day(c.created_at, runtime.dialect),
+    }
+    columns = [keys[g].label(g) for g in groups]
+    query = select(
+        *columns,
+        func.count().label("requests"),
+        func.sum(c.input_tokens).label("input_tokens"),
+        func.sum(c.output_tokens).label("output_tokens"),
+        func.sum(c.total_tokens).label("total_tokens"),
+        func.sum(c.cost_usd).label("cost_usd"),
+    )
+    if since is not None:
+        query = query.where(c.created_at >= since)
+    if until is not None:
+        query = query.where(c.created_at < until)
+    query = query.group_by(*columns).order_by(*columns)
+    return [
+        {
+            **{g: row._mapping[g] for g in groups},
+            "requests": int(row.requests),
+            "input_tokens": int(row.input_tokens),
+            "output_tokens": int(row.output_tokens),
+            "total_tokens": int(row.total_tokens),
+            "cost_usd": Decimal(row.cost_usd),
+        }
+        for row in connection.execute(query)
+    ]
