@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -262,11 +261,15 @@ def reserve_tokens(
         holds: list[list[str]] = []
         for budget in budgets:
             start = window_start(budget.period, now, parse_timezone(budget.timezone))
-            token_store.ensure_window(connection, runtime, budget.id, start, now)
-            if not token_store.hold(connection, runtime, budget, start, worst.total, cost, now):
+            held = token_store.hold(connection, runtime, budget, start, worst.total, cost, now)
+            if not held:  # the window may not exist yet: create it, then try once more
+                token_store.ensure_window(connection, runtime, budget.id, start, now)
+                held = token_store.hold(connection, runtime, budget, start, worst.total, cost, now)
+            if not held:
                 raise _exhausted(connection, runtime, budget, start, worst.total, cost)
             holds.append([str(budget.id), start.isoformat()])
         reservation_id = uuid.uuid4()
+        expires_at = now + ttl
         token_store.insert_reservation(
             connection,
             runtime,
@@ -281,12 +284,20 @@ def reserve_tokens(
                 "reserved_cost": cost,
                 "holds": holds,
                 "status": "held",
-                "expires_at": now + ttl,
+                "expires_at": expires_at,
                 "created_at": now,
             },
         )
-        reservation = token_store.get_reservation(connection, runtime, reservation_id)
-        assert reservation is not None
+        reservation = Reservation(
+            id=reservation_id,
+            model=model,
+            session_id=sid,
+            reserved_tokens=worst.total,
+            reserved_cost=cost,
+            status="held",
+            expires_at=expires_at,
+            holds=holds,
+        )
         return reservation, {"reservation_id": str(reservation_id)}
 
     def replay(data: dict[str, Any]) -> Reservation:
@@ -347,12 +358,13 @@ def settle(
     rid = _reservation_id(reservation)
     with connection.begin():
         now = runtime.clock()
-        settled = token_store.finish_reservation(connection, runtime, rid, "settled", now)
-        if settled is None:
+        finished = token_store.finish_reservation(connection, runtime, rid, "settled", now)
+        if finished is None:
             return _already_settled(connection, runtime, rid, usage)
+        settled, ids = finished
         cost = runtime.prices.price(settled.model).cost(usage)
         _unhold(connection, runtime, settled, usage, cost, now)
-        return _ledger(connection, runtime, settled, settled.model, usage, cost, now)
+        return _ledger(connection, runtime, settled.id, settled.model, usage, cost, now, ids)
 
 
 def _already_settled(
@@ -372,31 +384,18 @@ def _already_settled(
 def _ledger(
     connection: Connection,
     runtime: Runtime,
-    reservation: Reservation | None,
+    reservation_id: uuid.UUID | None,
     model: str,
     usage: TokenUsage,
     cost: Decimal,
     now: datetime,
-    identity: Identity | None = None,
-    session_id: uuid.UUID | None = None,
+    ids: dict[str, Any],
 ) -> UsageRecord:
-    ids: dict[str, Any]
-    if reservation is not None:
-        r = runtime.tables.token_reservations.c
-        row = connection.execute(
-            select(r.org_id, r.team_id, r.user_id, r.agent_id, r.session_id).where(
-                r.id == reservation.id
-            )
-        ).one()
-        ids = dict(row._mapping)
-    else:
-        ids = {f"{n}_id": getattr(identity, n) for n in ("org", "team", "user", "agent")}
-        ids["session_id"] = session_id
     entry = token_store.insert_ledger(
         connection,
         runtime,
         {
-            "reservation_id": None if reservation is None else reservation.id,
+            "reservation_id": reservation_id,
             **ids,
             "model": model,
             "input_tokens": usage.input_tokens,
@@ -407,9 +406,7 @@ def _ledger(
             "created_at": now,
         },
     )
-    return UsageRecord(
-        entry, model, usage.total, cost, None if reservation is None else reservation.id
-    )
+    return UsageRecord(entry, model, usage.total, cost, reservation_id)
 
 
 def release(
@@ -419,10 +416,10 @@ def release(
     rid = _reservation_id(reservation)
     with connection.begin():
         now = runtime.clock()
-        released = token_store.finish_reservation(connection, runtime, rid, "released", now)
-        if released is not None:
-            _unhold(connection, runtime, released, None, Decimal(0), now)
-            return released
+        finished = token_store.finish_reservation(connection, runtime, rid, "released", now)
+        if finished is not None:
+            _unhold(connection, runtime, finished[0], None, Decimal(0), now)
+            return finished[0]
         found = token_store.get_reservation(connection, runtime, rid)
     if found is None:
         raise ReservationNotFoundError(f"no token reservation {rid}")
@@ -435,9 +432,9 @@ def release_expired_holds(connection: Connection, runtime: Runtime) -> int:
         now = runtime.clock()
         expired = token_store.expired_held(connection, runtime, now)
         for rid in expired:
-            found = token_store.finish_reservation(connection, runtime, rid, "expired", now)
-            if found is not None:
-                _unhold(connection, runtime, found, None, Decimal(0), now)
+            finished = token_store.finish_reservation(connection, runtime, rid, "expired", now)
+            if finished is not None:
+                _unhold(connection, runtime, finished[0], None, Decimal(0), now)
     return len(expired)
 
 
@@ -472,7 +469,10 @@ def record_usage(
 
     def work(_claim: Claim | None) -> tuple[UsageRecord, dict[str, Any]]:
         now = runtime.clock()
-        record = _ledger(connection, runtime, None, model, usage, cost, now, identity, sid)
+        ids = {f"{n}_id": getattr(identity, n) for n in ("org", "team", "user", "agent")}
+        record = _ledger(
+            connection, runtime, None, model, usage, cost, now, {**ids, "session_id": sid}
+        )
         for budget in _applicable(connection, runtime, identity, sid):
             start = window_start(budget.period, now, parse_timezone(budget.timezone))
             token_store.ensure_window(connection, runtime, budget.id, start, now)

@@ -52,7 +52,16 @@ class Prepared:
             ]
         return self._results
 
+    def execute_count(self, connection: Connection, parameters: dict[str, Any]) -> int:
+        """Run a statement without result rows; return how many rows it matched."""
+        return self._run(connection, parameters, fetch=False)[1]
+
     def execute(self, connection: Connection, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+        return self._run(connection, parameters, fetch=True)[0]
+
+    def _run(
+        self, connection: Connection, parameters: dict[str, Any], *, fetch: bool
+    ) -> tuple[list[dict[str, Any]], int]:
         bound = [
             (name, value if process is None else process(value))
             for name, default, process in self._binds
@@ -62,8 +71,9 @@ class Prepared:
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(self.sql, values)
-            if not self.keys:
-                return []
+            count = cursor.rowcount
+            if not (fetch and self.keys):
+                return [], count
             rows = cursor.fetchall()
             processors = self._result_processors(cursor.description)
         except self._dbapi_error as error:
@@ -78,7 +88,7 @@ class Prepared:
                 for key, process, value in zip(self.keys, processors, row, strict=True)
             }
             for row in rows
-        ]
+        ], count
 
 
 @lru_cache(maxsize=128)

@@ -6,14 +6,30 @@ import uuid
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Row,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.models import Reservation, TokenBudget
+from agent_control_plane.rules.tokens import IDENTITY_FIELDS
 from agent_control_plane.runtime import Runtime
+from agent_control_plane.schema.tables import AcpTables
+from agent_control_plane.store.prepared import prepared
 
 _BUDGET_FIELDS = tuple(field.name for field in fields(TokenBudget))
 _RESERVATION_FIELDS = tuple(field.name for field in fields(Reservation))
@@ -60,6 +76,24 @@ def list_budgets(connection: Connection, runtime: Runtime) -> list[TokenBudget]:
     return [to_budget(row) for row in rows]
 
 
+@lru_cache(maxsize=64)
+def _candidates(tables: AcpTables, present: tuple[str, ...], with_session: bool) -> Select[Any]:
+    b = tables.token_budgets.c
+    identity_match = and_(
+        b.session_id.is_(None),
+        *(
+            or_(b[f"{name}_id"].is_(None), b[f"{name}_id"] == bindparam(f"t_{name}"))
+            if name in present
+            else b[f"{name}_id"].is_(None)
+            for name in IDENTITY_FIELDS
+        ),
+    )
+    where = identity_match
+    if with_session:
+        where = or_(identity_match, b.session_id == bindparam("t_session", type_=b.session_id.type))
+    return select(tables.token_budgets).where(where).order_by(b.id)
+
+
 def candidates(
     connection: Connection,
     runtime: Runtime,
@@ -68,21 +102,14 @@ def candidates(
 ) -> list[TokenBudget]:
     """Budgets that may apply: identity budgets whose set fields all match, and the
     session's budgets."""
-    b = runtime.tables.token_budgets.c
-    identity_match = and_(
-        b.session_id.is_(None),
-        *(
-            or_(b[f"{name}_id"].is_(None), b[f"{name}_id"] == value)
-            if value is not None
-            else b[f"{name}_id"].is_(None)
-            for name, value in identity.items()
-        ),
-    )
-    where = (
-        identity_match if session_id is None else or_(identity_match, b.session_id == session_id)
-    )
-    query = select(runtime.tables.token_budgets).where(where).order_by(b.id)
-    return [to_budget(row) for row in connection.execute(query)]
+    present = tuple(name for name in IDENTITY_FIELDS if identity.get(name) is not None)
+    statement = _candidates(runtime.tables, present, session_id is not None)
+    parameters: dict[str, Any] = {f"t_{name}": identity[name] for name in present}
+    parameters["t_session"] = session_id
+    if runtime.direct_execution:
+        rows = prepared(statement, connection.dialect).execute(connection, parameters)
+        return [TokenBudget(**{name: row[name] for name in _BUDGET_FIELDS}) for row in rows]
+    return [to_budget(row) for row in connection.execute(statement, parameters)]
 
 
 def ensure_window(
@@ -117,6 +144,41 @@ def ensure_window(
     connection.execute(statement)
 
 
+@lru_cache(maxsize=64)
+def _hold(tables: AcpTables, limits: tuple[bool, bool, bool]) -> Update:
+    w = tables.token_windows.c
+    tokens = bindparam("h_tokens", type_=w.tokens_reserved.type)
+    cost = bindparam("h_cost", type_=w.cost_reserved.type)
+    conditions = [
+        w.budget_id == bindparam("h_budget", type_=w.budget_id.type),
+        w.window_start == bindparam("h_start", type_=w.window_start.type),
+    ]
+    if limits[0]:
+        conditions.append(
+            w.tokens_used + w.tokens_reserved + tokens
+            <= bindparam("h_max_tokens", type_=w.tokens_used.type)
+        )
+    if limits[1]:
+        conditions.append(
+            w.cost_used + w.cost_reserved + cost <= bindparam("h_max_cost", type_=w.cost_used.type)
+        )
+    if limits[2]:
+        conditions.append(
+            w.requests_used + w.requests_reserved + 1
+            <= bindparam("h_max_requests", type_=w.requests_used.type)
+        )
+    return (
+        update(tables.token_windows)
+        .where(*conditions)
+        .values(
+            tokens_reserved=w.tokens_reserved + tokens,
+            cost_reserved=w.cost_reserved + cost,
+            requests_reserved=w.requests_reserved + 1,
+            updated_at=bindparam("h_now", type_=w.updated_at.type),
+        )
+    )
+
+
 def hold(
     connection: Connection,
     runtime: Runtime,
@@ -127,25 +189,59 @@ def hold(
     now: datetime,
 ) -> bool:
     """Reserve on one window only if used + reserved + this stays within every limit."""
-    w = runtime.tables.token_windows.c
-    conditions = [w.budget_id == budget.id, w.window_start == start]
-    if budget.max_tokens is not None:
-        conditions.append(w.tokens_used + w.tokens_reserved + tokens <= budget.max_tokens)
-    if budget.max_cost_usd is not None:
-        conditions.append(w.cost_used + w.cost_reserved + cost <= budget.max_cost_usd)
-    if budget.max_requests is not None:
-        conditions.append(w.requests_used + w.requests_reserved + 1 <= budget.max_requests)
-    statement = (
-        update(runtime.tables.token_windows)
-        .where(*conditions)
+    limits = (
+        budget.max_tokens is not None,
+        budget.max_cost_usd is not None,
+        budget.max_requests is not None,
+    )
+    parameters = {
+        "h_budget": budget.id,
+        "h_start": start,
+        "h_tokens": tokens,
+        "h_cost": cost,
+        "h_now": now,
+        "h_max_tokens": budget.max_tokens,
+        "h_max_cost": budget.max_cost_usd,
+        "h_max_requests": budget.max_requests,
+    }
+    return _run_update(connection, runtime, _hold(runtime.tables, limits), parameters)
+
+
+def _run_update(
+    connection: Connection, runtime: Runtime, statement: Update, parameters: dict[str, Any]
+) -> bool:
+    if runtime.direct_execution:
+        cursor_rowcount = prepared(statement, connection.dialect).execute_count(
+            connection, parameters
+        )
+        return bool(cursor_rowcount)
+    return bool(connection.execute(statement, parameters).rowcount)
+
+
+@lru_cache(maxsize=32)
+def _move(tables: AcpTables) -> Update:
+    w = tables.token_windows.c
+
+    def amount(name: str, column: Any) -> Any:
+        return bindparam(name, type_=column.type)
+
+    return (
+        update(tables.token_windows)
+        .where(
+            w.budget_id == amount("m_budget", w.budget_id),
+            w.window_start == amount("m_start", w.window_start),
+        )
         .values(
-            tokens_reserved=w.tokens_reserved + tokens,
-            cost_reserved=w.cost_reserved + cost,
-            requests_reserved=w.requests_reserved + 1,
-            updated_at=now,
+            tokens_reserved=w.tokens_reserved - amount("m_release_tokens", w.tokens_reserved),
+            cost_reserved=w.cost_reserved - amount("m_release_cost", w.cost_reserved),
+            requests_reserved=w.requests_reserved
+            - amount("m_release_requests", w.requests_reserved),
+            tokens_used=w.tokens_used + amount("m_use_tokens", w.tokens_used),
+            cost_used=w.cost_used + amount("m_use_cost", w.cost_used),
+            requests_used=w.requests_used + amount("m_use_requests", w.requests_used),
+            updated_at=amount("m_now", w.updated_at),
         )
     )
-    return bool(connection.execute(statement).rowcount)
 
 
 def move(
@@ -163,19 +259,21 @@ def move(
     now: datetime,
 ) -> None:
     """Drop a hold and/or add usage on one window, in one statement."""
-    w = runtime.tables.token_windows.c
-    connection.execute(
-        update(runtime.tables.token_windows)
-        .where(w.budget_id == budget_id, w.window_start == start)
-        .values(
-            tokens_reserved=w.tokens_reserved - release_tokens,
-            cost_reserved=w.cost_reserved - release_cost,
-            requests_reserved=w.requests_reserved - release_requests,
-            tokens_used=w.tokens_used + use_tokens,
-            cost_used=w.cost_used + use_cost,
-            requests_used=w.requests_used + use_requests,
-            updated_at=now,
-        )
+    _run_update(
+        connection,
+        runtime,
+        _move(runtime.tables),
+        {
+            "m_budget": budget_id,
+            "m_start": start,
+            "m_release_tokens": release_tokens,
+            "m_release_cost": release_cost,
+            "m_release_requests": release_requests,
+            "m_use_tokens": use_tokens,
+            "m_use_cost": use_cost,
+            "m_use_requests": use_requests,
+            "m_now": now,
+        },
     )
 
 
@@ -188,23 +286,76 @@ def window(
     ).one_or_none()
 
 
+@lru_cache(maxsize=32)
+def _insert_all(table: Any) -> Any:
+    """An INSERT of every column from same-named bind parameters, built once per table."""
+    return insert(table).values(
+        {
+            column.name: bindparam(f"v_{column.name}", type_=column.type)
+            for column in table.c
+            if not (column.primary_key and column.autoincrement is True)
+        }
+    )
+
+
+def _insert_parameters(table: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Every column's parameter: a column ``values`` leaves out is NULL."""
+    return {f"v_{column.name}": values.get(column.name) for column in table.c}
+
+
+def _insert(connection: Connection, runtime: Runtime, table: Any, values: dict[str, Any]) -> None:
+    parameters = _insert_parameters(table, values)
+    statement = _insert_all(table)
+    if runtime.direct_execution:
+        prepared(statement, connection.dialect).execute_count(connection, parameters)
+    else:
+        connection.execute(statement, parameters)
+
+
 def insert_reservation(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
-    connection.execute(insert(runtime.tables.token_reservations), values)
+    _insert(connection, runtime, runtime.tables.token_reservations, values)
 
 
 def finish_reservation(
     connection: Connection, runtime: Runtime, reservation_id: uuid.UUID, status: str, now: datetime
-) -> Reservation | None:
-    """Move a held reservation to ``status``; None if it was no longer held."""
-    r = runtime.tables.token_reservations.c
-    changed = connection.execute(
-        update(runtime.tables.token_reservations)
-        .where(r.id == reservation_id, r.status == "held")
-        .values(status=status, settled_at=now)
-    ).rowcount
-    if not changed:
-        return None
-    return get_reservation(connection, runtime, reservation_id)
+) -> tuple[Reservation, dict[str, Any]] | None:
+    """Move a held reservation to ``status``; return it and its identity columns, or None
+    if it was no longer held."""
+    reservations = runtime.tables.token_reservations
+    parameters = {"f_id": reservation_id, "f_status": status, "f_now": now}
+    mapping: Any
+    if runtime.direct_execution:
+        rows = prepared(_finish(runtime.tables, True), connection.dialect).execute(
+            connection, parameters
+        )
+        if not rows:
+            return None
+        mapping = rows[0]
+    else:
+        if not connection.execute(_finish(runtime.tables, False), parameters).rowcount:
+            return None
+        mapping = (
+            connection.execute(select(reservations).where(reservations.c.id == reservation_id))
+            .one()
+            ._mapping
+        )
+    ids = {name: mapping[name] for name in (*(f"{n}_id" for n in IDENTITY_FIELDS), "session_id")}
+    return Reservation(**{name: mapping[name] for name in _RESERVATION_FIELDS}), ids
+
+
+@lru_cache(maxsize=32)
+def _finish(tables: AcpTables, returning: bool) -> Update:
+    reservations = tables.token_reservations
+    r = reservations.c
+    statement = (
+        update(reservations)
+        .where(r.id == bindparam("f_id", type_=r.id.type), r.status == "held")
+        .values(
+            status=bindparam("f_status"),
+            settled_at=bindparam("f_now", type_=r.settled_at.type),
+        )
+    )
+    return statement.returning(*r) if returning else statement
 
 
 def get_reservation(
@@ -230,7 +381,14 @@ def expired_held(connection: Connection, runtime: Runtime, now: datetime) -> lis
 
 
 def insert_ledger(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> int:
-    result = connection.execute(insert(runtime.tables.token_ledger), values)
+    ledger = runtime.tables.token_ledger
+    if runtime.direct_execution:
+        statement = _insert_all(ledger).returning(ledger.c.id)
+        rows = prepared(statement, connection.dialect).execute(
+            connection, _insert_parameters(ledger, values)
+        )
+        return int(rows[0]["id"])
+    result = connection.execute(insert(ledger), values)
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
