@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -13,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import InvalidInputError, InvalidTransitionError, NotFoundError
 from agent_control_plane.models import Page, Ticket
-from agent_control_plane.rules import validation
+from agent_control_plane.rules import pages, validation
 from agent_control_plane.rules.approvals import (
     DEFAULT_TIMEOUT,
     SCOPES,
@@ -250,27 +248,14 @@ def list_tickets(
     """Tickets oldest first (the approval queue), filtered; keyset pages."""
     if status is not None and status not in TICKET_STATUSES:
         raise InvalidInputError("status", f"must be one of {', '.join(TICKET_STATUSES)}")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-        raise InvalidInputError("limit", "must be an integer between 1 and 1000")
+    limit = pages.page_limit(limit)
     sid = None if session_id is None else validation.session_id(session_id)
-    after = None
-    if cursor is not None:
-        try:
-            requested, last = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-            after = (datetime.fromisoformat(requested), uuid.UUID(last))
-        except (ValueError, TypeError) as exc:
-            raise InvalidInputError("cursor", "not a cursor returned by list_tickets") from exc
+    after = pages.decode(cursor, "list_tickets")
     with connection.begin():
         items = ticket_store.page(
             connection, runtime, status=status, session_id=sid, after=after, limit=limit + 1
         )
-    more = len(items) > limit
-    items = items[:limit]
-    next_cursor = None
-    if more:
-        raw = json.dumps([items[-1].requested_at.isoformat(), str(items[-1].id)]).encode()
-        next_cursor = base64.urlsafe_b64encode(raw).decode()
-    return Page(items=items, next_cursor=next_cursor)
+    return pages.page(items, limit, lambda ticket: (ticket.requested_at, ticket.id))
 
 
 def expire_tickets(connection: Connection, runtime: Runtime) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +18,7 @@ from agent_control_plane.errors import (
 from agent_control_plane.models import Page, Session
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.operations.policies import PolicySource, resolve_policy
-from agent_control_plane.rules import lifecycle, validation
+from agent_control_plane.rules import lifecycle, pages, validation
 from agent_control_plane.rules.canonical import digest
 from agent_control_plane.runtime import Runtime, SessionFacts
 from agent_control_plane.schema.tables import SESSION_STATUSES
@@ -117,19 +115,6 @@ def get_session(connection: Connection, runtime: Runtime, session_id: uuid.UUID 
     return session
 
 
-def _encode_cursor(session: Session) -> str:
-    raw = json.dumps([session.created_at.isoformat(), str(session.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created, sid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created), uuid.UUID(sid)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInputError("cursor", "not a cursor returned by list_sessions") from exc
-
-
 def list_sessions(
     connection: Connection,
     runtime: Runtime,
@@ -143,9 +128,8 @@ def list_sessions(
     """Sessions newest first, filtered; pass ``next_cursor`` back for the next page."""
     if status is not None and status not in SESSION_STATUSES:
         raise InvalidInputError("status", f"must be one of {', '.join(SESSION_STATUSES)}")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-        raise InvalidInputError("limit", "must be an integer between 1 and 1000")
-    after = None if cursor is None else _decode_cursor(cursor)
+    limit = pages.page_limit(limit)
+    after = pages.decode(cursor, "list_sessions")
     with connection.begin():
         items = session_store.page(
             connection,
@@ -156,9 +140,7 @@ def list_sessions(
             after=after,
             limit=limit + 1,
         )
-    more = len(items) > limit
-    items = items[:limit]
-    return Page(items=items, next_cursor=_encode_cursor(items[-1]) if more else None)
+    return pages.page(items, limit, lambda session: (session.created_at, session.id))
 
 
 def _change(
