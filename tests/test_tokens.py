@@ -278,3 +278,36 @@ def test_usage_report_and_cli(cp: ControlPlane, database: TestDatabase) -> None:
     (status,) = __import__("json").loads(result.output)
     assert status["used"]["tokens"] == 1_165
     assert status["remaining"]["tokens"] == 10_000 - 1_165
+
+
+def test_rolling_windows_count_recent_buckets_exactly_under_concurrency(cp: ControlPlane) -> None:
+    cp.set_token_budget(ACME, "rolling:24h", max_tokens=1_000)
+    barrier = threading.Barrier(16)
+
+    def attempt(_: int) -> Reservation | None:
+        barrier.wait()
+        return _reserve(cp)
+
+    with ThreadPoolExecutor(16) as pool:
+        held = [r for r in pool.map(attempt, range(16)) if r is not None]
+    assert len(held) == 10
+    for reservation in held:
+        cp.settle(reservation, TokenUsage(60, 40))
+    with pytest.raises(TokenBudgetExhausted, match="rolling:24h"):
+        cp.reserve_tokens(ALICE, "small", input_tokens=1, max_output_tokens=0)
+    (status,) = cp.token_budget_status()
+    assert (status["used"]["tokens"], status["remaining"]["tokens"]) == (1_000, 0)
+    with pytest.raises(InvalidInputError, match="at least one minute"):
+        cp.set_token_budget(ACME, "rolling:10s", max_tokens=1)
+
+
+def test_rolling_buckets_are_conservative() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from agent_control_plane.rules.tokens import rolling_bucket
+
+    now = datetime(2026, 11, 25, 13, 37, tzinfo=UTC)
+    current, oldest = rolling_bucket(timedelta(hours=24), now)
+    assert current == datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
+    assert oldest == datetime(2026, 11, 24, 13, 0, tzinfo=UTC)  # 24 h and up to one hour more
+    assert now - oldest >= timedelta(hours=24)

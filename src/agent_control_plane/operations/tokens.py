@@ -27,6 +27,8 @@ from agent_control_plane.rules.tokens import (
     TokenUsage,
     parse_period,
     parse_timezone,
+    rolling_bucket,
+    rolling_length,
     session_scope_key,
     window_start,
 )
@@ -196,6 +198,45 @@ def _check_model(budgets: list[TokenBudget], model: str) -> None:
             )
 
 
+def _over(budget: TokenBudget, totals: Any, tokens: int, cost: Decimal, requests: int) -> bool:
+    """Whether used + reserved + this passes any of the budget's limits."""
+    return (
+        (
+            budget.max_tokens is not None
+            and totals.tokens_used + totals.tokens_reserved + tokens > budget.max_tokens
+        )
+        or (
+            budget.max_cost_usd is not None
+            and totals.cost_used + totals.cost_reserved + cost > budget.max_cost_usd
+        )
+        or (
+            budget.max_requests is not None
+            and totals.requests_used + totals.requests_reserved + requests > budget.max_requests
+        )
+    )
+
+
+def _hold_rolling(
+    connection: Connection,
+    runtime: Runtime,
+    budget: TokenBudget,
+    length: timedelta,
+    tokens: int,
+    cost: Decimal,
+    now: datetime,
+) -> list[str]:
+    """Hold on a rolling window: the budget row lock serialises its holds, so the sum over
+    its buckets cannot change between the check and the hold."""
+    current, since = rolling_bucket(length, now)
+    token_store.lock_budget(connection, runtime, budget.id)
+    totals = token_store.rolling_totals(connection, runtime, budget.id, since)
+    if _over(budget, totals, tokens, cost, 1):
+        raise _exhausted(connection, runtime, budget, since, tokens, cost, totals)
+    token_store.ensure_window(connection, runtime, budget.id, current, now)
+    token_store.add_hold(connection, runtime, budget.id, current, tokens, cost, now)
+    return [str(budget.id), current.isoformat()]
+
+
 def _exhausted(
     connection: Connection,
     runtime: Runtime,
@@ -203,8 +244,11 @@ def _exhausted(
     start: datetime,
     tokens: int,
     cost: Decimal,
+    totals: Any = None,
 ) -> TokenBudgetExhausted:
-    row = token_store.window(connection, runtime, budget.id, start)
+    row = (
+        totals if totals is not None else token_store.window(connection, runtime, budget.id, start)
+    )
     used = (
         "no usage yet"
         if row is None
@@ -260,6 +304,12 @@ def reserve_tokens(
         _check_model(budgets, model)
         holds: list[list[str]] = []
         for budget in budgets:
+            length = rolling_length(budget.period)
+            if length is not None:
+                holds.append(
+                    _hold_rolling(connection, runtime, budget, length, worst.total, cost, now)
+                )
+                continue
             start = window_start(budget.period, now, parse_timezone(budget.timezone))
             held = token_store.hold(connection, runtime, budget, start, worst.total, cost, now)
             if not held:  # the window may not exist yet: create it, then try once more
@@ -475,6 +525,9 @@ def record_usage(
         )
         for budget in _applicable(connection, runtime, identity, sid):
             start = window_start(budget.period, now, parse_timezone(budget.timezone))
+            length = rolling_length(budget.period)
+            if length is not None:
+                token_store.lock_budget(connection, runtime, budget.id)
             token_store.ensure_window(connection, runtime, budget.id, start, now)
             token_store.move(
                 connection,
@@ -489,14 +542,12 @@ def record_usage(
                 use_requests=1,
                 now=now,
             )
-            row = token_store.window(connection, runtime, budget.id, start)
-            assert row is not None
-            if (
-                (budget.max_tokens is not None and row.tokens_used > budget.max_tokens)
-                or (budget.max_cost_usd is not None and row.cost_used > budget.max_cost_usd)
-                or (budget.max_requests is not None and row.requests_used > budget.max_requests)
-            ):
-                over.append(_exhausted(connection, runtime, budget, start, usage.total, cost))
+            since = start if length is None else rolling_bucket(length, now)[1]
+            totals = token_store.rolling_totals(connection, runtime, budget.id, since)
+            if _over(budget, totals, 0, Decimal(0), 0):
+                over.append(
+                    _exhausted(connection, runtime, budget, since, usage.total, cost, totals)
+                )
         return record, {
             "id": record.id,
             "model": model,
@@ -556,7 +607,10 @@ def token_budget_status(connection: Connection, runtime: Runtime) -> list[dict[s
         report = []
         for budget in token_store.list_budgets(connection, runtime):
             start = window_start(budget.period, now, parse_timezone(budget.timezone))
-            row = token_store.window(connection, runtime, budget.id, start)
+            length = rolling_length(budget.period)
+            if length is not None:
+                start = rolling_bucket(length, now)[1]
+            row = token_store.rolling_totals(connection, runtime, budget.id, start)
             used = {
                 "tokens": 0 if row is None else int(row.tokens_used),
                 "cost_usd": Decimal(0) if row is None else row.cost_used,

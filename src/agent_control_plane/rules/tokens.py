@@ -15,6 +15,7 @@ import yaml
 
 from agent_control_plane.errors import InvalidInputError
 from agent_control_plane.rules import validation
+from agent_control_plane.rules.durations import parse_duration
 from agent_control_plane.schema.types import to_money
 
 PERIODS = ("minute", "hour", "day", "week", "month", "lifetime")
@@ -142,10 +143,41 @@ class PriceTable:
         return found
 
 
+ROLLING_PREFIX = "rolling:"
+ROLLING_BUCKETS = 24
+
+
+def rolling_length(period: str) -> timedelta | None:
+    """The length of a rolling period ("rolling:24h"), None for a calendar period."""
+    if not period.startswith(ROLLING_PREFIX):
+        return None
+    try:
+        length = parse_duration(period[len(ROLLING_PREFIX) :])
+    except ValueError as exc:
+        raise InvalidInputError("period", str(exc)) from None
+    if length < timedelta(minutes=1):
+        raise InvalidInputError("period", "a rolling window is at least one minute long")
+    return length
+
+
 def parse_period(period: str) -> str:
-    if period not in PERIODS:
-        raise InvalidInputError("period", f"must be one of {', '.join(PERIODS)} (got {period!r})")
+    if period not in PERIODS and rolling_length(period) is None:
+        raise InvalidInputError(
+            "period",
+            f"must be one of {', '.join(PERIODS)} or rolling:<duration> such as rolling:24h "
+            f"(got {period!r})",
+        )
     return period
+
+
+def rolling_bucket(length: timedelta, now: datetime) -> tuple[datetime, datetime]:
+    """The bucket (1/24 of the window, aligned to the epoch) holding ``now``, and the start
+    of the oldest bucket still counted. Counting one whole bucket more than the window is
+    conservative: usage leaves the window up to one bucket late, never early."""
+    bucket = length / ROLLING_BUCKETS
+    since_epoch = now - EPOCH
+    start = EPOCH + bucket * (since_epoch // bucket)
+    return start, start - length
 
 
 def parse_timezone(name: str) -> ZoneInfo:
@@ -157,7 +189,11 @@ def parse_timezone(name: str) -> ZoneInfo:
 
 def window_start(period: str, now: datetime, zone: ZoneInfo) -> datetime:
     """The start (as aware UTC) of the calendar window of ``period`` holding ``now``, with
-    days, weeks (from Monday) and months counted in ``zone``."""
+    days, weeks (from Monday) and months counted in ``zone``; for a rolling period, the
+    start of the current bucket."""
+    length = rolling_length(period)
+    if length is not None:
+        return rolling_bucket(length, now)[0]
     if period == "lifetime":
         return EPOCH
     local = now.astimezone(zone)

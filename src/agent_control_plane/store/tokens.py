@@ -207,6 +207,26 @@ def hold(
     return _run_update(connection, runtime, _hold(runtime.tables, limits), parameters)
 
 
+def add_hold(
+    connection: Connection,
+    runtime: Runtime,
+    budget_id: uuid.UUID,
+    start: datetime,
+    tokens: int,
+    cost: Decimal,
+    now: datetime,
+) -> None:
+    """Add a hold with no condition: the caller checked the limits under the budget lock."""
+    parameters = {
+        "h_budget": budget_id,
+        "h_start": start,
+        "h_tokens": tokens,
+        "h_cost": cost,
+        "h_now": now,
+    }
+    _run_update(connection, runtime, _hold(runtime.tables, (False, False, False)), parameters)
+
+
 def _run_update(
     connection: Connection, runtime: Runtime, statement: Update, parameters: dict[str, Any]
 ) -> bool:
@@ -454,3 +474,26 @@ def usage_report(
         }
         for row in connection.execute(query)
     ]
+
+
+def lock_budget(connection: Connection, runtime: Runtime, budget_id: uuid.UUID) -> None:
+    """Serialise every rolling-window hold of one budget (SQLite serialises writers anyway)."""
+    budgets = runtime.tables.token_budgets
+    connection.execute(select(budgets.c.id).where(budgets.c.id == budget_id).with_for_update())
+
+
+def rolling_totals(
+    connection: Connection, runtime: Runtime, budget_id: uuid.UUID, since: datetime
+) -> Any:
+    """Used and reserved summed over the windows starting at or after ``since``."""
+    w = runtime.tables.token_windows.c
+    return connection.execute(
+        select(
+            func.coalesce(func.sum(w.tokens_used), 0).label("tokens_used"),
+            func.coalesce(func.sum(w.tokens_reserved), 0).label("tokens_reserved"),
+            func.coalesce(func.sum(w.cost_used), 0).label("cost_used"),
+            func.coalesce(func.sum(w.cost_reserved), 0).label("cost_reserved"),
+            func.coalesce(func.sum(w.requests_used), 0).label("requests_used"),
+            func.coalesce(func.sum(w.requests_reserved), 0).label("requests_reserved"),
+        ).where(w.budget_id == budget_id, w.window_start >= since)
+    ).one()
