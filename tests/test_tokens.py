@@ -311,3 +311,35 @@ def test_rolling_buckets_are_conservative() -> None:
     assert current == datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
     assert oldest == datetime(2026, 11, 24, 13, 0, tzinfo=UTC)  # 24 h and up to one hour more
     assert now - oldest >= timedelta(hours=24)
+
+
+MODEL_POLICY = {
+    "tiers": {"premium": ["big-*"], "standard": ["small", "cheap"]},
+    "action_tiers": {"default": ["standard"], "always_approve": ["premium", "standard"]},
+    "overrides": [{"identity": {"org": "acme", "user": "root"}, "tiers": ["premium"]}],
+}
+
+
+def test_model_tiers_and_overrides_are_enforced_before_holding(cp: ControlPlane) -> None:
+    cp.set_prices({**PRICES, "big-1": {"input": "10", "output": "30"}})
+    cp.set_token_budget(ACME, "day", max_tokens=100_000)
+    cp.set_model_policy(MODEL_POLICY)
+    assert cp.reserve_tokens(ALICE, "small", input_tokens=1, max_output_tokens=1)
+    with pytest.raises(ModelNotAllowedError, match="tier 'premium'"):
+        cp.reserve_tokens(ALICE, "big-1", input_tokens=1, max_output_tokens=1)
+    assert cp.reserve_tokens(
+        ALICE, "big-1", input_tokens=1, max_output_tokens=1, action_tier="always_approve"
+    )
+    root = Identity(org="acme", user="root")
+    assert cp.reserve_tokens(root, "big-1", input_tokens=1, max_output_tokens=1)
+    with pytest.raises(ModelNotAllowedError, match="not allowed here"):
+        cp.reserve_tokens(root, "small", input_tokens=1, max_output_tokens=1)
+    with pytest.raises(ModelNotAllowedError, match="action tier 'blocked'"):
+        cp.reserve_tokens(
+            ALICE, "small", input_tokens=1, max_output_tokens=1, action_tier="blocked"
+        )
+    assert _window_totals(cp)[1] == 6  # three holds of 2 tokens; refusals held nothing
+    with pytest.raises(InvalidInputError, match="unknown tiers"):
+        cp.set_model_policy({"tiers": {"a": ["x"]}, "action_tiers": {"default": ["b"]}})
+    cp.set_model_policy(None)
+    assert cp.reserve_tokens(ALICE, "big-1", input_tokens=1, max_output_tokens=1)

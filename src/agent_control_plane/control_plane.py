@@ -39,6 +39,7 @@ from agent_control_plane.operations import (
     tokens,
 )
 from agent_control_plane.rules import waiting
+from agent_control_plane.rules.models_policy import ModelPolicy
 from agent_control_plane.rules.tokens import Identity, PriceTable
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.layout import Layout
@@ -86,6 +87,11 @@ class _ControlPlaneBase:
         file or a PriceTable) for token reservations and usage. An unknown model is an
         error unless the table has a ``default`` entry."""
         self._runtime.prices = PriceTable.of(prices)
+
+    def set_model_policy(self, policy: ModelPolicy | dict[str, Any] | None) -> None:
+        """Restrict which model tiers each action tier (and identity) may reserve tokens for;
+        None lifts the restriction. Enforced by reserve_tokens before anything is held."""
+        self._runtime.model_policy = ModelPolicy.of(policy)
 
     def register_evaluator(self, name: str, evaluator: Evaluator) -> None:
         """Make ``evaluator`` (``(params, proposal) -> bool``) available to policy conditions."""

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.evaluators import EvaluatorRegistry
+from agent_control_plane.rules.models_policy import ModelPolicy
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import (
     CompiledPolicy,
@@ -74,6 +75,7 @@ class Runtime:
     direct_execution: bool = False
     evaluators: EvaluatorRegistry = field(default_factory=EvaluatorRegistry)
     prices: PriceTable = field(default_factory=PriceTable)
+    model_policy: ModelPolicy | None = None
     fail_open: frozenset[str] = frozenset()
     idempotency_retention: timedelta = timedelta(days=7)
     clock: Callable[[], datetime] = utc_now

@@ -282,11 +282,17 @@ def reserve_tokens(
     session_id: uuid.UUID | str | None = None,
     ttl: timedelta = DEFAULT_TTL,
     idempotency_key: str | None = None,
+    action_tier: str | None = None,
 ) -> Reservation:
     """Price the worst case (input + max output) and hold it against every matching budget,
     all or none, in one transaction; raise TokenBudgetExhausted naming the budget, window,
-    limit and usage, or ModelNotAllowedError, holding nothing."""
+    limit and usage, or ModelNotAllowedError, holding nothing. ``action_tier`` (e.g.
+    "auto_approve") selects which model tiers the model policy allows."""
     model = validation.required_text(model, "model")
+    if runtime.model_policy is not None:
+        refusal = runtime.model_policy.refusal(model, identity, action_tier)
+        if refusal is not None:
+            raise ModelNotAllowedError(refusal)
     worst = TokenUsage(
         validation.counter(input_tokens, "input_tokens"),
         validation.counter(max_output_tokens, "max_output_tokens"),
