@@ -400,10 +400,16 @@ def expired_held(connection: Connection, runtime: Runtime, now: datetime) -> lis
     return list(connection.execute(query).scalars())
 
 
+@lru_cache(maxsize=32)
+def _insert_ledger_returning_id(tables: AcpTables) -> Any:
+    # Built once: the direct executor caches compiled statements by identity.
+    return _insert_all(tables.token_ledger).returning(tables.token_ledger.c.id)
+
+
 def insert_ledger(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> int:
     ledger = runtime.tables.token_ledger
     if runtime.direct_execution:
-        statement = _insert_all(ledger).returning(ledger.c.id)
+        statement = _insert_ledger_returning_id(runtime.tables)
         rows = prepared(statement, connection.dialect).execute(
             connection, _insert_parameters(ledger, values)
         )
