@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.models import Agent, Delegation
 from agent_control_plane.runtime import Runtime
-
-_AGENT_FIELDS = tuple(field.name for field in fields(Agent))
-_DELEGATION_FIELDS = tuple(field.name for field in fields(Delegation))
-
-
-def _agent(row: Row[Any]) -> Agent:
-    mapping = row._mapping
-    return Agent(**{name: mapping[name] for name in _AGENT_FIELDS})
-
-
-def _delegation(row: Row[Any]) -> Delegation:
-    mapping = row._mapping
-    return Delegation(**{name: mapping[name] for name in _DELEGATION_FIELDS})
+from agent_control_plane.store.rows import to_model
 
 
 def upsert(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
@@ -46,7 +33,7 @@ def upsert(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> 
 def get(connection: Connection, runtime: Runtime, agent_id: str) -> Agent | None:
     agents = runtime.tables.agents
     row = connection.execute(select(agents).where(agents.c.id == agent_id)).one_or_none()
-    return None if row is None else _agent(row)
+    return None if row is None else to_model(Agent, row)
 
 
 def insert_delegation(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
@@ -60,4 +47,4 @@ def get_delegation(
     row = connection.execute(
         select(delegations).where(delegations.c.id == delegation_id)
     ).one_or_none()
-    return None if row is None else _delegation(row)
+    return None if row is None else to_model(Delegation, row)

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.models import Ticket
 from agent_control_plane.runtime import Runtime
-
-_TICKET_FIELDS = tuple(field.name for field in fields(Ticket))
+from agent_control_plane.store.rows import keyset_page, to_model
 
 
 def to_ticket(row: Row[Any]) -> Ticket:
-    mapping = row._mapping
-    return Ticket(**{name: mapping[name] for name in _TICKET_FIELDS})
+    return to_model(Ticket, row)
 
 
 def insert_proposal(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
@@ -124,18 +122,14 @@ def page(
     limit: int,
 ) -> list[Ticket]:
     tickets = runtime.tables.approval_tickets
-    t = tickets.c
-    query = select(tickets)
-    if status is not None:
-        query = query.where(t.status == status)
-    if session_id is not None:
-        query = query.where(t.session_id == session_id)
-    if after is not None:
-        requested, last = after
-        query = query.where(
-            or_(t.requested_at > requested, and_(t.requested_at == requested, t.id > last))
-        )
-    query = query.order_by(t.requested_at, t.id).limit(limit)
+    query = keyset_page(
+        tickets,
+        order=tickets.c.requested_at,
+        after=after,
+        limit=limit,
+        status=status,
+        session_id=session_id,
+    )
     return [to_ticket(row) for row in connection.execute(query)]
 
 

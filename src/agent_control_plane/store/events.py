@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -21,6 +21,7 @@ from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.store import idempotency
 from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.prepared import prepared
+from agent_control_plane.store.rows import to_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +180,8 @@ def append_many(
     )
 
 
-_EVENT_FIELDS = tuple(field.name for field in fields(Event))
-
-
 def to_event(row: Row[Any]) -> Event:
-    mapping = row._mapping
-    return Event(**{name: mapping[name] for name in _EVENT_FIELDS})
+    return to_model(Event, row)
 
 
 def for_session(

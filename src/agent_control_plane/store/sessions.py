@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -32,6 +32,7 @@ from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.schema.types import Money, UTCDateTime
 from agent_control_plane.store.dialect import update_many, update_one
 from agent_control_plane.store.prepared import prepared
+from agent_control_plane.store.rows import keyset_page, to_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,12 +269,8 @@ def status_of(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -
     return connection.execute(select(s.status).where(s.id == session_id)).scalar_one_or_none()
 
 
-_SESSION_FIELDS = tuple(field.name for field in fields(Session))
-
-
 def to_session(row: Row[Any]) -> Session:
-    mapping = row._mapping
-    return Session(**{name: mapping[name] for name in _SESSION_FIELDS})
+    return to_model(Session, row)
 
 
 def page(
@@ -287,18 +284,14 @@ def page(
     limit: int,
 ) -> list[Session]:
     sessions = runtime.tables.sessions
-    s = sessions.c
-    query = select(sessions)
-    if status is not None:
-        query = query.where(s.status == status)
-    if agent_id is not None:
-        query = query.where(s.agent_id == agent_id)
-    if tenant is not None:
-        query = query.where(s.tenant == tenant)
-    if after is not None:
-        created_at, last_id = after
-        query = query.where(
-            or_(s.created_at < created_at, and_(s.created_at == created_at, s.id < last_id))
-        )
-    query = query.order_by(s.created_at.desc(), s.id.desc()).limit(limit)
+    query = keyset_page(
+        sessions,
+        order=sessions.c.created_at,
+        after=after,
+        limit=limit,
+        descending=True,
+        status=status,
+        agent_id=agent_id,
+        tenant=tenant,
+    )
     return [to_session(row) for row in connection.execute(query)]

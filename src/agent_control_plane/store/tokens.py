@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -30,19 +29,15 @@ from agent_control_plane.rules.tokens import IDENTITY_FIELDS
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.store.prepared import prepared
-
-_BUDGET_FIELDS = tuple(field.name for field in fields(TokenBudget))
-_RESERVATION_FIELDS = tuple(field.name for field in fields(Reservation))
+from agent_control_plane.store.rows import to_model
 
 
 def to_budget(row: Row[Any]) -> TokenBudget:
-    mapping = row._mapping
-    return TokenBudget(**{name: mapping[name] for name in _BUDGET_FIELDS})
+    return to_model(TokenBudget, row)
 
 
 def to_reservation(row: Row[Any]) -> Reservation:
-    mapping = row._mapping
-    return Reservation(**{name: mapping[name] for name in _RESERVATION_FIELDS})
+    return to_model(Reservation, row)
 
 
 def insert_budget(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
@@ -108,7 +103,7 @@ def candidates(
     parameters["t_session"] = session_id
     if runtime.direct_execution:
         rows = prepared(statement, connection.dialect).execute(connection, parameters)
-        return [TokenBudget(**{name: row[name] for name in _BUDGET_FIELDS}) for row in rows]
+        return [to_model(TokenBudget, row) for row in rows]
     return [to_budget(row) for row in connection.execute(statement, parameters)]
 
 
@@ -360,7 +355,7 @@ def finish_reservation(
             ._mapping
         )
     ids = {name: mapping[name] for name in (*(f"{n}_id" for n in IDENTITY_FIELDS), "session_id")}
-    return Reservation(**{name: mapping[name] for name in _RESERVATION_FIELDS}), ids
+    return to_model(Reservation, mapping), ids
 
 
 @lru_cache(maxsize=32)

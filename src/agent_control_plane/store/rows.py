@@ -1,0 +1,51 @@
+"""Shared shapes of ACP's reads: rows to dataclasses, and keyset pages."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import fields
+from datetime import datetime
+from functools import cache
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, Table, and_, or_, select
+
+T = TypeVar("T")
+
+
+@cache
+def _field_names(cls: Any) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(cls))
+
+
+def to_model(cls: type[T], row: Any) -> T:
+    """Build dataclass ``cls`` from a result row (or mapping) by the dataclass's own fields."""
+    mapping: Mapping[str, Any] = row if isinstance(row, Mapping) else row._mapping
+    names = _field_names(cls)  # type: ignore[arg-type]  # classes are hashable
+    return cls(**{name: mapping[name] for name in names})
+
+
+def keyset_page(
+    table: Table,
+    *,
+    order: ColumnElement[Any],
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+    descending: bool = False,
+    **equal: Any,
+) -> Select[Any]:
+    """Rows of ``table`` matching the non-None ``equal`` filters, ordered by (order, id),
+    starting after the cursor ``after``; no OFFSET."""
+    key = table.c.id
+    query = select(table).where(
+        *(table.c[column] == value for column, value in equal.items() if value is not None)
+    )
+    if after is not None:
+        at, last = after
+        if descending:
+            query = query.where(or_(order < at, and_(order == at, key < last)))
+        else:
+            query = query.where(or_(order > at, and_(order == at, key > last)))
+    ordering = (order.desc(), key.desc()) if descending else (order, key)
+    return query.order_by(*ordering).limit(limit)
