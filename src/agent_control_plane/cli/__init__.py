@@ -7,7 +7,7 @@ import typer
 from agent_control_plane.cli.audit import audit_app
 from agent_control_plane.cli.db import db_app
 from agent_control_plane.cli.demo import demo
-from agent_control_plane.cli.operate import approvals_app, events_app, kill_app, sessions_app
+from agent_control_plane.cli.operate import approvals_app, events_app, kill, sessions_app
 from agent_control_plane.cli.policy import policy_app
 from agent_control_plane.cli.tokens import budgets, tokens_app
 
@@ -22,7 +22,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(approvals_app, name="approvals")
-app.add_typer(kill_app, name="kill")
+app.command("kill")(kill)
 app.add_typer(events_app, name="events")
 app.add_typer(tokens_app, name="tokens")
 app.command("budgets")(budgets)

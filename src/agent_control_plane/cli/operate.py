@@ -9,16 +9,23 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from agent_control_plane.cli.common import PrefixOption, SchemaOption, UrlOption, console, opened
+from agent_control_plane.cli.common import (
+    PrefixOption,
+    SchemaOption,
+    UrlOption,
+    console,
+    fail,
+    opened,
+)
 
 sessions_app = typer.Typer(help="List and inspect sessions.", no_args_is_help=True)
 approvals_app = typer.Typer(help="The approval queue: list, approve, deny.", no_args_is_help=True)
-kill_app = typer.Typer(help="The kill switch: stop sessions now.", no_args_is_help=True)
 events_app = typer.Typer(help="Read the audit trail.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -161,63 +168,41 @@ def approvals_deny(
     console.print(f"denied {ticket.id} by {ticket.decided_by}")
 
 
-def _report_kill(count: int) -> None:
-    console.print(f"stopped {count} session(s)")
+class KillScope(StrEnum):
+    session = "session"
+    agent = "agent"
+    tenant = "tenant"
+    all = "all"
 
 
-@kill_app.command("session")
-def kill_session(
-    session_id: str,
+def kill(
+    scope: Annotated[KillScope, typer.Argument(help="What to stop.")],
+    target: Annotated[
+        str | None, typer.Argument(help="The session id, agent id or tenant (not with 'all').")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm 'all'.")] = False,
     reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
     url: UrlOption = None,
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,
 ) -> None:
-    """Stop one session now."""
+    """Stop sessions now: one session, every open session of an agent or a tenant, or all
+    (with --yes). Prints how many were stopped."""
+    if (scope is KillScope.all) != (target is None):
+        raise fail("give a target for session, agent or tenant, and none for all")
+    if scope is KillScope.all and not yes:
+        raise fail("refusing to stop every session without --yes")
     with opened(url, schema, table_prefix) as cp:
-        _report_kill(cp.kill_session(session_id, reason=reason))
-
-
-@kill_app.command("agent")
-def kill_agent(
-    agent_id: str,
-    reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
-) -> None:
-    """Stop every open session of an agent."""
-    with opened(url, schema, table_prefix) as cp:
-        _report_kill(cp.kill_agent(agent_id, reason=reason))
-
-
-@kill_app.command("tenant")
-def kill_tenant(
-    tenant: str,
-    reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
-) -> None:
-    """Stop every open session of a tenant."""
-    with opened(url, schema, table_prefix) as cp:
-        _report_kill(cp.kill_tenant(tenant, reason=reason))
-
-
-@kill_app.command("all")
-def kill_all(
-    yes: Annotated[bool, typer.Option("--yes", help="Confirm stopping every session.")] = False,
-    reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
-) -> None:
-    """Stop every open session in the database (needs --yes)."""
-    if not yes:
-        console.print("refusing to stop every session without --yes")
-        raise typer.Exit(2)
-    with opened(url, schema, table_prefix) as cp:
-        _report_kill(cp.kill_all(reason=reason))
+        if scope is KillScope.all:
+            stopped = cp.kill_all(reason=reason)
+        else:
+            stop = {
+                KillScope.session: cp.kill_session,
+                KillScope.agent: cp.kill_agent,
+                KillScope.tenant: cp.kill_tenant,
+            }[scope]
+            stopped = stop(str(target), reason=reason)
+    console.print(f"stopped {stopped} session(s)")
 
 
 @events_app.command("tail")
