@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, update
 
 from agent_control_plane.engine import create_sync_engine, database_url, governed_engine
+from bench.timing import concurrent_ops_per_second, ops_per_second
 
 _metadata = MetaData()
 _counters = Table(
@@ -33,19 +31,16 @@ def floor_ops_per_second(url: str, seconds: float) -> float:
     with engine.begin() as connection:
         connection.execute(insert(_counters), {"id": 1, "used": 0})
     charge = update(_counters).where(_counters.c.id == 1).values(used=_counters.c.used + 1)
-    record = insert(_log)
-    count = 0
-    deadline = time.perf_counter() + seconds
-    started = time.perf_counter()
-    while time.perf_counter() < deadline:
+
+    def transaction() -> None:
         with governed.begin() as connection:
             connection.execute(charge)
-            connection.execute(record, {"counter_id": 1, "note": "floor"})
-        count += 1
-    elapsed = time.perf_counter() - started
+            connection.execute(insert(_log), {"counter_id": 1, "note": "floor"})
+
+    result = ops_per_second(transaction, seconds)
     _metadata.drop_all(engine)
     engine.dispose()
-    return count / elapsed
+    return result
 
 
 def concurrent_floor_ops_per_second(url: str, seconds: float, workers: int) -> float:
@@ -55,26 +50,14 @@ def concurrent_floor_ops_per_second(url: str, seconds: float, workers: int) -> f
     _metadata.create_all(engine)
     with engine.begin() as connection:
         connection.execute(insert(_counters), [{"id": i, "used": 0} for i in range(workers)])
-    counts = [0] * workers
-    stop = threading.Event()
 
-    def run(index: int) -> None:
+    def transaction(index: int) -> None:
         charge = update(_counters).where(_counters.c.id == index).values(used=_counters.c.used + 1)
-        while not stop.is_set():
-            with governed.begin() as connection:
-                connection.execute(charge)
-                connection.execute(insert(_log), {"counter_id": index, "note": "floor"})
-            counts[index] += 1
+        with governed.begin() as connection:
+            connection.execute(charge)
+            connection.execute(insert(_log), {"counter_id": index, "note": "floor"})
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    time.sleep(seconds)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    result = concurrent_ops_per_second(transaction, seconds, workers)
     _metadata.drop_all(engine)
     engine.dispose()
-    return sum(counts) / elapsed
+    return result

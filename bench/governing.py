@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
-import time
 import uuid
 from typing import Any
 
@@ -12,6 +10,7 @@ from sqlalchemy import event
 
 from agent_control_plane import ControlPlane
 from agent_control_plane.store.prepared import Prepared
+from bench.timing import concurrent_ops_per_second, ops_per_second
 
 POLICY = {"name": "bench", "tiers": {"unrestricted": ["work"]}}
 _keys = itertools.count()
@@ -29,13 +28,7 @@ def _one(cp: ControlPlane, sid: uuid.UUID) -> None:
 def govern_ops_per_second(url: str, seconds: float) -> float:
     with ControlPlane.open(url) as cp:
         sid = _session(cp)
-        for _ in range(20):
-            _one(cp, sid)
-        count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            _one(cp, sid)
-            count += 1
-        return count / (time.perf_counter() - started)
+        return ops_per_second(lambda: _one(cp, sid), seconds)
 
 
 def statements_per_decision(url: str) -> tuple[int, list[str]]:
@@ -67,23 +60,4 @@ def statements_per_decision(url: str) -> tuple[int, list[str]]:
 def concurrent_govern_ops_per_second(url: str, seconds: float, workers: int = 8) -> float:
     with ControlPlane.open(url) as cp:
         sessions = [_session(cp) for _ in range(workers)]
-        counts = [0] * workers
-        stop = threading.Event()
-        barrier = threading.Barrier(workers + 1)
-
-        def run(index: int) -> None:
-            barrier.wait()
-            while not stop.is_set():
-                _one(cp, sessions[index])
-                counts[index] += 1
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-        for thread in threads:
-            thread.start()
-        barrier.wait()
-        started = time.perf_counter()
-        time.sleep(seconds)
-        stop.set()
-        for thread in threads:
-            thread.join()
-        return sum(counts) / (time.perf_counter() - started)
+        return concurrent_ops_per_second(lambda i: _one(cp, sessions[i]), seconds, workers)
