@@ -37,7 +37,7 @@ def statements_per_decision(url: str) -> tuple[int, list[str]]:
         sid = _session(cp)
         _one(cp, sid)
         seen: list[str] = []
-        direct = Prepared.execute
+        direct = Prepared._run
 
         def counted(self: Prepared, *args: Any, **kwargs: Any) -> Any:
             seen.append(self.sql.split()[0].upper())
@@ -49,11 +49,11 @@ def statements_per_decision(url: str) -> tuple[int, list[str]]:
         event.listen(cp.engine, "before_cursor_execute", on_execute)
         event.listen(cp.engine, "begin", lambda conn: seen.append("BEGIN"))
         event.listen(cp.engine, "commit", lambda conn: seen.append("COMMIT"))
-        Prepared.execute = counted  # type: ignore[method-assign]
+        Prepared._run = counted  # type: ignore[method-assign]
         try:
             _one(cp, sid)
         finally:
-            Prepared.execute = direct  # type: ignore[method-assign]
+            Prepared._run = direct  # type: ignore[method-assign]
         return len(seen), seen
 
 

@@ -24,7 +24,7 @@ from agent_control_plane.engine import (
 )
 from agent_control_plane.evaluators import Evaluator
 from agent_control_plane.facade import async_method, sync_method
-from agent_control_plane.guards import AsyncTokenGuard, TokenGuard
+from agent_control_plane.guards import AsyncTokenGuard, GuardRequest, TokenGuard
 from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.models import Ticket
 from agent_control_plane.opening import Opening, prepare_schema, resolve
@@ -228,16 +228,8 @@ class ControlPlane(_ControlPlaneBase):
         session_id: uuid.UUID | str | None = None,
     ) -> TokenGuard:
         """Reserve on entry, settle with ``guard.settle(usage)``, release on an exception."""
-        return TokenGuard(
-            self,
-            {
-                "identity": identity,
-                "model": model,
-                "input_tokens": input_tokens,
-                "max_output_tokens": max_output_tokens,
-                "session_id": session_id,
-            },
-        )
+        request = GuardRequest(identity, model, input_tokens, max_output_tokens, session_id)
+        return TokenGuard(self, request)
 
     register_agent = sync_method(agents.register_agent)
     get_agent = sync_method(agents.get_agent)
@@ -372,16 +364,8 @@ class AsyncControlPlane(_ControlPlaneBase):
         session_id: uuid.UUID | str | None = None,
     ) -> AsyncTokenGuard:
         """Reserve on entry, settle with ``guard.settle(usage)``, release on an exception."""
-        return AsyncTokenGuard(
-            self,
-            {
-                "identity": identity,
-                "model": model,
-                "input_tokens": input_tokens,
-                "max_output_tokens": max_output_tokens,
-                "session_id": session_id,
-            },
-        )
+        request = GuardRequest(identity, model, input_tokens, max_output_tokens, session_id)
+        return AsyncTokenGuard(self, request)
 
     register_agent = async_method(agents.register_agent)
     get_agent = async_method(agents.get_agent)

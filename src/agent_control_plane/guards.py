@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from agent_control_plane.models import Reservation, UsageRecord
-from agent_control_plane.rules.tokens import TokenUsage
+from agent_control_plane.rules.tokens import Identity, TokenUsage
 
 if TYPE_CHECKING:
     from agent_control_plane.control_plane import AsyncControlPlane, ControlPlane
 
 
+@dataclass(frozen=True, slots=True)
+class GuardRequest:
+    """What a guard reserves: the worst case of one model call."""
+
+    identity: Identity
+    model: str
+    input_tokens: int
+    max_output_tokens: int
+    session_id: uuid.UUID | str | None = None
+
+    def reserve_arguments(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
 class _GuardState:
     """What both guards share: the reservation and whether it was settled."""
 
-    def __init__(self, arguments: dict[str, Any]) -> None:
-        self._arguments = arguments
+    def __init__(self, request: GuardRequest) -> None:
+        self._arguments = request.reserve_arguments()
         self._reservation: Reservation | None = None
         self.record: UsageRecord | None = None
 
@@ -37,8 +53,8 @@ class TokenGuard(_GuardState):
     ``g.settle(usage)`` with what the model reported. An exception releases the hold; a
     block that ends without settling is settled at the reserved worst case."""
 
-    def __init__(self, control_plane: ControlPlane, arguments: dict[str, Any]) -> None:
-        super().__init__(arguments)
+    def __init__(self, control_plane: ControlPlane, request: GuardRequest) -> None:
+        super().__init__(request)
         self._control_plane = control_plane
 
     def __enter__(self) -> Self:
@@ -64,8 +80,8 @@ class TokenGuard(_GuardState):
 class AsyncTokenGuard(_GuardState):
     """The asyncio twin of :class:`TokenGuard` (``async with acp.token_guard(...)``)."""
 
-    def __init__(self, control_plane: AsyncControlPlane, arguments: dict[str, Any]) -> None:
-        super().__init__(arguments)
+    def __init__(self, control_plane: AsyncControlPlane, request: GuardRequest) -> None:
+        super().__init__(request)
         self._control_plane = control_plane
 
     async def __aenter__(self) -> Self:

@@ -20,7 +20,7 @@ from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.store import idempotency
 from agent_control_plane.store.idempotency import Claim
-from agent_control_plane.store.prepared import prepared
+from agent_control_plane.store.prepared import execute
 from agent_control_plane.store.rows import to_model
 
 
@@ -142,19 +142,13 @@ def append(
     if claim is not None:
         parameters.update(claim.parameters(claim_result or {}, now))
     if runtime.dialect == "postgresql":
-        statement = _append_in_one(runtime.tables, claim is not None)
-        prepared(statement, connection.dialect).execute(connection, parameters)
-    elif runtime.direct_execution:
+        statements = [_append_in_one(runtime.tables, claim is not None)]
+    else:
         statements = [_insert_event(runtime.tables), _move_head(runtime.tables)]
         if claim is not None:
             statements.append(idempotency.insert_statement(runtime.tables))
-        for statement in statements:
-            prepared(statement, connection.dialect).execute(connection, parameters)
-    else:
-        connection.execute(_insert_event(runtime.tables), parameters)
-        connection.execute(_move_head(runtime.tables), parameters)
-        if claim is not None:
-            connection.execute(idempotency.insert_statement(runtime.tables), parameters)
+    for statement in statements:
+        execute(connection, runtime, statement, parameters)
     if claim is not None:
         claim.recorded = True
     return values

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import Executable
 
+from agent_control_plane.runtime import Runtime
+
 Processor = Callable[[Any], Any] | None
 
 
@@ -94,3 +96,22 @@ class Prepared:
 @lru_cache(maxsize=128)
 def prepared(statement: Executable, dialect: Dialect) -> Prepared:
     return Prepared(statement, dialect)
+
+
+def fetch(
+    connection: Connection, runtime: Runtime, statement: Executable, parameters: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The rows of a cached statement, as mappings: straight on the driver where the runtime
+    allows it (SQLite, PostgreSQL), through SQLAlchemy's pipeline elsewhere."""
+    if runtime.direct_execution:
+        return prepared(statement, connection.dialect).execute(connection, parameters)
+    return [dict(row._mapping) for row in connection.execute(statement, parameters)]
+
+
+def execute(
+    connection: Connection, runtime: Runtime, statement: Executable, parameters: dict[str, Any]
+) -> int:
+    """Run a cached statement that returns no rows; return how many rows it matched."""
+    if runtime.direct_execution:
+        return prepared(statement, connection.dialect).execute_count(connection, parameters)
+    return int(connection.execute(statement, parameters).rowcount)

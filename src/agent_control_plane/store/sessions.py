@@ -31,7 +31,7 @@ from agent_control_plane.runtime import Runtime, SessionFacts, reading
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.schema.types import Money, UTCDateTime
 from agent_control_plane.store.dialect import update_many, update_one
-from agent_control_plane.store.prepared import prepared
+from agent_control_plane.store.prepared import execute, fetch
 from agent_control_plane.store.rows import keyset_page, to_model
 
 
@@ -139,17 +139,17 @@ def _run(
     build: Callable[[bool], Update],
     parameters: dict[str, Any],
 ) -> Allocated | None:
-    """Run a cached single-session UPDATE; return the allocated state, None if no row."""
-    if runtime.direct_execution:
-        rows = prepared(build(True), connection.dialect).execute(connection, parameters)
-        return Allocated(**rows[0]) if rows else None
+    """Run a cached single-session UPDATE; return the allocated state, None if no row.
+
+    Where UPDATE ... RETURNING exists it is one statement; MariaDB reads the row back,
+    still locked by the UPDATE."""
     if runtime.update_returning:
-        row = connection.execute(build(True), parameters).one_or_none()
-    elif connection.execute(build(False), parameters).rowcount == 0:
+        rows = fetch(connection, runtime, build(True), parameters)
+    elif execute(connection, runtime, build(False), parameters) == 0:
         return None
     else:
-        row = connection.execute(_read_back(runtime.tables), parameters).one()
-    return None if row is None else _allocated(row)
+        rows = fetch(connection, runtime, _read_back(runtime.tables), parameters)
+    return Allocated(**rows[0]) if rows else None
 
 
 def charge(

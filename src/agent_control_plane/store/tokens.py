@@ -28,7 +28,7 @@ from agent_control_plane.models import Reservation, TokenBudget
 from agent_control_plane.rules.tokens import IDENTITY_FIELDS
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
-from agent_control_plane.store.prepared import prepared
+from agent_control_plane.store.prepared import execute, fetch
 from agent_control_plane.store.rows import to_model
 
 
@@ -101,10 +101,7 @@ def candidates(
     statement = _candidates(runtime.tables, present, session_id is not None)
     parameters: dict[str, Any] = {f"t_{name}": identity[name] for name in present}
     parameters["t_session"] = session_id
-    if runtime.direct_execution:
-        rows = prepared(statement, connection.dialect).execute(connection, parameters)
-        return [to_model(TokenBudget, row) for row in rows]
-    return [to_budget(row) for row in connection.execute(statement, parameters)]
+    return [to_model(TokenBudget, row) for row in fetch(connection, runtime, statement, parameters)]
 
 
 def ensure_window(
@@ -199,7 +196,13 @@ def hold(
         "h_max_cost": budget.max_cost_usd,
         "h_max_requests": budget.max_requests,
     }
-    return _run_update(connection, runtime, _hold(runtime.tables, limits), parameters)
+    return _changed(connection, runtime, _hold(runtime.tables, limits), parameters)
+
+
+def _changed(
+    connection: Connection, runtime: Runtime, statement: Update, parameters: dict[str, Any]
+) -> bool:
+    return execute(connection, runtime, statement, parameters) > 0
 
 
 def add_hold(
@@ -219,18 +222,7 @@ def add_hold(
         "h_cost": cost,
         "h_now": now,
     }
-    _run_update(connection, runtime, _hold(runtime.tables, (False, False, False)), parameters)
-
-
-def _run_update(
-    connection: Connection, runtime: Runtime, statement: Update, parameters: dict[str, Any]
-) -> bool:
-    if runtime.direct_execution:
-        cursor_rowcount = prepared(statement, connection.dialect).execute_count(
-            connection, parameters
-        )
-        return bool(cursor_rowcount)
-    return bool(connection.execute(statement, parameters).rowcount)
+    _changed(connection, runtime, _hold(runtime.tables, (False, False, False)), parameters)
 
 
 @lru_cache(maxsize=32)
@@ -274,7 +266,7 @@ def move(
     now: datetime,
 ) -> None:
     """Drop a hold and/or add usage on one window, in one statement."""
-    _run_update(
+    execute(
         connection,
         runtime,
         _move(runtime.tables),
@@ -319,12 +311,7 @@ def _insert_parameters(table: Any, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _insert(connection: Connection, runtime: Runtime, table: Any, values: dict[str, Any]) -> None:
-    parameters = _insert_parameters(table, values)
-    statement = _insert_all(table)
-    if runtime.direct_execution:
-        prepared(statement, connection.dialect).execute_count(connection, parameters)
-    else:
-        connection.execute(statement, parameters)
+    execute(connection, runtime, _insert_all(table), _insert_parameters(table, values))
 
 
 def insert_reservation(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
@@ -339,15 +326,13 @@ def finish_reservation(
     reservations = runtime.tables.token_reservations
     parameters = {"f_id": reservation_id, "f_status": status, "f_now": now}
     mapping: Any
-    if runtime.direct_execution:
-        rows = prepared(_finish(runtime.tables, True), connection.dialect).execute(
-            connection, parameters
-        )
+    if runtime.update_returning:
+        rows = fetch(connection, runtime, _finish(runtime.tables, True), parameters)
         if not rows:
             return None
         mapping = rows[0]
     else:
-        if not connection.execute(_finish(runtime.tables, False), parameters).rowcount:
+        if not execute(connection, runtime, _finish(runtime.tables, False), parameters):
             return None
         mapping = (
             connection.execute(select(reservations).where(reservations.c.id == reservation_id))
@@ -403,11 +388,9 @@ def _insert_ledger_returning_id(tables: AcpTables) -> Any:
 
 def insert_ledger(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> int:
     ledger = runtime.tables.token_ledger
-    if runtime.direct_execution:
+    if connection.dialect.insert_returning:
         statement = _insert_ledger_returning_id(runtime.tables)
-        rows = prepared(statement, connection.dialect).execute(
-            connection, _insert_parameters(ledger, values)
-        )
+        rows = fetch(connection, runtime, statement, _insert_parameters(ledger, values))
         return int(rows[0]["id"])
     result = connection.execute(insert(ledger), values)
     key = result.inserted_primary_key
