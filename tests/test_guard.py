@@ -58,7 +58,7 @@ def test_the_real_alembic_command_with_an_unmodified_env(tmp_path: Path) -> None
     result = _alembic(project, "revision", "--autogenerate", "-m", "first", guard_on=True)
     kept = [line for line in result.stderr.splitlines() if "agent-control-plane guard" in line]
     assert len(kept) == 1, result.stderr
-    assert "kept 13 ACP objects" in kept[0]
+    assert "kept 14 ACP objects" in kept[0]
     assert "acp_events" in kept[0]
     (script,) = (project.migrations_dir / "versions").glob("*_first.py")
     text = script.read_text()

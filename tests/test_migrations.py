@@ -13,7 +13,7 @@ from agent_control_plane import ControlPlane
 from agent_control_plane.errors import MigrationError, SchemaNotCurrentError
 from agent_control_plane.migrations.runner import BASELINE, Migrator
 from agent_control_plane.schema.tables import LOGICAL_TABLES, build_tables
-from tests.acp_helpers import engine_for, migrator_for, table_names
+from tests.acp_helpers import ALL_UPGRADES, engine_for, migrator_for, table_names
 from tests.databases import TestDatabase
 
 
@@ -121,7 +121,7 @@ def test_unversioned_tables_are_adopted_and_their_data_survives(database: TestDa
             session_id = _insert_baseline_rows(connection, tables)
         with ControlPlane.open(engine) as control_plane:
             # They already match the models: adopted at head, nothing to run.
-            assert control_plane.applied_migrations == ("stamp acp_0002",)
+            assert control_plane.applied_migrations == ("stamp acp_0003",)
             assert control_plane.schema_revision() == migrator.heads()
         with engine.connect() as connection:
             row = connection.execute(
@@ -188,7 +188,7 @@ def test_verify_on_an_outdated_database(database: TestDatabase) -> None:
     assert raised.value.current == (BASELINE,)
     assert raised.value.expected == head
     with ControlPlane.open(database.url_string) as control_plane:  # auto: upgrades
-        assert control_plane.applied_migrations == (f"upgrade {head[0]}",)
+        assert control_plane.applied_migrations == ALL_UPGRADES[1:]
 
 
 def test_verify_passes_on_a_current_database(database: TestDatabase) -> None:

@@ -20,7 +20,7 @@ from agent_control_plane.errors import MigrationError, SchemaNotCurrentError
 from agent_control_plane.migrations.environment import context_options
 from agent_control_plane.migrations.locks import locked_transaction
 from agent_control_plane.schema.layout import DEFAULT_SCHEMA, DEFAULT_TABLE_PREFIX, Layout
-from agent_control_plane.schema.tables import LOGICAL_TABLES
+from agent_control_plane.schema.tables import BASELINE_TABLES
 
 SCRIPT_LOCATION = "agent_control_plane:migrations"
 BASELINE = "acp_0001"
@@ -146,7 +146,7 @@ class Migrator:
 
     def _has_baseline_tables(self, connection: Connection) -> bool:
         present = set(inspect(connection).get_table_names(schema=self.layout.schema))
-        expected = {self.layout.table_name(name) for name in LOGICAL_TABLES}
+        expected = {self.layout.table_name(name) for name in BASELINE_TABLES}
         found = expected & present
         if found and found != expected:
             missing = ", ".join(sorted(expected - present))

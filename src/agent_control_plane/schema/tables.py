@@ -48,6 +48,7 @@ DIGEST_LENGTH = 64
 SESSION_STATUSES = ("created", "active", "paused", "completed", "aborted")
 TICKET_STATUSES = ("pending", "approved", "denied", "expired", "consumed")
 RESERVATION_STATUSES = ("held", "settled", "released", "expired")
+API_KEY_ROLES = ("agent", "approver", "admin", "viewer")
 
 LOGICAL_TABLES = (
     "policies",
@@ -62,7 +63,11 @@ LOGICAL_TABLES = (
     "token_windows",
     "token_ledger",
     "token_reservations",
+    "api_keys",
 )
+
+# What the baseline revision created: any database ACP ever made holds all of these.
+BASELINE_TABLES = LOGICAL_TABLES[: LOGICAL_TABLES.index("token_reservations") + 1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,7 @@ class AcpTables:
     token_windows: Table
     token_ledger: Table
     token_reservations: Table
+    api_keys: Table
 
     def all(self) -> tuple[Table, ...]:
         return tuple(getattr(self, name) for name in LOGICAL_TABLES)
@@ -165,6 +171,9 @@ def build_tables(layout: Layout) -> AcpTables:
         Column("heartbeat_at", UTCDateTime()),
         Column("ended_at", UTCDateTime()),
         Column("end_reason", String(ID_LENGTH)),
+        # After old events are pruned, audit verification starts from this seq and hash.
+        Column("pruned_seq", BigInteger()),
+        Column("pruned_hash", String(DIGEST_LENGTH)),
         CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
         CheckConstraint("cost_used >= 0 AND actions_used >= 0", name="usage"),
         Index(None, "agent_id", "status"),
@@ -172,6 +181,7 @@ def build_tables(layout: Layout) -> AcpTables:
         Index(None, "status", "created_at"),
         Index(None, "created_at", "id"),
         Index(None, "policy_id"),
+        Index(None, "status", "heartbeat_at"),
     )
 
     events = table(
@@ -241,8 +251,10 @@ def build_tables(layout: Layout) -> AcpTables:
         Column("decided_by", String(ID_LENGTH)),
         Column("decision_reason", String(TEXT_LENGTH)),
         Column("consumed_at", UTCDateTime()),
+        Column("escalated_at", UTCDateTime()),
         CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
         Index(None, "status", "expires_at"),
+        Index(None, "status", "requested_at"),
         Index(None, "session_id", "status"),
         Index(None, "session_id", "action", "args_digest"),
         Index(None, "proposal_id"),
@@ -375,6 +387,24 @@ def build_tables(layout: Layout) -> AcpTables:
         Index(None, "reservation_id"),
     )
 
+    api_keys = table(
+        "api_keys",
+        _id(),
+        # The public half of a key: shown in listings and used to find the row.
+        Column("key_id", String(32), nullable=False),
+        # SHA-256 of the secret half; keys are 256-bit random, so a slow hash adds nothing.
+        Column("secret_hash", String(DIGEST_LENGTH), nullable=False),
+        Column("name", String(ID_LENGTH)),
+        Column("role", String(16), nullable=False),
+        Column("tenant", String(ID_LENGTH)),
+        _created(),
+        Column("last_used_at", UTCDateTime()),
+        Column("revoked_at", UTCDateTime()),
+        CheckConstraint(_in("role", API_KEY_ROLES), name="role"),
+        UniqueConstraint("key_id"),
+        Index(None, "tenant"),
+    )
+
     return AcpTables(
         layout=layout,
         metadata=md,
@@ -390,4 +420,5 @@ def build_tables(layout: Layout) -> AcpTables:
         token_windows=token_windows,
         token_ledger=token_ledger,
         token_reservations=token_reservations,
+        api_keys=api_keys,
     )
