@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import Dialect, Engine
 from sqlalchemy.engine import URL
@@ -25,6 +26,7 @@ from agent_control_plane.engine import (
 from agent_control_plane.evaluators import Evaluator
 from agent_control_plane.facade import async_method, sync_method
 from agent_control_plane.guards import AsyncTokenGuard, GuardRequest, TokenGuard
+from agent_control_plane.integrations import decorator
 from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.models import Ticket
 from agent_control_plane.opening import Opening, prepare_schema, resolve
@@ -44,6 +46,8 @@ from agent_control_plane.rules.tokens import Identity, PriceTable
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.layout import Layout
 from agent_control_plane.schema.tables import AcpTables, build_tables
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _ControlPlaneBase:
@@ -96,6 +100,42 @@ class _ControlPlaneBase:
     def register_evaluator(self, name: str, evaluator: Evaluator) -> None:
         """Make ``evaluator`` (``(params, proposal) -> bool``) available to policy conditions."""
         self._runtime.evaluators.register(name, evaluator)
+
+    def governed(
+        self,
+        action: str,
+        *,
+        cost: Any = 0,
+        resource: Any = None,
+        args: Any = None,
+        weight: Any = None,
+        score: Any = None,
+        idempotency_key: Any = None,
+        session: Any = None,
+        summary: Callable[[Any], dict[str, Any]] = decorator.default_summary,
+    ) -> Callable[[F], F]:
+        """Decorate a function so each call is governed first and its outcome recorded.
+
+        The function runs only if ``govern`` allows it; otherwise the call raises
+        ``ActionDenied`` (``.reason``), ``ApprovalRequired`` (``.ticket_id``) or
+        ``ActionSteered`` (``.guidance``), all ``ActionNotAllowed``. A return records
+        a ``succeeded`` outcome with ``summary(result)``; an exception records
+        ``failed`` and is re-raised. ``ControlPlane`` decorates plain functions,
+        ``AsyncControlPlane`` ``async def`` functions.
+
+        Every setting is a value or a callable taking the call's own arguments, e.g.
+        ``resource=lambda to, **_: f"mailto:{to}"``. ``args`` defaults to the call's
+        arguments (so a single-use approval covers exactly the approved call).
+        ``session`` defaults to the id set by ``with cp.session_scope(session_id):``.
+        """
+        call = decorator.GovernedCall(
+            action, cost, resource, args, weight, score, idempotency_key, session, summary
+        )
+        return decorator.governed(self, call)  # type: ignore[arg-type]
+
+    def session_scope(self, session_id: uuid.UUID | str) -> AbstractContextManager[uuid.UUID]:
+        """Within the block, ``@governed`` calls without ``session=`` use ``session_id``."""
+        return decorator.session_scope(session_id)
 
 
 class ControlPlane(_ControlPlaneBase):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent_control_plane.models import Decision
+
 
 class ControlPlaneError(Exception):
     """Base class for every error raised by agent-control-plane."""
@@ -97,3 +102,53 @@ class ModelNotAllowedError(ControlPlaneError):
 
 class TokenBudgetExistsError(ControlPlaneError):
     """A budget for this scope and period exists already; update it instead."""
+
+
+class ActionNotAllowed(ControlPlaneError):
+    """``govern`` did not allow a governed call; ``decision`` holds the full answer.
+
+    Raised by ``@governed`` before the function runs. Catch this to handle every
+    refusal alike, or one of its three subclasses to tell them apart.
+    """
+
+    def __init__(self, message: str, decision: Decision) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+
+class ActionDenied(ActionNotAllowed):
+    """The policy, a budget or the kill switch refused the action. ``reason`` says which."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(f"{decision.action} was denied ({decision.reason})", decision)
+        self.reason = decision.reason
+
+
+class ApprovalRequired(ActionNotAllowed):
+    """A person must approve the action first. ``ticket_id`` names the approval ticket.
+
+    Once it is approved, the identical call goes through (exactly once for a
+    single-use approval).
+    """
+
+    def __init__(self, decision: Decision) -> None:
+        ticket = decision.ticket_id
+        how = (
+            f"ticket {ticket}. Approve it with `acp approvals approve {ticket} --by NAME`, "
+            "then repeat the identical call."
+            if ticket is not None
+            else "no ticket was opened (the policy runs in dry_run mode)."
+        )
+        super().__init__(
+            f"{decision.action} needs a person's approval ({decision.reason}): {how}", decision
+        )
+        self.ticket_id = ticket
+
+
+class ActionSteered(ActionNotAllowed):
+    """The policy asks the agent to do something else first. ``guidance`` says what."""
+
+    def __init__(self, decision: Decision) -> None:
+        guidance = decision.guidance or ""
+        super().__init__(f"{decision.action} was steered: {guidance}", decision)
+        self.guidance = guidance
