@@ -357,3 +357,24 @@ def test_idempotency_retention_is_a_setting(
         assert cp.prune_idempotency_keys() == 1
     with pytest.raises(ConfigurationError, match="positive"):
         ControlPlane.open(database.url_string, idempotency_retention=timedelta(0))
+
+
+def test_context_is_stored_with_the_decision_but_is_not_part_of_the_request(
+    control_plane: ControlPlane,
+) -> None:
+    cp = control_plane
+    sid = open_session(cp)
+    first = cp.govern(
+        sid, "work", cost="0.1", idempotency_key="call-1", context={"mcp_request_id": 7}
+    )
+    again = cp.govern(
+        sid, "work", cost="0.1", idempotency_key="call-1", context={"mcp_request_id": 8}
+    )
+    assert again == first  # a retry with other correlation ids is still the same request
+    decisions = [e for e in cp.events(sid) if e.kind == "decision"]
+    assert [e.payload.get("context") for e in decisions] == [{"mcp_request_id": 7}]
+    plain = cp.govern(sid, "work")
+    assert "context" not in cp.events(sid)[-1].payload
+    assert plain.allowed
+    with pytest.raises(InvalidInputError, match="context"):
+        cp.govern(sid, "work", context=["not", "a", "dict"])  # type: ignore[arg-type]

@@ -38,6 +38,7 @@ def govern(
     weight: float | None = None,
     score: float | None = None,
     idempotency_key: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> Decision:
     """Decide whether the agent may perform ``action`` now, charge it, and record it.
 
@@ -45,7 +46,9 @@ def govern(
     charge, event append and idempotency record. Returns a Decision whose
     ``outcome`` is allowed, needs_approval, steer or denied, with a machine-readable
     ``reason``. Raises InvalidInputError (nothing written) for bad arguments and
-    SessionNotFoundError for an unknown session.
+    SessionNotFoundError for an unknown session. ``context`` (e.g. correlation ids)
+    is stored with the decision event only: it is not part of what is decided or
+    approved, nor of the request an idempotency key is compared with.
     """
     sid = validation.session_id(session_id)
     proposal = Proposal(
@@ -57,6 +60,7 @@ def govern(
         score=validation.unit_interval(score, "score"),
     )
     key = validation.idempotency_key(idempotency_key)
+    correlation = validation.document(context, "context")
     facts = runtime.session_facts(connection, sid)
     policy = runtime.policy(connection, facts.policy_id)
     route = runtime.route(policy, proposal)
@@ -73,7 +77,7 @@ def govern(
     )
 
     def work(claim: Claim | None) -> tuple[Decision, dict[str, Any]]:
-        return _decide(connection, runtime, sid, facts, policy, route, proposal, claim)
+        return _decide(connection, runtime, sid, facts, policy, route, proposal, claim, correlation)
 
     return run_once(
         connection,
@@ -96,6 +100,7 @@ def _decide(
     route: Route,
     proposal: Proposal,
     claim: Claim | None,
+    correlation: dict[str, Any] | None,
 ) -> tuple[Decision, dict[str, Any]]:
     now = runtime.clock()
     document = policy.document
@@ -156,6 +161,8 @@ def _decide(
         "idempotency_key": key,
         "ticket_id": None if ticket_id is None else str(ticket_id),
     }
+    if correlation is not None:
+        payload["context"] = correlation
     decision = Decision(
         outcome=outcome,
         reason=reason,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +24,7 @@ from agent_control_plane.errors import PolicyError
 from agent_control_plane.rules import conditions
 from agent_control_plane.rules.canonical import canonical_json, digest
 from agent_control_plane.rules.durations import parse_duration
+from agent_control_plane.schema.types import to_money
 
 _PATTERN_RE = re.compile(r"^[A-Za-z0-9_.:/*?\[\]-]{1,200}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
@@ -143,6 +146,75 @@ class Rule(_Model):
         return self
 
 
+_TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_./:-]{1,128}$")
+_ACTION_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,200}$")
+
+
+class ToolRisk(_Model):
+    """The risk the operator assigns to a tool; an agent's arguments never change it."""
+
+    weight: float | None = Field(default=None, ge=0, le=1)
+    score: float | None = Field(default=None, ge=0, le=1)
+
+
+class ToolMapping(_Model):
+    """How an MCP tool call is governed: ``{action: fs.read, risk: {weight: 0.1},
+    cost: "0.001", resource: "file:{path}"}``. ``resource`` is a template filled from
+    the call's arguments (``{path}`` is the ``path`` argument)."""
+
+    action: str
+    risk: ToolRisk = Field(default_factory=ToolRisk)
+    cost: Decimal = Decimal(0)
+    resource: str | None = Field(default=None, min_length=1, max_length=500)
+
+    @field_validator("action")
+    @classmethod
+    def _action(cls, value: str) -> str:
+        if not _ACTION_RE.match(value):
+            raise ValueError(
+                f"{value!r} is not an action name (letters, digits, _ . : / -; no wildcards)"
+            )
+        return value
+
+    @field_validator("cost", mode="before")
+    @classmethod
+    def _cost(cls, value: Any) -> Decimal:
+        if isinstance(value, float):
+            raise ValueError('write the cost as a string, e.g. "0.001" (floats are inexact)')
+        try:
+            amount = to_money(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        if amount < 0:
+            raise ValueError(f"must not be negative (got {amount})")
+        return amount
+
+    @field_validator("resource")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None:
+            template_fields(value)
+        return value
+
+
+def template_fields(template: str) -> list[str]:
+    """The argument names a resource template uses; ValueError unless each is plain."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"resource template {template!r}: {exc}") from None
+    names = []
+    for _text, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise ValueError(
+                f"resource template {template!r}: {{{name}}} must name one argument, like {{path}}"
+            )
+        names.append(name)
+    return names
+
+
 class PolicyDocument(_Model):
     """A governance policy. See the README for the full shape."""
 
@@ -158,6 +230,17 @@ class PolicyDocument(_Model):
     sequences: list[DenyAfter | Limit] = Field(default_factory=list, max_length=100)
     steer_retries: int | None = Field(default=3, ge=0)
     capabilities: dict[str, str] = Field(default_factory=dict)
+    tools: dict[str, ToolMapping] = Field(default_factory=dict, max_length=1000)
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_names(cls, values: dict[str, ToolMapping]) -> dict[str, ToolMapping]:
+        for name in values:
+            if not _TOOL_NAME_RE.match(name):
+                raise ValueError(
+                    f"{name!r} is not an MCP tool name (1-128 letters, digits, _ . / : -)"
+                )
+        return values
 
     @field_validator("capabilities")
     @classmethod
