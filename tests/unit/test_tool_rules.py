@@ -38,7 +38,7 @@ def test_a_tool_call_becomes_the_policy_s_action_risk_and_cost() -> None:
     # The arguments are recorded as they are; they never feed weight, score or cost.
     assert request.args == {"path": "/srv/a.txt", "weight": 0}
     plain = tool_request(document, "delete_file", None)
-    assert (plain.resource, plain.cost, plain.weight, plain.args) == (None, 0, None, {})
+    assert (plain.resource, plain.cost, plain.weight, plain.args) == (None, Decimal(0), None, {})
 
 
 def test_unmapped_tools_and_missing_resource_arguments_are_refused() -> None:
