@@ -1,0 +1,4 @@
+"""A governing MCP proxy: every ``tools/call`` passes ``govern`` before the real server sees it.
+
+Needs the ``mcp`` extra (``pip install 'agent-control-plane[mcp]'``).
+"""

@@ -1,0 +1,149 @@
+"""One tool call through governance: map, govern, forward, record. Transport-free."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import mcp_types as types
+
+from agent_control_plane.control_plane import AsyncControlPlane
+from agent_control_plane.errors import (
+    ControlPlaneError,
+    GovernanceUnavailableError,
+    InvalidInputError,
+)
+from agent_control_plane.integrations.refusals import refusal
+from agent_control_plane.models import Decision
+from agent_control_plane.rules.routing import CompiledPolicy
+from agent_control_plane.rules.tools import ToolRefused, tool_request, visible
+
+logger = logging.getLogger(__name__)
+META_KEY = "agent_control_plane"
+_SUMMARY_LIMIT = 500
+
+Forward = Callable[[], Awaitable[types.CallToolResult]]
+
+
+def _error_result(message: str, details: dict[str, Any]) -> types.CallToolResult:
+    """A tool error the agent can read (``isError``), with the details in ``_meta``."""
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=message)],
+        is_error=True,
+        _meta={META_KEY: details},
+    )
+
+
+def _summary(result: types.CallToolResult) -> str:
+    texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
+    text = " ".join(texts) if texts else json.dumps(result.structured_content, default=str)
+    return text if len(text) <= _SUMMARY_LIMIT else text[: _SUMMARY_LIMIT - 1] + "…"
+
+
+class ToolGovernor:
+    """Governs the tool calls of one ACP session (one proxy serves one session)."""
+
+    def __init__(
+        self,
+        control_plane: AsyncControlPlane,
+        session_id: uuid.UUID,
+        policy: CompiledPolicy,
+        *,
+        hide_blocked: bool = False,
+    ) -> None:
+        self.control_plane = control_plane
+        self.session_id = session_id
+        self.policy = policy
+        self.hide_blocked = hide_blocked
+
+    def listed(self, result: types.ListToolsResult) -> types.ListToolsResult:
+        """The server's tool list, less the tools the policy blocks when hiding them."""
+        if not self.hide_blocked:
+            return result
+        tools = [tool for tool in result.tools if visible(self.policy, tool.name)]
+        return result.model_copy(update={"tools": tools})
+
+    async def call(
+        self,
+        tool: str,
+        arguments: dict[str, Any] | None,
+        request_id: str | int | None,
+        forward: Forward,
+    ) -> types.CallToolResult:
+        """Govern the call, forward it only if allowed, and record its outcome."""
+        correlation = {"call_id": str(uuid.uuid4()), "mcp_request_id": request_id, "tool": tool}
+        try:
+            request = tool_request(self.policy.document, tool, arguments)
+        except ToolRefused as refused:
+            await self._record_refusal(refused.reason, str(refused), correlation)
+            return _error_result(
+                f"Denied by agent-control-plane: {refused}",
+                {"outcome": "denied", "reason": refused.reason, **correlation},
+            )
+        try:
+            decision = await self.control_plane.govern(
+                self.session_id,
+                request.action,
+                resource=request.resource,
+                args=request.args,
+                cost=request.cost,
+                weight=request.weight,
+                score=request.score,
+                context=correlation,
+            )
+        except (InvalidInputError, GovernanceUnavailableError) as error:
+            # Fail closed: a call that cannot be governed is not made.
+            reason = "input.invalid" if isinstance(error, InvalidInputError) else "unavailable"
+            return _error_result(
+                f"Denied by agent-control-plane: {error}",
+                {"outcome": "denied", "reason": reason, **correlation},
+            )
+        refused_by = refusal(decision)
+        if refused_by is not None:
+            return _error_result(str(refused_by), self._details(decision, correlation))
+        try:
+            result = await forward()
+        except Exception as error:
+            await self._record(decision, "failed", correlation, error=repr(error)[:_SUMMARY_LIMIT])
+            raise
+        await self._record(
+            decision,
+            "failed" if result.is_error else "succeeded",
+            correlation,
+            is_error=bool(result.is_error),
+            summary=_summary(result),
+        )
+        return result
+
+    @staticmethod
+    def _details(decision: Decision, correlation: dict[str, Any]) -> dict[str, Any]:
+        details = {"outcome": decision.outcome.value, "reason": decision.reason, **correlation}
+        if decision.ticket_id is not None:
+            details["ticket_id"] = str(decision.ticket_id)
+            details["approve_with"] = f"acp approvals approve {decision.ticket_id} --by NAME"
+        if decision.guidance is not None:
+            details["guidance"] = decision.guidance
+        return details
+
+    async def _record(
+        self, decision: Decision, status: str, correlation: dict[str, Any], **result: Any
+    ) -> None:
+        try:
+            await self.control_plane.record_outcome(
+                decision, status, result={**correlation, **result}
+            )
+        except ControlPlaneError:
+            # The tool ran: its result goes back to the agent (which would otherwise retry it),
+            # and the decision event already records the call.
+            logger.exception("could not record the outcome of %s", correlation)
+
+    async def _record_refusal(self, reason: str, message: str, correlation: dict[str, Any]) -> None:
+        try:
+            payload = {"reason": reason, "message": message, **correlation}
+            await self.control_plane.emit(self.session_id, "mcp.refused", payload)
+        except ControlPlaneError:
+            # The refusal stands whether or not the trail can take it (a killed session).
+            logger.info("refusal of %s not recorded", correlation, exc_info=True)

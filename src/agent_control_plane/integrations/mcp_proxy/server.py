@@ -1,0 +1,181 @@
+"""The proxy process: the real MCP server below (stdio), the agent's client above (stdio or
+streamable HTTP), and a ToolGovernor in between."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+import uvicorn
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
+
+from agent_control_plane.control_plane import AsyncControlPlane
+from agent_control_plane.errors import ConfigurationError, InvalidTransitionError
+from agent_control_plane.integrations.mcp_proxy.governor import ToolGovernor
+from agent_control_plane.rules.policy import PolicyDocument, load_policy_file
+from agent_control_plane.rules.routing import CompiledPolicy
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """Everything ``acp mcp-proxy`` was told."""
+
+    server_command: list[str]
+    policy_file: Path | None = None
+    url: str | None = None
+    schema: str | None = None
+    table_prefix: str | None = None
+    session_id: str | None = None
+    agent_id: str = "mcp-proxy"
+    tenant: str | None = None
+    max_cost: Decimal = Decimal("1")
+    max_actions: int = 1000
+    hide_blocked: bool = False
+    listen: tuple[str, int] | None = None
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port`` → (host, port); ConfigurationError otherwise."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(f"--listen takes HOST:PORT, e.g. 127.0.0.1:8765 (got {value!r})")
+    return host, int(port)
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn, stopping on SIGINT/SIGTERM as usual but then returning instead of
+    re-raising the signal, so the proxy still closes its session and its server."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:
+    session_id: uuid.UUID
+    policy: PolicyDocument
+    opened: bool
+
+
+async def attach(control_plane: AsyncControlPlane, settings: ProxySettings) -> Attached:
+    """The session the proxy governs: the given one (its own policy), or a new one."""
+    document = None if settings.policy_file is None else load_policy_file(settings.policy_file)
+    if settings.session_id is not None:
+        session = await control_plane.get_session(settings.session_id)
+        stored = (await control_plane.get_policy(session.policy_id)).document
+        if document is not None and document.digest != stored.digest:
+            raise ConfigurationError(
+                f"session {session.id} runs policy {stored.name!r} as stored, which differs "
+                f"from {settings.policy_file}; omit --policy or open a new session with it"
+            )
+        return Attached(session.id, stored, opened=False)
+    if document is None:
+        raise ConfigurationError("give --policy FILE to open a session, or --session ID")
+    session = await control_plane.open_session(
+        "mcp-proxy",
+        agent_id=settings.agent_id,
+        tenant=settings.tenant,
+        policy=document,
+        max_cost=settings.max_cost,
+        max_actions=settings.max_actions,
+    )
+    return Attached(session.id, document, opened=True)
+
+
+@asynccontextmanager
+async def upstream(command: list[str]) -> AsyncIterator[ClientSession]:
+    """The real MCP server, started as a child process and spoken to over stdio."""
+    if not command:
+        raise ConfigurationError("name the MCP server to run after --, e.g. -- python server.py")
+    # The operator started the proxy: the server gets the proxy's whole environment.
+    parameters = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
+    async with stdio_client(parameters) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+def build_server(governor: ToolGovernor, session: ClientSession) -> Server[Any]:
+    """An MCP server that offers the real server's tools, each call governed."""
+    info = session.server_info
+    name = f"acp-proxy:{info.name}" if info is not None else "acp-proxy"
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return governor.listed(await session.list_tools(params=params))
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        async def forward() -> types.CallToolResult:
+            return await session.call_tool(params.name, params.arguments)
+
+        return await governor.call(params.name, params.arguments, ctx.request_id, forward)
+
+    return Server(
+        name,
+        version=info.version if info is not None else "",
+        instructions=session.instructions,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+async def serve(settings: ProxySettings, announce: Callable[[str], None]) -> None:
+    """Run the proxy until the client goes away (stdio) or the process is stopped (HTTP)."""
+    async with await AsyncControlPlane.open(
+        settings.url, schema=settings.schema, table_prefix=settings.table_prefix, migrate="verify"
+    ) as control_plane:
+        attached = await attach(control_plane, settings)
+        governor = ToolGovernor(
+            control_plane,
+            attached.session_id,
+            CompiledPolicy.compile(attached.policy),
+            hide_blocked=settings.hide_blocked,
+        )
+        async with upstream(settings.server_command) as session:
+            server = build_server(governor, session)
+            where = (
+                "stdio" if settings.listen is None else "http://{}:{}/mcp".format(*settings.listen)
+            )
+            announce(
+                f"session {attached.session_id} (policy {attached.policy.name!r}), serving {where}"
+            )
+            if settings.listen is None:
+                async with stdio_server() as (read, write):
+                    await server.run(read, write, server.create_initialization_options())
+            else:
+                host, port = settings.listen
+                app = server.streamable_http_app(host=host)
+                config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+                await _HttpServer(config).serve()
+        if attached.opened:
+            # Killed while we served: it stays killed.
+            with suppress(InvalidTransitionError):
+                await control_plane.complete_session(attached.session_id)
+
+
+def run(settings: ProxySettings, announce: Callable[[str], None] | None = None) -> None:
+    """Blocking entry point used by ``acp mcp-proxy``."""
+    import anyio
+
+    def to_stderr(message: str) -> None:
+        print(f"acp mcp-proxy: {message}", file=sys.stderr, flush=True)
+
+    anyio.run(serve, settings, announce or to_stderr)

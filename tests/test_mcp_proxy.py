@@ -1,0 +1,307 @@
+"""``acp mcp-proxy``: a real MCP client, the proxy as a process, a real MCP server below it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+import pytest
+from mcp.client.streamable_http import streamable_http_client
+from typer.testing import CliRunner
+
+from agent_control_plane import ControlPlane
+from agent_control_plane.cli import app
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from tests.databases import TestDatabase
+
+pytestmark = pytest.mark.slow
+
+HERE = Path(__file__).parent
+POLICY = HERE / "mcp" / "policy.yaml"
+TOOL_SERVER = HERE / "mcp" / "tool_server.py"
+PROXY = [sys.executable, "-m", "agent_control_plane.cli", "mcp-proxy"]
+
+
+@asynccontextmanager
+async def proxied(tmp_path: Path, url: str, *options: str) -> AsyncIterator[ClientSession]:
+    """An initialized client session with ``acp mcp-proxy`` in front of the tool server."""
+    parameters = StdioServerParameters(
+        command=PROXY[0],
+        args=[*PROXY[1:], "--url", url, *options, "--", sys.executable, str(TOOL_SERVER)],
+        env={"ACP_TEST_TOOL_LOG": str(tmp_path / "ran.jsonl")},
+    )
+    with (tmp_path / "proxy.stderr").open("a") as errlog:
+        async with (
+            stdio_client(parameters, errlog=errlog) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            yield session
+
+
+def ran(tmp_path: Path) -> list[dict[str, Any]]:
+    """What the real server executed, in order."""
+    log = tmp_path / "ran.jsonl"
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def text(result: types.CallToolResult) -> str:
+    return " ".join(b.text for b in result.content if isinstance(b, types.TextContent))
+
+
+def acp_meta(result: types.CallToolResult) -> dict[str, Any]:
+    assert result.meta is not None
+    meta: dict[str, Any] = result.meta["agent_control_plane"]
+    return meta
+
+
+def open_session(url: str, **budget: Any) -> str:
+    with ControlPlane.open(url) as cp:
+        session = cp.open_session(
+            agent_id="agent",
+            policy=POLICY,
+            max_cost=budget.get("max_cost", "10"),
+            max_actions=budget.get("max_actions", 100),
+        )
+    return str(session.id)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def core_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        database: TestDatabase = request.getfixturevalue("pg_database")
+        return database.url_string
+    return f"sqlite:///{tmp_path / 'acp.db'}"
+
+
+async def test_allowed_call_and_approval_round_trip(tmp_path: Path, core_database: str) -> None:
+    url = core_database
+    sid = open_session(url)
+    async with proxied(tmp_path, url, "--session", sid) as client:
+        allowed = await client.call_tool("echo", {"text": "hello"})
+        assert not allowed.is_error
+        assert text(allowed) == "hello"
+
+        arguments = {"order": "A-1", "amount": "25"}
+        first = await client.call_tool("refund", arguments)
+        assert first.is_error
+        ticket = acp_meta(first)["ticket_id"]
+        assert f"acp approvals approve {ticket}" in text(first)
+        assert ran(tmp_path) == [{"tool": "echo", "text": "hello"}]
+
+        approved = CliRunner().invoke(
+            app, ["approvals", "approve", ticket, "--by", "alice", "--url", url]
+        )
+        assert approved.exit_code == 0, approved.output
+        other = await client.call_tool("refund", {"order": "A-1", "amount": "99"})
+        assert other.is_error  # the approval covers the identical call only
+        second = await client.call_tool("refund", arguments)
+        assert not second.is_error, text(second)
+        assert text(second) == "refunded 25 on A-1"
+        third = await client.call_tool("refund", arguments)
+        assert third.is_error  # honoured exactly once
+        assert acp_meta(third)["ticket_id"] != ticket
+
+    assert [entry["tool"] for entry in ran(tmp_path)] == ["echo", "refund"]
+    with ControlPlane.open(url) as cp:
+        session = cp.get_session(sid)
+        assert session.cost_used == Decimal("0.51")
+        events = cp.events(sid)
+        assert cp.verify_audit(session_id=sid).ok
+    decisions = [e for e in events if e.kind == "decision"]
+    outcomes = [e for e in events if e.kind == "outcome"]
+    assert [d.outcome for d in decisions] == [
+        "allowed",
+        "needs_approval",
+        "needs_approval",
+        "allowed",
+        "needs_approval",
+    ]
+    # Decision and outcome carry the same proxy call id and the MCP request id.
+    by_call = {d.payload["context"]["call_id"]: d for d in decisions}
+    assert len(by_call) == len(decisions)
+    assert [o.outcome for o in outcomes] == ["succeeded", "succeeded"]
+    for outcome in outcomes:
+        result = outcome.payload["result"]
+        decision = by_call[result["call_id"]]
+        assert decision.payload["context"]["mcp_request_id"] == result["mcp_request_id"]
+        assert decision.payload["context"]["tool"] == result["tool"]
+    assert outcomes[1].payload["result"]["summary"] == "refunded 25 on A-1"
+
+
+async def test_refusals_never_reach_the_server(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'acp.db'}"
+    sid = open_session(url)
+    async with proxied(tmp_path, url, "--session", sid, "--policy", str(POLICY)) as client:
+        listed = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"shell", "delete_file", "echo"} <= listed  # nothing hidden unless asked
+
+        blocked = await client.call_tool("delete_file", {"path": "/etc/passwd"})
+        assert blocked.is_error
+        assert acp_meta(blocked)["reason"] == "tier.blocked:fs.delete"
+
+        unmapped = await client.call_tool("shell", {"command": "rm -rf /"})
+        assert unmapped.is_error
+        assert acp_meta(unmapped)["reason"] == "tool.unmapped"
+        assert "not mapped" in text(unmapped)
+
+        # The policy gives transfer weight 0.9 (> max_weight 0.5): the agent's own
+        # weight and score arguments change nothing.
+        lowered = await client.call_tool(
+            "transfer", {"to": "mallory", "amount": "1000", "weight": 0.0, "score": 1.0}
+        )
+        assert lowered.is_error
+        assert acp_meta(lowered)["reason"] == "risk.max_weight"
+
+        missing = await client.call_tool("read_file", {"file": "/srv/a"})
+        assert acp_meta(missing)["reason"] == "tool.resource_argument_missing"
+
+        failing = await client.call_tool("fail", {"message": "disk full"})
+        assert failing.is_error  # the server's own error, passed through and recorded
+        assert "meta" not in failing.model_dump(exclude_none=True)
+
+    assert [entry["tool"] for entry in ran(tmp_path)] == ["fail"]
+    with ControlPlane.open(url) as cp:
+        events = cp.events(sid)
+    refused = [e.payload for e in events if e.kind == "mcp.refused"]
+    assert [(p["tool"], p["reason"]) for p in refused] == [
+        ("shell", "tool.unmapped"),
+        ("read_file", "tool.resource_argument_missing"),
+    ]
+    transfer = next(e for e in events if e.kind == "decision" and e.action == "bank.transfer")
+    assert (transfer.payload["weight"], transfer.payload["score"]) == (0.9, 0.2)
+    assert transfer.payload["args"]["weight"] == 0.0  # recorded, not believed
+    assert events[-1].kind == "outcome"
+    assert events[-1].outcome == "failed"
+
+
+async def test_hidden_tools_budget_exhaustion_and_kill(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'acp.db'}"
+    with ControlPlane.open(url):
+        pass  # migrate: the proxy only verifies
+    options = ["--policy", str(POLICY), "--agent-id", "bot-7", "--max-cost", "0.02"]
+    async with proxied(tmp_path, url, *options, "--hide-blocked") as client:
+        listed = {tool.name for tool in (await client.list_tools()).tools}
+        assert listed == {"echo", "read_file", "refund", "transfer", "fail"}
+
+        with ControlPlane.open(url) as cp:
+            (session,) = cp.list_sessions(agent_id="bot-7").items
+        for word in ("one", "two"):
+            assert not (await client.call_tool("echo", {"text": word})).is_error
+        exhausted = await client.call_tool("echo", {"text": "three"})
+        assert exhausted.is_error
+        assert acp_meta(exhausted)["reason"].startswith("budget.")
+
+        with ControlPlane.open(url) as cp:
+            cp.kill_session(session.id, reason="runaway")
+        killed = await client.call_tool("read_file", {"path": "/srv/a"})
+        assert killed.is_error
+        assert acp_meta(killed)["reason"] == "session.killed"
+
+    assert [entry["text"] for entry in ran(tmp_path)] == ["one", "two"]
+    with ControlPlane.open(url) as cp:
+        assert cp.get_session(session.id).status == "aborted"
+
+
+async def test_a_session_the_proxy_opened_is_completed_when_the_client_leaves(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'acp.db'}"
+    with ControlPlane.open(url):
+        pass
+    async with proxied(tmp_path, url, "--policy", str(POLICY), "--agent-id", "bot-8") as client:
+        assert not (await client.call_tool("echo", {"text": "hi"})).is_error
+    with ControlPlane.open(url) as cp:
+        (session,) = cp.list_sessions(agent_id="bot-8").items
+    assert session.status == "completed"
+    assert f"session {session.id}" in (tmp_path / "proxy.stderr").read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the proxy exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+async def test_streamable_http_variant(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'acp.db'}"
+    sid = open_session(url)
+    port = _free_port()
+    command = [*PROXY, "--url", url, "--session", sid, "--listen", f"127.0.0.1:{port}"]
+    env = {**os.environ, "ACP_TEST_TOOL_LOG": str(tmp_path / "ran.jsonl")}
+    with (tmp_path / "proxy.stderr").open("w") as errlog:
+        process = subprocess.Popen(
+            [*command, "--", sys.executable, str(TOOL_SERVER)], env=env, stderr=errlog
+        )
+    try:
+        _wait_for_port(port, process)
+        async with (
+            streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write),
+            ClientSession(read, write) as client,
+        ):
+            await client.initialize()
+            assert not (await client.call_tool("echo", {"text": "over http"})).is_error
+            refused = await client.call_tool("delete_file", {"path": "/x"})
+            assert acp_meta(refused)["reason"] == "tier.blocked:fs.delete"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, (tmp_path / "proxy.stderr").read_text()
+    assert ran(tmp_path) == [{"tool": "echo", "text": "over http"}]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--listen", "nowhere"], "HOST:PORT"),
+        (["--max-cost", "lots"], "max-cost"),
+        ([], "--policy FILE"),
+        (["--policy", "missing.yaml"], "cannot read policy file"),
+    ],
+)
+def test_bad_options_exit_2(tmp_path: Path, options: list[str], message: str) -> None:
+    url = f"sqlite:///{tmp_path / 'acp.db'}"
+    with ControlPlane.open(url):
+        pass
+    result = CliRunner().invoke(
+        app, ["mcp-proxy", "--url", url, *options, "--", sys.executable, str(TOOL_SERVER)]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_a_session_under_another_policy_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'acp.db'}"
+    with ControlPlane.open(url) as cp:
+        sid = cp.open_session(agent_id="a", policy={"name": "other"}, max_cost=1, max_actions=1).id
+    result = CliRunner().invoke(
+        app,
+        ["mcp-proxy", "--url", url, "--session", str(sid), "--policy", str(POLICY), "--", "x"],
+    )
+    assert result.exit_code == 2
+    assert "differs" in result.output
