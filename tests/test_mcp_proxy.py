@@ -17,19 +17,19 @@ from typing import Any
 
 import mcp_types as types
 import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from typer.testing import CliRunner
 
 from agent_control_plane import ControlPlane
 from agent_control_plane.cli import app
-from mcp import ClientSession, StdioServerParameters, stdio_client
 from tests.databases import TestDatabase
 
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent
-POLICY = HERE / "mcp" / "policy.yaml"
-TOOL_SERVER = HERE / "mcp" / "tool_server.py"
+POLICY = HERE / "mcp_tools" / "policy.yaml"
+TOOL_SERVER = HERE / "mcp_tools" / "tool_server.py"
 PROXY = [sys.executable, "-m", "agent_control_plane.cli", "mcp-proxy"]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import mcp_types as types
 import uvicorn
+from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
@@ -24,7 +25,6 @@ from agent_control_plane.errors import ConfigurationError, InvalidTransitionErro
 from agent_control_plane.integrations.mcp_proxy.governor import ToolGovernor
 from agent_control_plane.rules.policy import PolicyDocument, load_policy_file
 from agent_control_plane.rules.routing import CompiledPolicy
-from mcp import ClientSession, StdioServerParameters, stdio_client
 
 
 @dataclass(frozen=True, slots=True)
