@@ -13,6 +13,7 @@ from bench.governing import (
     govern_ops_per_second,
     statements_per_decision,
 )
+from bench.mcp_proxy import proxy_latencies
 from bench.opening import cold_open_seconds, warm_opens_per_second
 from bench.targets import bench_database
 from bench.tokens import concurrent_pairs_per_second, pairs_per_second
@@ -72,6 +73,15 @@ def run(dialect: str, seconds: float, table: Table) -> None:
         table.add_row(
             dialect, "ControlPlane.open(migrate='verify'), current", f"{warm:,.1f} opens/s", ""
         )
+        latencies = proxy_latencies(url, seconds)
+        for q in (50, 99):
+            direct, proxied, added = latencies.row(q)
+            table.add_row(
+                dialect,
+                f"MCP tools/call p{q}: direct / through acp mcp-proxy / added",
+                f"{direct:.2f} / {proxied:.2f} / {added:+.2f} ms",
+                "",
+            )
 
 
 def main() -> None:
