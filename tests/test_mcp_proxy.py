@@ -169,9 +169,15 @@ async def test_refusals_never_reach_the_server(tmp_path: Path) -> None:
         missing = await client.call_tool("read_file", {"file": "/srv/a"})
         assert acp_meta(missing)["reason"] == "tool.resource_argument_missing"
 
+        control = await client.call_tool("read_file", {"path": "a\nb"})
+        assert acp_meta(control)["reason"] == "input.invalid"  # refused before anything ran
+
         failing = await client.call_tool("fail", {"message": "disk full"})
         assert failing.is_error  # the server's own error, passed through and recorded
         assert "meta" not in failing.model_dump(exclude_none=True)
+
+        ghost = await client.call_tool("ghost", {})
+        assert ghost.is_error
 
     assert [entry["tool"] for entry in ran(tmp_path)] == ["fail"]
     with ControlPlane.open(url) as cp:
@@ -184,8 +190,8 @@ async def test_refusals_never_reach_the_server(tmp_path: Path) -> None:
     transfer = next(e for e in events if e.kind == "decision" and e.action == "bank.transfer")
     assert (transfer.payload["weight"], transfer.payload["score"]) == (0.9, 0.2)
     assert transfer.payload["args"]["weight"] == 0.0  # recorded, not believed
-    assert events[-1].kind == "outcome"
-    assert events[-1].outcome == "failed"
+    outcomes = [(e.action, e.outcome) for e in events if e.kind == "outcome"]
+    assert outcomes == [("demo.fail", "failed"), ("demo.echo", "failed")]
 
 
 async def test_hidden_tools_budget_exhaustion_and_kill(tmp_path: Path) -> None:
