@@ -254,6 +254,8 @@ class Reservation:
     id: uuid.UUID
     model: str
     session_id: uuid.UUID | None
+    input_tokens: int
+    max_output_tokens: int
     reserved_tokens: int
     reserved_cost: Decimal
     status: str

@@ -348,6 +348,8 @@ def reserve_tokens(
             id=reservation_id,
             model=model,
             session_id=sid,
+            input_tokens=worst.input_tokens,
+            max_output_tokens=worst.output_tokens,
             reserved_tokens=worst.total,
             reserved_cost=cost,
             status="held",
