@@ -261,6 +261,8 @@ class Reservation:
     status: str
     expires_at: datetime
     holds: list[list[str]]
+    # Budgets this reservation took past their soft limit (not stored; empty on replay).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,3 +274,5 @@ class UsageRecord:
     total_tokens: int
     cost_usd: Decimal
     reservation_id: uuid.UUID | None
+    # Budgets this usage took past their soft limit (not stored; empty on replay).
+    warnings: tuple[str, ...] = ()

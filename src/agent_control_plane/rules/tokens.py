@@ -170,6 +170,21 @@ class PriceTable:
         return found
 
 
+def soft_limits_reached(
+    limits: dict[str, int | Decimal | None],
+    consumed: dict[str, int | Decimal],
+    ratio: Decimal | None,
+) -> list[str]:
+    """The limits whose consumption (used + held) is at or past ``ratio`` of the limit."""
+    if ratio is None:
+        return []
+    return [
+        name
+        for name, limit in limits.items()
+        if limit is not None and limit > 0 and consumed[name] >= limit * ratio
+    ]
+
+
 ROLLING_PREFIX = "rolling:"
 ROLLING_BUCKETS = 24
 
