@@ -1,1 +1,2 @@
-"""Ways to put governance around code an agent runs: a decorator and an MCP proxy."""
+"""Adapters that put ACP around other code an agent runs: the @governed decorator, the MCP
+proxy, the LiteLLM callback (each third-party one needs its optional extra)."""
