@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import SessionNotFoundError
 from agent_control_plane.models import Session
-from agent_control_plane.rules.lifecycle import LIVE_STATUSES, Transition
+from agent_control_plane.rules.lifecycle import LIVE_STATUSES, TERMINAL_STATUSES, Transition
 from agent_control_plane.runtime import Runtime, SessionFacts, reading
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.schema.types import Money, UTCDateTime
@@ -228,13 +228,14 @@ def transition_many(
 ) -> list[Allocated]:
     sessions = runtime.tables.sessions
     s = sessions.c
-    statement = update(sessions).values(
-        status=change.target,
-        next_seq=s.next_seq + 1,
-        updated_at=now,
-        ended_at=now,
-        end_reason=reason,
-    )
+    values: dict[str, Any] = {
+        "status": change.target,
+        "next_seq": s.next_seq + 1,
+        "updated_at": now,
+    }
+    if change.target in TERMINAL_STATUSES:
+        values.update(ended_at=now, end_reason=reason)
+    statement = update(sessions).values(**values)
     rows = update_many(
         connection,
         runtime,
