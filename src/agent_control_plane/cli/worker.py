@@ -25,7 +25,7 @@ from agent_control_plane.cli.common import (
 from agent_control_plane.control_plane import ControlPlane
 from agent_control_plane.errors import ControlPlaneError, InvalidInputError
 from agent_control_plane.models import MaintenanceReport
-from agent_control_plane.rules.maintenance import MaintenanceSettings
+from agent_control_plane.rules.maintenance import DEFAULT_BATCH_SIZE, MaintenanceSettings
 
 _LABELS = {
     "tickets_expired": "tickets expired",
@@ -110,7 +110,7 @@ def worker(
             envvar="ACP_WORKER_EVENT_RETENTION",
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Rows per transaction.")] = 500,
+    batch_size: Annotated[int, typer.Option(help="Rows per transaction.")] = DEFAULT_BATCH_SIZE,
     url: UrlOption = None,
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,

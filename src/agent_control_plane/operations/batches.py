@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-DEFAULT_BATCH_SIZE = 500
+from agent_control_plane.rules.maintenance import DEFAULT_BATCH_SIZE
 
 
 def drain(batch: Callable[[int], int], batch_size: int = DEFAULT_BATCH_SIZE) -> int:

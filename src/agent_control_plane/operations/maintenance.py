@@ -20,7 +20,12 @@ from agent_control_plane.operations.batches import drain
 from agent_control_plane.operations.tokens import release_expired_batch
 from agent_control_plane.rules import lifecycle
 from agent_control_plane.rules.audit import Anchor, verify_chain
-from agent_control_plane.rules.maintenance import MaintenanceReport, MaintenanceSettings
+from agent_control_plane.rules.maintenance import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_WEBHOOK_TIMEOUT,
+    MaintenanceReport,
+    MaintenanceSettings,
+)
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import approvals as ticket_store
 from agent_control_plane.store import events as event_store
@@ -204,11 +209,11 @@ def run_maintenance(
     *,
     escalate_after: timedelta | str | None = None,
     webhook_url: str | None = None,
-    webhook_timeout: float = 5.0,
+    webhook_timeout: float = DEFAULT_WEBHOOK_TIMEOUT,
     heartbeat_timeout: timedelta | str | None = None,
     on_stale: str = "pause",
     event_retention: timedelta | str | None = None,
-    batch_size: int = 500,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> MaintenanceReport:
     """Run every housekeeping step once; safe from any number of workers at once.
 
