@@ -300,3 +300,13 @@ def test_acp_works_without_opentelemetry_installed(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "refused: OpenTelemetry is not installed: pip install" in result.stdout
     assert "[otel]" in result.stdout
+
+
+async def test_an_async_control_plane_is_instrumented_from_its_loop(
+    async_control_plane: AsyncControlPlane, otel: Otel
+) -> None:
+    with pytest.raises(ConfigurationError, match="from inside the event loop"):
+        await asyncio.to_thread(
+            async_control_plane.instrument, otel.tracer_provider, otel.meter_provider
+        )
+    assert "govern" not in vars(async_control_plane)
