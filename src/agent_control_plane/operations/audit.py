@@ -133,7 +133,9 @@ def verify_audit(
             # Sessions opened while verifying are checked too: the total grows with them.
             total = max(total, checked_sessions)
             progress(checked_sessions, total)
-        last = max(heads)
+        # The last id in the database's order, not Python's: MariaDB's UUID type sorts
+        # its bytes differently, and max() would make the next batch repeat sessions.
+        last = next(reversed(heads))
         if only is not None:
             break
     return AuditReport(
