@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from agent_control_plane.cli.common import (
+    ExitCode,
+    JsonOption,
     PrefixOption,
     SchemaOption,
     UrlOption,
     connected,
     console,
+    emit_json,
+    exit_code_for,
     fail,
     migrator_for,
 )
@@ -95,49 +99,72 @@ def stamp(
 
 @db_app.command()
 def current(
-    url: UrlOption = None, schema: SchemaOption = None, table_prefix: PrefixOption = None
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
 ) -> None:
     """Show the database's ACP revision; exit 1 if it is not the package's head."""
     with connected(url, schema, table_prefix) as (migrator, connection):
         revisions = migrator.current(connection)
     heads = migrator.heads()
-    status = "up to date" if set(revisions) == set(heads) else f"head is {', '.join(heads)}"
-    console.print(f"{', '.join(revisions) or 'base (no ACP tables)'} ({status})")
-    if set(revisions) != set(heads):
-        raise typer.Exit(1)
+    at_head = set(revisions) == set(heads)
+    if as_json:
+        emit_json({"current": list(revisions), "heads": list(heads), "up_to_date": at_head})
+    else:
+        status = "up to date" if at_head else f"head is {', '.join(heads)}"
+        console.print(f"{', '.join(revisions) or 'base (no ACP tables)'} ({status})")
+    if not at_head:
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @db_app.command()
-def history() -> None:
+def history(as_json: JsonOption = False) -> None:
     """List ACP's revisions, newest first."""
     migrator = Migrator(resolve_layout("sqlite"))
-    table = Table("revision", "revises", "description")
+    rows: list[dict[str, Any]] = []
     for script in migrator.history():
         down = script.down_revision
-        revises = down if isinstance(down, str) else ", ".join(down or ()) or "-"
-        table.add_row(script.revision, revises, str(script.doc))
+        revises = [down] if isinstance(down, str) else list(down or ())
+        rows.append({"revision": script.revision, "revises": revises, "doc": str(script.doc)})
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("revision", "revises", "description")
+    for row in rows:
+        table.add_row(row["revision"], ", ".join(row["revises"]) or "-", row["doc"])
     console.print(table)
 
 
 @db_app.command()
 def check(
-    url: UrlOption = None, schema: SchemaOption = None, table_prefix: PrefixOption = None
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
 ) -> None:
-    """Compare the database with this package's models; exit 1 on any drift."""
+    """Compare the database with this package's models; exit 1 on any drift, 3 if the
+    schema is not current."""
     with connected(url, schema, table_prefix) as (migrator, connection):
         try:
             migrator.verify(
                 connection, url=connection.engine.url.render_as_string(hide_password=True)
             )
         except ControlPlaneError as exc:
-            raise fail(str(exc), 1) from exc
+            if as_json:
+                emit_json({"ok": False, "error": str(exc), "differences": []})
+            raise fail(str(exc), exit_code_for(exc)) from exc
         differences = migrator.drift(connection)
-    if differences:
+    if as_json:
+        emit_json({"ok": not differences, "differences": [repr(d) for d in differences]})
+    elif differences:
         console.print(f"[bold red]{len(differences)} difference(s)[/] between database and models:")
         for difference in differences:
             console.print(f"  {difference!r}", highlight=False)
-        raise typer.Exit(1)
-    console.print("No drift: ACP's tables match this package's models.")
+    else:
+        console.print("No drift: ACP's tables match this package's models.")
+    if differences:
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @db_app.command()

@@ -22,7 +22,7 @@ from agent_control_plane.rules.approvals import (
 )
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import CompiledPolicy
-from agent_control_plane.runtime import Runtime
+from agent_control_plane.runtime import Runtime, reading
 from agent_control_plane.schema.tables import TEXT_LENGTH, TICKET_STATUSES
 from agent_control_plane.store import approvals as ticket_store
 from agent_control_plane.store import events as event_store
@@ -257,6 +257,14 @@ def list_tickets(
             connection, runtime, status=status, session_id=sid, after=after, limit=limit + 1
         )
     return pages.page(items, limit, lambda ticket: (ticket.requested_at, ticket.id))
+
+
+def count_tickets(connection: Connection, runtime: Runtime, status: str = "pending") -> int:
+    """How many tickets have ``status`` (default: the pending approval queue's length)."""
+    if status not in TICKET_STATUSES:
+        raise InvalidInputError("status", f"must be one of {', '.join(TICKET_STATUSES)}")
+    with reading(connection):
+        return ticket_store.count(connection, runtime, status)
 
 
 def expire_batch(connection: Connection, runtime: Runtime, limit: int) -> int:

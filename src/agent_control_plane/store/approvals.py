@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy import Row, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.models import Ticket
@@ -131,6 +131,13 @@ def page(
         session_id=session_id,
     )
     return [to_ticket(row) for row in connection.execute(query)]
+
+
+def count(connection: Connection, runtime: Runtime, status: str) -> int:
+    """How many tickets have ``status`` (an index range count on (status, expires_at))."""
+    tickets = runtime.tables.approval_tickets
+    query = select(func.count()).select_from(tickets).where(tickets.c.status == status)
+    return int(connection.execute(query).scalar_one())
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    func,
     insert,
     or_,
     select,
@@ -284,6 +285,12 @@ def get(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> Sess
 def status_of(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> str | None:
     s = runtime.tables.sessions.c
     return connection.execute(select(s.status).where(s.id == session_id)).scalar_one_or_none()
+
+
+def count(connection: Connection, runtime: Runtime) -> int:
+    """How many sessions exist (every status)."""
+    query = select(func.count()).select_from(runtime.tables.sessions)
+    return int(connection.execute(query).scalar_one())
 
 
 def to_session(row: Row[Any]) -> Session:
