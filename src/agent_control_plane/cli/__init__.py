@@ -12,6 +12,7 @@ from agent_control_plane.cli.events import events_app
 from agent_control_plane.cli.operate import approvals_app, kill, sessions_app
 from agent_control_plane.cli.policy import policy_app
 from agent_control_plane.cli.tokens import budgets, tokens_app
+from agent_control_plane.cli.worker import worker
 
 app = typer.Typer(
     name="acp",
@@ -30,6 +31,7 @@ app.add_typer(events_app, name="events")
 app.add_typer(tokens_app, name="tokens")
 app.command("budgets")(budgets)
 app.command("demo")(demo)
+app.command("worker")(worker)
 
 
 def main() -> None:
