@@ -33,6 +33,7 @@ from agent_control_plane.operations import (
     approvals,
     audit,
     governing,
+    keys,
     maintenance,
     policies,
     sessions,
@@ -234,6 +235,10 @@ class ControlPlane(_ControlPlaneBase):
     register_agent = sync_method(agents.register_agent)
     get_agent = sync_method(agents.get_agent)
     delegate = sync_method(agents.delegate)
+    create_api_key = sync_method(keys.create_api_key)
+    list_api_keys = sync_method(keys.list_api_keys)
+    revoke_api_key = sync_method(keys.revoke_api_key)
+    authenticate_api_key = sync_method(keys.authenticate_api_key)
 
     def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;
@@ -370,6 +375,10 @@ class AsyncControlPlane(_ControlPlaneBase):
     register_agent = async_method(agents.register_agent)
     get_agent = async_method(agents.get_agent)
     delegate = async_method(agents.delegate)
+    create_api_key = async_method(keys.create_api_key)
+    list_api_keys = async_method(keys.list_api_keys)
+    revoke_api_key = async_method(keys.revoke_api_key)
+    authenticate_api_key = async_method(keys.authenticate_api_key)
 
     async def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;

@@ -7,6 +7,7 @@ import typer
 from agent_control_plane.cli.audit import audit_app
 from agent_control_plane.cli.db import db_app
 from agent_control_plane.cli.demo import demo
+from agent_control_plane.cli.keys import keys_app
 from agent_control_plane.cli.operate import approvals_app, events_app, kill, sessions_app
 from agent_control_plane.cli.policy import policy_app
 from agent_control_plane.cli.tokens import budgets, tokens_app
@@ -26,6 +27,7 @@ app.command("kill")(kill)
 app.add_typer(events_app, name="events")
 app.add_typer(tokens_app, name="tokens")
 app.command("budgets")(budgets)
+app.add_typer(keys_app, name="keys")
 app.command("demo")(demo)
 
 
