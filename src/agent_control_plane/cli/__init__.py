@@ -10,6 +10,7 @@ from agent_control_plane.cli.demo import demo
 from agent_control_plane.cli.keys import keys_app
 from agent_control_plane.cli.operate import approvals_app, events_app, kill, sessions_app
 from agent_control_plane.cli.policy import policy_app
+from agent_control_plane.cli.serve import serve
 from agent_control_plane.cli.tokens import budgets, tokens_app
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.add_typer(events_app, name="events")
 app.add_typer(tokens_app, name="tokens")
 app.command("budgets")(budgets)
 app.add_typer(keys_app, name="keys")
+app.command("serve")(serve)
 app.command("demo")(demo)
 
 
