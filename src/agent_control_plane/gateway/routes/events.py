@@ -17,7 +17,7 @@ from agent_control_plane.gateway.schemas import EventView, PageOf
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
 Cursor = Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]*$")]
-Kind = Annotated[str | None, Query(max_length=64)]
+Kind = Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_.:-]*$")]
 
 
 @router.get("", response_model=PageOf[EventView])
