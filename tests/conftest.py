@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -51,3 +52,12 @@ def _clean_acp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("ACP_ALEMBIC_GUARD", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _acp_loggers_enabled() -> None:
+    """A host's alembic env.py calls logging.config.fileConfig, which disables every logger
+    that exists (disable_existing_loggers): it must not silence ACP in the tests after it."""
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("agent_control_plane") and isinstance(logger, logging.Logger):
+            logger.disabled = False

@@ -35,6 +35,7 @@ from agent_control_plane.operations import (
     approvals,
     audit,
     governing,
+    keys,
     maintenance,
     policies,
     sessions,
@@ -235,6 +236,7 @@ class ControlPlane(_ControlPlaneBase):
     emit = sync_method(audit.emit)
     events = sync_method(audit.events)
     event_feed = sync_method(audit.event_feed)
+    event_feed_head = sync_method(audit.event_feed_head)
     verify_audit = sync_method(audit.verify_audit)
     prune_idempotency_keys = sync_method(maintenance.prune_idempotency_keys)
     run_maintenance = sync_method(maintenance.run_maintenance)
@@ -272,6 +274,10 @@ class ControlPlane(_ControlPlaneBase):
     register_agent = sync_method(agents.register_agent)
     get_agent = sync_method(agents.get_agent)
     delegate = sync_method(agents.delegate)
+    create_api_key = sync_method(keys.create_api_key)
+    list_api_keys = sync_method(keys.list_api_keys)
+    revoke_api_key = sync_method(keys.revoke_api_key)
+    authenticate_api_key = sync_method(keys.authenticate_api_key)
 
     def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;
@@ -374,6 +380,7 @@ class AsyncControlPlane(_ControlPlaneBase):
     emit = async_method(audit.emit)
     events = async_method(audit.events)
     event_feed = async_method(audit.event_feed)
+    event_feed_head = async_method(audit.event_feed_head)
     verify_audit = async_method(audit.verify_audit)
     prune_idempotency_keys = async_method(maintenance.prune_idempotency_keys)
     run_maintenance = async_method(maintenance.run_maintenance)
@@ -411,6 +418,10 @@ class AsyncControlPlane(_ControlPlaneBase):
     register_agent = async_method(agents.register_agent)
     get_agent = async_method(agents.get_agent)
     delegate = async_method(agents.delegate)
+    create_api_key = async_method(keys.create_api_key)
+    list_api_keys = async_method(keys.list_api_keys)
+    revoke_api_key = async_method(keys.revoke_api_key)
+    authenticate_api_key = async_method(keys.authenticate_api_key)
 
     async def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;

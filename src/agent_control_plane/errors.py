@@ -97,3 +97,20 @@ class ModelNotAllowedError(ControlPlaneError):
 
 class TokenBudgetExistsError(ControlPlaneError):
     """A budget for this scope and period exists already; update it instead."""
+
+
+class AuthenticationError(ControlPlaneError):
+    """An API key is missing, malformed, unknown or revoked. ``reason`` says which
+    (``missing``, ``malformed``, ``unknown``, ``revoked``); the key itself is never repeated."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PermissionDeniedError(ControlPlaneError):
+    """The API key's role or tenant does not allow this; nothing was done."""
+
+
+class ApiKeyNotFoundError(NotFoundError):
+    """No API key has this key id."""

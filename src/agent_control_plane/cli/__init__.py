@@ -9,8 +9,10 @@ from agent_control_plane.cli.common import exit_codes_help
 from agent_control_plane.cli.db import db_app
 from agent_control_plane.cli.demo import demo
 from agent_control_plane.cli.events import events_app
+from agent_control_plane.cli.keys import keys_app
 from agent_control_plane.cli.operate import approvals_app, kill, sessions_app
 from agent_control_plane.cli.policy import policy_app
+from agent_control_plane.cli.serve import serve
 from agent_control_plane.cli.tokens import budgets, tokens_app
 from agent_control_plane.cli.worker import worker
 
@@ -30,6 +32,8 @@ app.command("kill")(kill)
 app.add_typer(events_app, name="events")
 app.add_typer(tokens_app, name="tokens")
 app.command("budgets")(budgets)
+app.add_typer(keys_app, name="keys")
+app.command("serve")(serve)
 app.command("demo")(demo)
 app.command("worker")(worker)
 

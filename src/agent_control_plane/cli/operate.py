@@ -180,13 +180,12 @@ def kill(
     with opened(url, schema, table_prefix) as cp:
         if scope is KillScope.all:
             stopped = cp.kill_all(reason=reason)
+        elif scope is KillScope.session:
+            stopped = cp.kill_session(str(target), reason=reason)
+        elif scope is KillScope.agent:
+            stopped = cp.kill_agent(str(target), reason=reason)
         else:
-            stop = {
-                KillScope.session: cp.kill_session,
-                KillScope.agent: cp.kill_agent,
-                KillScope.tenant: cp.kill_tenant,
-            }[scope]
-            stopped = stop(str(target), reason=reason)
+            stopped = cp.kill_tenant(str(target), reason=reason)
     if as_json:
         emit_json({"scope": scope.value, "target": target, "stopped": stopped})
         return

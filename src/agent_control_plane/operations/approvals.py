@@ -243,18 +243,27 @@ def list_tickets(
     *,
     status: str | None = None,
     session_id: uuid.UUID | str | None = None,
+    tenant: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
 ) -> Page[Ticket]:
-    """Tickets oldest first (the approval queue), filtered; keyset pages."""
+    """Tickets oldest first (the approval queue), filtered (``tenant``: of that tenant's
+    sessions); keyset pages."""
     if status is not None and status not in TICKET_STATUSES:
         raise InvalidInputError("status", f"must be one of {', '.join(TICKET_STATUSES)}")
     limit = pages.page_limit(limit)
     sid = None if session_id is None else validation.session_id(session_id)
+    tenant = validation.text(tenant, "tenant", optional=True)
     after = pages.decode(cursor, "list_tickets")
     with connection.begin():
         items = ticket_store.page(
-            connection, runtime, status=status, session_id=sid, after=after, limit=limit + 1
+            connection,
+            runtime,
+            status=status,
+            session_id=sid,
+            tenant=tenant,
+            after=after,
+            limit=limit + 1,
         )
     return pages.page(items, limit, lambda ticket: (ticket.requested_at, ticket.id))
 

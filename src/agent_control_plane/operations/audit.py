@@ -70,15 +70,31 @@ def event_feed(
     cursor: str | None = None,
     limit: int = 100,
     kind: str | None = None,
+    tenant: str | None = None,
 ) -> Page[Event]:
-    """Every session's events in commit-id order; pass ``next_cursor`` back to continue."""
+    """Every session's events (or one tenant's sessions' events) in commit-id order; pass
+    ``next_cursor`` back to continue."""
+    tenant = validation.text(tenant, "tenant", optional=True)
     try:
         after_id = int(cursor) if cursor else 0
     except ValueError:
-        raise InvalidInputError("cursor", "not a cursor returned by event_feed") from None
+        after_id = -1
+    if not 0 <= after_id <= validation.MAX_COUNTER:
+        raise InvalidInputError("cursor", "not a cursor returned by event_feed")
     with connection.begin():
-        items = event_store.feed(connection, runtime, after_id, _limit(limit), kind)
+        items = event_store.feed(connection, runtime, after_id, _limit(limit), kind, tenant)
     return Page(items=items, next_cursor=str(items[-1].id) if items else cursor)
+
+
+def event_feed_head(
+    connection: Connection, runtime: Runtime, *, tenant: str | None = None
+) -> str | None:
+    """The event_feed cursor of the newest event (of ``tenant``'s sessions, if given): pass
+    it to event_feed to read only what commits after now. None when there are no events."""
+    tenant = validation.text(tenant, "tenant", optional=True)
+    with connection.begin():
+        newest = event_store.newest_id(connection, runtime, tenant)
+    return None if newest is None else str(newest)
 
 
 def verify_audit(

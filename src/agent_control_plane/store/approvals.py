@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.models import Ticket
 from agent_control_plane.runtime import Runtime
-from agent_control_plane.store.rows import keyset_page, to_model
+from agent_control_plane.store.rows import keyset_page, sessions_of_tenant, to_model
 
 
 def to_ticket(row: Row[Any]) -> Ticket:
@@ -118,6 +118,7 @@ def page(
     *,
     status: str | None,
     session_id: uuid.UUID | None,
+    tenant: str | None = None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Ticket]:
@@ -130,6 +131,10 @@ def page(
         status=status,
         session_id=session_id,
     )
+    if tenant is not None:
+        query = query.where(
+            tickets.c.session_id.in_(sessions_of_tenant(runtime.tables.sessions, tenant))
+        )
     return [to_ticket(row) for row in connection.execute(query)]
 
 
