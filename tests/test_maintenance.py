@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from datetime import timedelta
 
 import pytest
@@ -15,6 +14,7 @@ from tests.databases import TestDatabase
 from tests.maintenance_helpers import (
     POLICY,
     TINY,
+    backdate,
     event_kinds,
     hold_expiring_tokens,
     open_session,
@@ -51,14 +51,14 @@ def test_pending_tickets_escalate_once_after_the_delay(control_plane: ControlPla
     cp = control_plane
     sid = open_session(cp)
     old = request_approvals(cp, sid, 3)
-    time.sleep(0.3)
+    backdate(cp, "approval_tickets", old, "requested_at")
     fresh = cp.govern(sid, "issue_refund", args={"n": "fresh"}, cost="0").ticket_id
     assert fresh is not None
     decided = old.pop()
     cp.approve(decided, "alice")
-    report = cp.run_maintenance(escalate_after=timedelta(seconds=0.2), batch_size=1)
+    report = cp.run_maintenance(escalate_after=timedelta(minutes=10), batch_size=1)
     assert report.tickets_escalated == 2
-    assert cp.run_maintenance(escalate_after="200ms").tickets_escalated == 0
+    assert cp.run_maintenance(escalate_after="10m").tickets_escalated == 0
     assert all(cp.get_ticket(t).escalated_at is not None for t in old)
     assert cp.get_ticket(fresh).escalated_at is None
     assert cp.get_ticket(decided).escalated_at is None
@@ -99,10 +99,11 @@ def test_silent_active_sessions_are_recovered_once(
     cp.govern(paused_by_a_person, "work", cost="0")
     cp.pause_session(paused_by_a_person)
     never_started = open_session(cp)
-    time.sleep(0.4)
+    everyone = [silent, stopped_beating, alive, paused_by_a_person, never_started]
+    backdate(cp, "sessions", everyone, "heartbeat_at", "updated_at", "created_at")
     cp.heartbeat(alive)
-    report = cp.run_maintenance(heartbeat_timeout="300ms", on_stale=on_stale, batch_size=1)
-    again = cp.run_maintenance(heartbeat_timeout="300ms", on_stale=on_stale)
+    report = cp.run_maintenance(heartbeat_timeout="10m", on_stale=on_stale, batch_size=1)
+    again = cp.run_maintenance(heartbeat_timeout="10m", on_stale=on_stale)
     status = {"pause": "paused", "abort": "aborted"}[on_stale]
     kind = {"pause": "session.paused", "abort": "session.killed"}[on_stale]
     assert (report.sessions_paused, report.sessions_aborted) == (
