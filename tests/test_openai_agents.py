@@ -13,8 +13,8 @@ from agents import Agent, Runner, ToolInputGuardrailTripwireTriggered, function_
 from agent_control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.errors import TokenBudgetExhausted
 from agent_control_plane.integrations.openai_agents import AgentGovernance
+from agent_control_plane.integrations.scripted_model import ScriptedModel, message, tool_call
 from agent_control_plane.rules.tokens import Identity
-from tests.openai_agents_fakes import ScriptedModel, message, tool_call
 
 POLICY: dict[str, Any] = {
     "name": "openai-agents",

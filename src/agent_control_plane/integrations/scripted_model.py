@@ -1,8 +1,13 @@
-"""A scripted stand-in for an OpenAI model: no network, tool calls and usage as written."""
+"""A scripted stand-in for an OpenAI Agents SDK model: no network, no API key.
+
+For tests and demos of governed agents: each model call returns the next scripted turn
+(tool calls or a message) with fixed token usage, and the model keeps what it was shown.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from agents import Model, ModelResponse, Usage
@@ -60,7 +65,7 @@ class ScriptedModel(Model):
             total_tokens=self.input_tokens + self.output_tokens,
         )
         return ModelResponse(
-            output=self.turns.pop(0), usage=usage, response_id=f"resp_{len(self.inputs)}"
+            output=self.turns.pop(0), usage=usage, response_id=f"resp_{uuid.uuid4().hex}"
         )
 
     def stream_response(self, *args: Any, **kwargs: Any) -> Any:
