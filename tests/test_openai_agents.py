@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -190,7 +191,13 @@ def test_sync_control_plane_and_run_sync(control_plane: ControlPlane) -> None:
     )
     governance = AgentGovernance(cp, sid, model="gpt-test")
     agent = governance.agent(world.agent(model))
-    result = Runner.run_sync(agent, "go", hooks=governance.hooks)
+    try:
+        result = Runner.run_sync(agent, "go", hooks=governance.hooks)
+    finally:
+        # run_sync runs on (and leaves open) the thread's default loop: close it here.
+        policy = asyncio.get_event_loop_policy()
+        policy.get_event_loop().close()
+        policy.set_event_loop(None)
     assert result.final_output == "one done, one refused"
     assert (world.looked_up, world.deleted) == (["1"], [])
     (row,) = cp.token_usage(group_by=["agent"])
