@@ -9,10 +9,16 @@ from typing import Any
 
 import agents
 import pytest
-from agents import Agent, Runner, ToolInputGuardrailTripwireTriggered, function_tool
+from agents import (
+    Agent,
+    Runner,
+    ToolInputGuardrailTripwireTriggered,
+    WebSearchTool,
+    function_tool,
+)
 
 from agent_control_plane import AsyncControlPlane, ControlPlane
-from agent_control_plane.errors import TokenBudgetExhausted
+from agent_control_plane.errors import ConfigurationError, TokenBudgetExhausted
 from agent_control_plane.integrations.openai_agents import AgentGovernance
 from agent_control_plane.integrations.scripted_model import ScriptedModel, message, tool_call
 from agent_control_plane.rules.tokens import Identity
@@ -204,3 +210,93 @@ def test_sync_control_plane_and_run_sync(control_plane: ControlPlane) -> None:
     assert (row["agent"], row["requests"], row["total_tokens"]) == ("support-bot", 2, 240)
     decisions = [(e.action, e.outcome) for e in cp.events(sid) if e.kind == "decision"]
     assert sorted(decisions) == [("delete_customer", "denied"), ("look_up_order", "allowed")]
+
+
+async def test_a_tool_that_needs_approval_runs_once_approved(
+    async_control_plane: AsyncControlPlane,
+) -> None:
+    acp = async_control_plane
+    acp.set_prices(PRICES)
+    sid = await _session(acp)
+    refunds: list[str] = []
+
+    @function_tool
+    def issue_refund(order: str) -> str:
+        """Refund an order."""
+        refunds.append(order)
+        return f"refunded {order}"
+
+    def run_with(model: ScriptedModel) -> Agent[Any]:
+        return governance.agent(Agent(name="support", model=model, tools=[issue_refund]))
+
+    governance = AgentGovernance(acp, sid, model="gpt-test")
+    first = ScriptedModel([[tool_call("issue_refund", "call_1", order="9")], [message("wait")]])
+    await Runner.run(run_with(first), "refund 9", hooks=governance.hooks)
+    (shown,) = first.tool_outputs()
+    assert "A person must approve it first (ticket " in shown
+    assert refunds == []
+    (ticket,) = (await acp.list_tickets(session_id=sid, status="pending")).items
+
+    await acp.approve(ticket.id, "alice")
+    retry = ScriptedModel([[tool_call("issue_refund", "call_2", order="9")], [message("done")]])
+    await Runner.run(run_with(retry), "refund 9 now", hooks=governance.hooks)
+    assert retry.tool_outputs() == ["refunded 9"]
+    assert refunds == ["9"]
+    assert (await acp.get_ticket(ticket.id)).status == "consumed"
+
+
+async def test_costs_actions_and_a_tool_that_raises(
+    async_control_plane: AsyncControlPlane,
+) -> None:
+    acp = async_control_plane
+    acp.set_prices(PRICES)
+    sid = await _session(acp)
+
+    @function_tool(failure_error_function=None)
+    def fragile(order: str) -> str:
+        """Raise."""
+        raise RuntimeError("disk full")
+
+    governance = AgentGovernance(acp, sid, model="gpt-test", costs={"fragile": "0.25"})
+    # Governed under another action name, which the policy lets through.
+    agent = Agent(
+        name="support",
+        model=ScriptedModel([[tool_call("fragile", "call_1", order="1")]]),
+        tools=[governance.tool(fragile, action="look_up_order")],
+    )
+    with pytest.raises(agents.UserError, match="disk full"):  # how the SDK ends the run
+        await Runner.run(agent, "go", hooks=governance.hooks)
+    session = await acp.get_session(sid)
+    assert session.cost_used == Decimal("0.25")
+    trail = [(e.kind, e.action, e.outcome) for e in await acp.events(sid)][-2:]
+    assert trail == [
+        ("decision", "look_up_order", "allowed"),
+        ("outcome", "look_up_order", "failed"),
+    ]
+
+
+async def test_usage_of_a_replayed_response_counts_once(
+    async_control_plane: AsyncControlPlane,
+) -> None:
+    acp = async_control_plane
+    acp.set_prices(PRICES)
+    sid = await _session(acp)
+    governance = AgentGovernance(acp, sid, model="gpt-test")
+    model = ScriptedModel([[message("hi")]])
+    response = await model.get_response(None, "hi")
+    agent = Agent(name="support", model="gpt-test")
+    await governance.record_usage(agent, response)
+    await governance.record_usage(agent, response)
+    (row,) = await acp.token_usage(group_by=["model"])
+    assert (row["model"], row["requests"], row["total_tokens"]) == ("gpt-test", 1, 120)
+
+
+async def test_tools_outside_the_process_are_refused(
+    async_control_plane: AsyncControlPlane,
+) -> None:
+    acp = async_control_plane
+    governance = AgentGovernance(acp, await _session(acp))
+    with pytest.raises(ConfigurationError, match="WebSearchTool"):
+        governance.agent(Agent(name="a", tools=[WebSearchTool()]))
+    with pytest.raises(ConfigurationError, match="on_refusal"):
+        AgentGovernance(acp, uuid.uuid4(), on_refusal="ignore")  # type: ignore[arg-type]
