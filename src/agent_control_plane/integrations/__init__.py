@@ -1,1 +1,1 @@
-"""Adapters for agent frameworks; each needs its framework installed (an optional extra)."""
+"""Adapters that put ACP in front of other libraries' calls (each needs its optional extra)."""
