@@ -10,7 +10,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
+from langgraph.types import Command, RetryPolicy
 
 from agent_control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.errors import ConfigurationError
@@ -188,6 +188,29 @@ def test_a_failing_action_is_recorded_as_failed(control_plane: ControlPlane) -> 
     assert outcome.outcome == "failed"
     assert outcome.payload is not None
     assert "warehouse offline" in outcome.payload["result"]["error"]
+
+
+def test_a_retried_node_does_not_repeat_its_action(control_plane: ControlPlane) -> None:
+    cp, ledger = control_plane, Ledger()
+    sid = _session(cp)
+    attempts: list[bool] = []
+
+    def node(state: State) -> State:
+        found = governed_action(cp, "look_up_order", lambda: ledger.look_up(state["order"]))
+        attempts.append(found.replayed)
+        if len(attempts) == 1:
+            raise TimeoutError("the next step timed out")  # LangGraph's retry policy re-runs
+        return {"looked_up": str(found.value)}
+
+    builder = StateGraph(State)
+    retry = RetryPolicy(max_attempts=2, initial_interval=0.01, retry_on=TimeoutError)
+    builder.add_node("look", node, retry_policy=retry)
+    builder.add_edge(START, "look")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    done = graph.invoke({"order": "7"}, _config(sid))
+    assert done["looked_up"] == "order 7: 25.00"
+    assert (attempts, ledger.lookups) == ([False, True], ["7"])
+    assert cp.get_session(sid).actions_used == 1
 
 
 def test_a_graph_without_a_session_or_thread_is_refused(control_plane: ControlPlane) -> None:

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar, overload
 
 from langgraph.config import get_config
+from langgraph.runtime import get_runtime
 from langgraph.types import interrupt
 
 from agent_control_plane.control_plane import AsyncControlPlane, ControlPlane
@@ -75,20 +76,23 @@ _Flow = Generator[_Step, Any, Governed[Any]]
 
 
 def _call_key(action: str) -> tuple[str, uuid.UUID | None]:
-    """The idempotency key of this call: stable when LangGraph re-runs the node."""
+    """The idempotency key of this call: stable when LangGraph re-runs the node after a
+    resume or a retry, distinct for each governed call in the node."""
     config = get_config()
     configurable = config.get("configurable", {})
-    thread = configurable.get("thread_id")
-    if thread is None:
+    info = get_runtime().execution_info
+    thread = info.thread_id if info is not None else configurable.get("thread_id")
+    if info is None or thread is None:
         raise ConfigurationError(
             "governed_action needs a graph compiled with a checkpointer and a config with "
             "configurable.thread_id"
         )
-    metadata = config.get("metadata", {})
-    task = str(metadata.get("langgraph_checkpoint_ns") or configurable.get("checkpoint_ns", ""))
+    # Each attempt (a retry policy re-runs the node) numbers its calls from zero again.
+    attempt = f"{info.checkpoint_ns}#{info.node_attempt}"
     counters: dict[str, int] = configurable.setdefault(_COUNTERS, {})
-    place = counters[task] = counters.get(task, -1) + 1
-    parts = [str(thread), task, str(metadata.get("langgraph_step")), action, str(place)]
+    place = counters[attempt] = counters.get(attempt, -1) + 1
+    step = config.get("metadata", {}).get("langgraph_step")
+    parts = [thread, info.checkpoint_ns, info.task_id, str(step), action, str(place)]
     key = "langgraph:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:48]
     session = configurable.get(SESSION_KEY)
     return key, None if session is None else uuid.UUID(str(session))
@@ -152,14 +156,14 @@ def _recorded_outcome(decision: Decision) -> Generator[_Step, Any, dict[str, Any
 
 def _start(
     session_id: uuid.UUID | str | None, action: str, request: dict[str, Any], key: str | None
-) -> tuple[_Flow, str]:
+) -> _Flow:
     derived, configured = _call_key(action)
     sid = session_id if session_id is not None else configured
     if sid is None:
         raise ConfigurationError(
             f"pass session_id or set configurable.{SESSION_KEY} in the graph's config"
         )
-    return _flow(sid, action, request, key or derived), key or derived
+    return _flow(sid, action, request, key or derived)
 
 
 def governed_action(
@@ -185,7 +189,7 @@ def governed_action(
     failed outcome and re-raised. Raises LangGraph's interrupt while a person decides.
     """
     request = {"resource": resource, "args": args, "cost": cost, "weight": weight, "score": score}
-    flow, _ = _start(session_id, action, request, key)
+    flow = _start(session_id, action, request, key)
     reply: Any = None
     error: Exception | None = None
     while True:
@@ -250,7 +254,7 @@ async def agoverned_action(
 ) -> Governed[Any]:
     """The asyncio twin of :func:`governed_action`; ``run`` may be sync or async."""
     request = {"resource": resource, "args": args, "cost": cost, "weight": weight, "score": score}
-    flow, _ = _start(session_id, action, request, key)
+    flow = _start(session_id, action, request, key)
     reply: Any = None
     error: Exception | None = None
     while True:
