@@ -38,6 +38,7 @@ from agent_control_plane.rules.tokens import (
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import tokens as token_store
 from agent_control_plane.store.idempotency import Claim
+from agent_control_plane.store.settle_pg import settle_in_one_statement
 
 logger = logging.getLogger("agent_control_plane.tokens")
 
@@ -474,6 +475,13 @@ def settle(
     """Write the ledger row and replace the hold with the actual usage, in one transaction.
     Settling again with the same usage returns the same record and counts nothing twice."""
     rid = _reservation_id(reservation)
+    if runtime.dialect == "postgresql" and isinstance(reservation, Reservation):
+        cost = runtime.prices.price(reservation.model).cost(usage)
+        record = settle_in_one_statement(
+            connection, runtime, rid, reservation.model, usage, cost, runtime.clock()
+        )
+        if record is not None:
+            return record
     with connection.begin():
         now = runtime.clock()
         finished = token_store.finish_reservation(connection, runtime, rid, "settled", now)
