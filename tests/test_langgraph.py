@@ -14,7 +14,11 @@ from langgraph.types import Command, RetryPolicy
 
 from agent_control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.errors import ConfigurationError
-from agent_control_plane.integrations.langgraph import agoverned_action, governed_action
+from agent_control_plane.integrations.langgraph import (
+    ActionFailedBeforeError,
+    agoverned_action,
+    governed_action,
+)
 from agent_control_plane.models import Outcome
 from tests.databases import TestDatabase
 
@@ -210,6 +214,29 @@ def test_a_retried_node_does_not_repeat_its_action(control_plane: ControlPlane) 
     done = graph.invoke({"order": "7"}, _config(sid))
     assert done["looked_up"] == "order 7: 25.00"
     assert (attempts, ledger.lookups) == ([False, True], ["7"])
+    assert cp.get_session(sid).actions_used == 1
+
+
+def test_a_failed_action_is_not_run_again_by_a_retry(control_plane: ControlPlane) -> None:
+    cp = control_plane
+    sid = _session(cp)
+    runs: list[int] = []
+
+    def node(state: State) -> State:
+        def fail() -> str:
+            runs.append(1)
+            raise TimeoutError("warehouse timed out")
+
+        governed_action(cp, "look_up_order", fail)
+        return {}
+
+    builder = StateGraph(State)
+    retry = RetryPolicy(max_attempts=2, initial_interval=0.01, retry_on=TimeoutError)
+    builder.add_node("look", node, retry_policy=retry)
+    builder.add_edge(START, "look")
+    with pytest.raises(ActionFailedBeforeError, match="warehouse timed out"):
+        builder.compile(checkpointer=InMemorySaver()).invoke({"order": "8"}, _config(sid))
+    assert runs == [1]
     assert cp.get_session(sid).actions_used == 1
 
 

@@ -24,7 +24,7 @@ from langgraph.runtime import get_runtime
 from langgraph.types import interrupt
 
 from agent_control_plane.control_plane import AsyncControlPlane, ControlPlane
-from agent_control_plane.errors import ConfigurationError
+from agent_control_plane.errors import ConfigurationError, ControlPlaneError
 from agent_control_plane.models import Decision, Outcome
 
 T = TypeVar("T")
@@ -32,6 +32,11 @@ T = TypeVar("T")
 SESSION_KEY = "acp_session_id"
 _COUNTERS = "__acp_governed_calls"
 _EVENT_PAGE = 500
+
+
+class ActionFailedBeforeError(ControlPlaneError):
+    """The action failed in an earlier execution of this node and ACP recorded that; it is
+    not run again under the same decision. Govern it anew (another ``key``) to retry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +131,13 @@ def _flow(session_id: uuid.UUID | str, action: str, request: dict[str, Any], key
         return Governed(decision)
     recorded = yield from _recorded_outcome(decision)
     if recorded is not None:
-        return Governed(decision, recorded.get("value"), replayed=True)
+        status, result = recorded
+        if status != "succeeded":
+            raise ActionFailedBeforeError(
+                f"{action} {status} in an earlier execution of this node "
+                f"({result.get('error', 'no detail')}); it is not run twice under one decision"
+            )
+        return Governed(decision, result.get("value"), replayed=True)
     try:
         value = yield _RunAction()
     except Exception as error:
@@ -137,8 +148,10 @@ def _flow(session_id: uuid.UUID | str, action: str, request: dict[str, Any], key
     return Governed(decision, value)
 
 
-def _recorded_outcome(decision: Decision) -> Generator[_Step, Any, dict[str, Any] | None]:
-    """The result recorded for ``decision`` by an earlier execution, if any."""
+def _recorded_outcome(
+    decision: Decision,
+) -> Generator[_Step, Any, tuple[str, dict[str, Any]] | None]:
+    """The outcome status and result recorded for ``decision`` by an earlier execution."""
     after = decision.event_seq
     while True:
         events = yield _Call(
@@ -148,7 +161,7 @@ def _recorded_outcome(decision: Decision) -> Generator[_Step, Any, dict[str, Any
             payload = event.payload or {}
             if event.kind == "outcome" and payload.get("decision_seq") == decision.event_seq:
                 result = payload.get("result")
-                return result if isinstance(result, dict) else {}
+                return str(event.outcome), result if isinstance(result, dict) else {}
         if len(events) < _EVENT_PAGE:
             return None
         after = events[-1].seq
