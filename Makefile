@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,litellm,openai-agents,langgraph]'
+	$(BIN)/python -m pip install -q -e '.[dev,litellm,otel,openai-agents,langgraph]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import Dialect, Engine
 from sqlalchemy.engine import URL
@@ -23,6 +23,7 @@ from agent_control_plane.engine import (
     governed_async_engine,
     governed_engine,
 )
+from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.evaluators import Evaluator
 from agent_control_plane.facade import async_method, sync_method
 from agent_control_plane.guards import AsyncTokenGuard, GuardRequest, TokenGuard
@@ -46,6 +47,9 @@ from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.layout import Layout
 from agent_control_plane.schema.tables import AcpTables, build_tables
 
+if TYPE_CHECKING:
+    from agent_control_plane.telemetry import Instrumentation
+
 
 class _ControlPlaneBase:
     """Everything that does no I/O, shared by the sync and async classes."""
@@ -63,6 +67,7 @@ class _ControlPlaneBase:
         self._owns_engine = opening.engine is None
         self._closed = False
         self._applied: tuple[str, ...] = ()
+        self._instrumentation: Instrumentation | None = None
 
     @property
     def layout(self) -> Layout:
@@ -108,6 +113,24 @@ class _ControlPlaneBase:
     def register_evaluator(self, name: str, evaluator: Evaluator) -> None:
         """Make ``evaluator`` (``(params, proposal) -> bool``) available to policy conditions."""
         self._runtime.evaluators.register(name, evaluator)
+
+    def instrument(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+        """Emit OpenTelemetry spans for govern, reserve_tokens, settle and release, and
+        metrics: decisions by outcome, decision latency, cost charged, pending approvals and
+        token budget gauges. Providers default to OpenTelemetry's global ones. Needs the
+        ``otel`` extra (ConfigurationError otherwise); call an AsyncControlPlane's from
+        inside its event loop. A control plane never instrumented pays nothing."""
+        from agent_control_plane.telemetry import instrument
+
+        if self._instrumentation is not None:
+            raise ConfigurationError("this control plane is instrumented already")
+        self._instrumentation = instrument(self, tracer_provider, meter_provider)  # type: ignore[arg-type]
+
+    def uninstrument(self) -> None:
+        """Stop emitting spans and metrics (a no-op if not instrumented)."""
+        if self._instrumentation is not None:
+            self._instrumentation.remove()
+            self._instrumentation = None
 
 
 class ControlPlane(_ControlPlaneBase):
@@ -176,6 +199,7 @@ class ControlPlane(_ControlPlaneBase):
 
     def close(self) -> None:
         """Release the connection pool (only if ACP created the engine)."""
+        self.uninstrument()
         if not self._closed and self._owns_engine:
             self._source_engine.dispose()
         self._runtime.evaluators.close()
@@ -213,10 +237,12 @@ class ControlPlane(_ControlPlaneBase):
     event_feed = sync_method(audit.event_feed)
     verify_audit = sync_method(audit.verify_audit)
     prune_idempotency_keys = sync_method(maintenance.prune_idempotency_keys)
+    run_maintenance = sync_method(maintenance.run_maintenance)
     approve = sync_method(approvals.approve)
     deny = sync_method(approvals.deny)
     get_ticket = sync_method(approvals.get_ticket)
     list_tickets = sync_method(approvals.list_tickets)
+    count_tickets = sync_method(approvals.count_tickets)
     expire_tickets = sync_method(approvals.expire_tickets)
     set_token_budget = sync_method(tokens.set_token_budget)
     update_token_budget = sync_method(tokens.update_token_budget)
@@ -312,6 +338,7 @@ class AsyncControlPlane(_ControlPlaneBase):
 
     async def close(self) -> None:
         """Release the connection pool (only if ACP created the engine)."""
+        self.uninstrument()
         if not self._closed and self._owns_engine:
             await self._source_engine.dispose()
         self._runtime.evaluators.close()
@@ -349,10 +376,12 @@ class AsyncControlPlane(_ControlPlaneBase):
     event_feed = async_method(audit.event_feed)
     verify_audit = async_method(audit.verify_audit)
     prune_idempotency_keys = async_method(maintenance.prune_idempotency_keys)
+    run_maintenance = async_method(maintenance.run_maintenance)
     approve = async_method(approvals.approve)
     deny = async_method(approvals.deny)
     get_ticket = async_method(approvals.get_ticket)
     list_tickets = async_method(approvals.list_tickets)
+    count_tickets = async_method(approvals.count_tickets)
     expire_tickets = async_method(approvals.expire_tickets)
     set_token_budget = async_method(tokens.set_token_budget)
     update_token_budget = async_method(tokens.update_token_budget)

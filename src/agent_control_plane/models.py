@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from agent_control_plane.rules.audit import AuditProblem, EventContent
+from agent_control_plane.rules.maintenance import MaintenanceReport
 from agent_control_plane.rules.policy import PolicyDocument
 from agent_control_plane.rules.routing import Outcome
 
@@ -21,6 +22,7 @@ __all__ = [
     "Decision",
     "Delegation",
     "Event",
+    "MaintenanceReport",
     "Outcome",
     "Page",
     "PolicySnapshot",
@@ -186,6 +188,7 @@ class Ticket:
     decided_by: str | None
     decision_reason: str | None
     consumed_at: datetime | None
+    escalated_at: datetime | None
 
     @property
     def pending(self) -> bool:
