@@ -16,15 +16,15 @@ $(STAMP): pyproject.toml
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,gateway,litellm,otel]'
+	$(BIN)/python -m pip install -q -e '.[dev,gateway,litellm,otel,openai-agents,langgraph]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/acp demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

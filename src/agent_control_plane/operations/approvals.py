@@ -26,9 +26,14 @@ from agent_control_plane.runtime import Runtime, reading
 from agent_control_plane.schema.tables import TEXT_LENGTH, TICKET_STATUSES
 from agent_control_plane.store import approvals as ticket_store
 from agent_control_plane.store import events as event_store
+from agent_control_plane.store import idempotency
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
+from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.sessions import Allocated
+
+# A refused ticket answers the keyed request that opened it for good.
+FINAL_REFUSALS = ("denied", "expired")
 
 
 class TicketNotFoundError(NotFoundError):
@@ -123,6 +128,25 @@ def request_approval(
         },
     )
     return ticket_id
+
+
+def _binding(claim: Claim) -> Claim:
+    return Claim(f"ticket.{claim.scope}", claim.key, claim.request_digest)
+
+
+def bound_ticket(connection: Connection, runtime: Runtime, claim: Claim) -> Ticket | None:
+    """The ticket an earlier govern with this idempotency key opened, if any."""
+    stored = idempotency.find(connection, runtime, _binding(claim).scope, claim.key)
+    if stored is None:
+        return None
+    return ticket_store.get(connection, runtime, uuid.UUID(stored.result["ticket_id"]))
+
+
+def bind_ticket(
+    connection: Connection, runtime: Runtime, claim: Claim, ticket_id: uuid.UUID, now: datetime
+) -> None:
+    """Remember which ticket this keyed govern waits on, in govern's own transaction."""
+    idempotency.record(connection, runtime, _binding(claim), {"ticket_id": str(ticket_id)}, now)
 
 
 def _ticket_id(value: Any) -> uuid.UUID:
