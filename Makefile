@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,mcp,litellm]'
+	$(BIN)/python -m pip install -q -e '.[dev,gateway,litellm,otel,openai-agents,langgraph,mcp]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -16,6 +16,10 @@ from bench.governing import (
 from bench.mcp_proxy import proxy_latencies
 from bench.opening import cold_open_seconds, warm_opens_per_second
 from bench.targets import bench_database
+from bench.telemetry import (
+    instrumentation_microseconds_per_call,
+    instrumented_govern_ops_per_second,
+)
 from bench.tokens import concurrent_pairs_per_second, pairs_per_second
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
@@ -24,11 +28,12 @@ DIALECTS = ("sqlite", "postgresql", "mysql")
 def run(dialect: str, seconds: float, table: Table) -> None:
     with bench_database(dialect) as url:
         # Floor and govern alternate, twice, so drift in the machine's speed hits both.
-        floors, governs = [], []
+        floors, governs, traced = [], [], []
         for _ in range(2):
             floors.append(floor_ops_per_second(url, seconds))
             governs.append(govern_ops_per_second(url, seconds))
-        floor, governed = max(floors), max(governs)
+            traced.append(instrumented_govern_ops_per_second(url, seconds))
+        floor, governed, instrumented = max(floors), max(governs), max(traced)
         table.add_row(
             dialect, "floor: UPDATE + INSERT per transaction", f"{floor:,.0f} ops/s", "1.00"
         )
@@ -38,6 +43,15 @@ def run(dialect: str, seconds: float, table: Table) -> None:
             f"{governed:,.0f} ops/s",
             f"{governed / floor:.2f}",
         )
+        table.add_row(
+            dialect,
+            "govern with OpenTelemetry on (SDK, spans dropped)",
+            f"{instrumented:,.0f} ops/s ({instrumented / governed:.0%} of off)",
+            f"{instrumented / floor:.2f}",
+        )
+        if dialect == "sqlite":
+            added = instrumentation_microseconds_per_call(url, seconds)
+            table.add_row(dialect, "OpenTelemetry cost per govern call", f"{added:,.0f} µs", "")
         count, statements = statements_per_decision(url)
         table.add_row(dialect, "statements per decision", f"{count}: {' '.join(statements)}", "")
         token_pairs = pairs_per_second(url, seconds)

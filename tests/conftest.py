@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -42,6 +43,21 @@ def _clean_acp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "ACP_TABLE_PREFIX",
         "ACP_MIGRATE",
         "ACP_IDEMPOTENCY_RETENTION",
+        "ACP_WORKER_INTERVAL",
+        "ACP_WORKER_ESCALATE_AFTER",
+        "ACP_WORKER_WEBHOOK_URL",
+        "ACP_WORKER_HEARTBEAT_TIMEOUT",
+        "ACP_WORKER_ON_STALE",
+        "ACP_WORKER_EVENT_RETENTION",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("ACP_ALEMBIC_GUARD", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _acp_loggers_enabled() -> None:
+    """A host's alembic env.py calls logging.config.fileConfig, which disables every logger
+    that exists (disable_existing_loggers): it must not silence ACP in the tests after it."""
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("agent_control_plane") and isinstance(logger, logging.Logger):
+            logger.disabled = False

@@ -264,3 +264,22 @@ def test_a_retry_with_the_same_key_consumes_the_approval(control_plane: ControlP
     )
     assert _refund(cp, sid, idempotency_key="refund-1") == honoured  # now final: replayed
     assert cp.get_session(sid).actions_used == 1
+
+
+def test_a_denied_ticket_answers_its_key_for_good(control_plane: ControlPlane) -> None:
+    cp = control_plane
+    sid = _session(cp)
+    pending = _refund(cp, sid, idempotency_key="refund-2")
+    assert pending.ticket_id is not None
+    cp.deny(pending.ticket_id, "bob", "not this one")
+    refused = _refund(cp, sid, idempotency_key="refund-2")
+    assert (refused.outcome, refused.reason) == (
+        Outcome.DENIED,
+        f"approval.denied:{pending.ticket_id}",
+    )
+    assert _refund(cp, sid, idempotency_key="refund-2") == refused  # final: replayed
+    assert cp.list_tickets(session_id=sid, status="pending").items == []
+    asked_again = _refund(cp, sid, idempotency_key="refund-3")  # a new request asks again
+    assert asked_again.outcome is Outcome.NEEDS_APPROVAL
+    assert asked_again.ticket_id not in (None, pending.ticket_id)
+    assert cp.get_session(sid).actions_used == 0

@@ -23,7 +23,7 @@ def test_upgrade_current_check_stamp_downgrade(database: TestDatabase) -> None:
     code, output = acp("db", "current", "--url", url)
     assert (code, "base (no ACP tables)" in output) == (1, True)
     code, output = acp("db", "check", "--url", url)
-    assert code == 1
+    assert code == 3  # the schema is not current: exit code 3, with the command to run
     assert "acp db upgrade --url" in output
 
     code, output = acp("db", "upgrade", "acp_0001", "--url", url)

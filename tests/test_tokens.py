@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -351,8 +352,11 @@ def test_model_tiers_and_overrides_are_enforced_before_holding(cp: ControlPlane)
 
 
 def test_soft_limits_warn_without_refusing(
-    cp: ControlPlane, caplog: pytest.LogCaptureFixture
+    cp: ControlPlane, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # An alembic env.py run earlier in this process (the demo's host project) calls
+    # logging.config.fileConfig, which disables every logger that existed then.
+    monkeypatch.setattr(logging.getLogger("agent_control_plane.tokens"), "disabled", False)
     cp.set_token_budget(ACME, "day", max_tokens=1000, max_requests=100, soft_limit_ratio=0.8)
     first = cp.reserve_tokens(ACME, "small", input_tokens=500, max_output_tokens=200)
     assert first.warnings == ()

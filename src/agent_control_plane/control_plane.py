@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from sqlalchemy import Dialect, Engine
 from sqlalchemy.engine import URL
@@ -24,6 +24,7 @@ from agent_control_plane.engine import (
     governed_async_engine,
     governed_engine,
 )
+from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.evaluators import Evaluator
 from agent_control_plane.facade import async_method, sync_method
 from agent_control_plane.guards import AsyncTokenGuard, GuardRequest, TokenGuard
@@ -36,6 +37,7 @@ from agent_control_plane.operations import (
     approvals,
     audit,
     governing,
+    keys,
     maintenance,
     policies,
     sessions,
@@ -47,6 +49,9 @@ from agent_control_plane.rules.tokens import Identity, PriceTable
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.layout import Layout
 from agent_control_plane.schema.tables import AcpTables, build_tables
+
+if TYPE_CHECKING:
+    from agent_control_plane.telemetry import Instrumentation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,6 +72,7 @@ class _ControlPlaneBase:
         self._owns_engine = opening.engine is None
         self._closed = False
         self._applied: tuple[str, ...] = ()
+        self._instrumentation: Instrumentation | None = None
 
     @property
     def layout(self) -> Layout:
@@ -149,6 +155,24 @@ class _ControlPlaneBase:
         """Within the block, ``@governed`` calls without ``session=`` use ``session_id``."""
         return decorator.session_scope(session_id)
 
+    def instrument(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+        """Emit OpenTelemetry spans for govern, reserve_tokens, settle and release, and
+        metrics: decisions by outcome, decision latency, cost charged, pending approvals and
+        token budget gauges. Providers default to OpenTelemetry's global ones. Needs the
+        ``otel`` extra (ConfigurationError otherwise); call an AsyncControlPlane's from
+        inside its event loop. A control plane never instrumented pays nothing."""
+        from agent_control_plane.telemetry import instrument
+
+        if self._instrumentation is not None:
+            raise ConfigurationError("this control plane is instrumented already")
+        self._instrumentation = instrument(self, tracer_provider, meter_provider)  # type: ignore[arg-type]
+
+    def uninstrument(self) -> None:
+        """Stop emitting spans and metrics (a no-op if not instrumented)."""
+        if self._instrumentation is not None:
+            self._instrumentation.remove()
+            self._instrumentation = None
+
 
 class ControlPlane(_ControlPlaneBase):
     """Governance for AI agents, stored in your own database (synchronous API)."""
@@ -216,6 +240,7 @@ class ControlPlane(_ControlPlaneBase):
 
     def close(self) -> None:
         """Release the connection pool (only if ACP created the engine)."""
+        self.uninstrument()
         if not self._closed and self._owns_engine:
             self._source_engine.dispose()
         self._runtime.evaluators.close()
@@ -251,12 +276,15 @@ class ControlPlane(_ControlPlaneBase):
     emit = sync_method(audit.emit)
     events = sync_method(audit.events)
     event_feed = sync_method(audit.event_feed)
+    event_feed_head = sync_method(audit.event_feed_head)
     verify_audit = sync_method(audit.verify_audit)
     prune_idempotency_keys = sync_method(maintenance.prune_idempotency_keys)
+    run_maintenance = sync_method(maintenance.run_maintenance)
     approve = sync_method(approvals.approve)
     deny = sync_method(approvals.deny)
     get_ticket = sync_method(approvals.get_ticket)
     list_tickets = sync_method(approvals.list_tickets)
+    count_tickets = sync_method(approvals.count_tickets)
     expire_tickets = sync_method(approvals.expire_tickets)
     set_token_budget = sync_method(tokens.set_token_budget)
     update_token_budget = sync_method(tokens.update_token_budget)
@@ -286,6 +314,10 @@ class ControlPlane(_ControlPlaneBase):
     register_agent = sync_method(agents.register_agent)
     get_agent = sync_method(agents.get_agent)
     delegate = sync_method(agents.delegate)
+    create_api_key = sync_method(keys.create_api_key)
+    list_api_keys = sync_method(keys.list_api_keys)
+    revoke_api_key = sync_method(keys.revoke_api_key)
+    authenticate_api_key = sync_method(keys.authenticate_api_key)
 
     def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;
@@ -352,6 +384,7 @@ class AsyncControlPlane(_ControlPlaneBase):
 
     async def close(self) -> None:
         """Release the connection pool (only if ACP created the engine)."""
+        self.uninstrument()
         if not self._closed and self._owns_engine:
             await self._source_engine.dispose()
         self._runtime.evaluators.close()
@@ -387,12 +420,15 @@ class AsyncControlPlane(_ControlPlaneBase):
     emit = async_method(audit.emit)
     events = async_method(audit.events)
     event_feed = async_method(audit.event_feed)
+    event_feed_head = async_method(audit.event_feed_head)
     verify_audit = async_method(audit.verify_audit)
     prune_idempotency_keys = async_method(maintenance.prune_idempotency_keys)
+    run_maintenance = async_method(maintenance.run_maintenance)
     approve = async_method(approvals.approve)
     deny = async_method(approvals.deny)
     get_ticket = async_method(approvals.get_ticket)
     list_tickets = async_method(approvals.list_tickets)
+    count_tickets = async_method(approvals.count_tickets)
     expire_tickets = async_method(approvals.expire_tickets)
     set_token_budget = async_method(tokens.set_token_budget)
     update_token_budget = async_method(tokens.update_token_budget)
@@ -422,6 +458,10 @@ class AsyncControlPlane(_ControlPlaneBase):
     register_agent = async_method(agents.register_agent)
     get_agent = async_method(agents.get_agent)
     delegate = async_method(agents.delegate)
+    create_api_key = async_method(keys.create_api_key)
+    list_api_keys = async_method(keys.list_api_keys)
+    revoke_api_key = async_method(keys.revoke_api_key)
+    authenticate_api_key = async_method(keys.authenticate_api_key)
 
     async def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;

@@ -152,3 +152,20 @@ class ActionSteered(ActionNotAllowed):
         guidance = decision.guidance or ""
         super().__init__(f"{decision.action} was steered: {guidance}", decision)
         self.guidance = guidance
+
+
+class AuthenticationError(ControlPlaneError):
+    """An API key is missing, malformed, unknown or revoked. ``reason`` says which
+    (``missing``, ``malformed``, ``unknown``, ``revoked``); the key itself is never repeated."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PermissionDeniedError(ControlPlaneError):
+    """The API key's role or tenant does not allow this; nothing was done."""
+
+
+class ApiKeyNotFoundError(NotFoundError):
+    """No API key has this key id."""

@@ -8,7 +8,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+from agent_control_plane.rules import keys
 from agent_control_plane.rules.audit import AuditProblem, EventContent
+from agent_control_plane.rules.keys import Permission
+from agent_control_plane.rules.maintenance import MaintenanceReport
 from agent_control_plane.rules.policy import PolicyDocument
 from agent_control_plane.rules.routing import Outcome
 
@@ -16,14 +19,18 @@ T = TypeVar("T")
 
 __all__ = [
     "Agent",
+    "ApiKey",
     "AuditProblem",
     "AuditReport",
     "Decision",
     "Delegation",
     "Event",
+    "IssuedApiKey",
+    "MaintenanceReport",
     "Outcome",
     "Page",
     "PolicySnapshot",
+    "Principal",
     "Session",
     "Ticket",
 ]
@@ -186,6 +193,7 @@ class Ticket:
     decided_by: str | None
     decision_reason: str | None
     consumed_at: datetime | None
+    escalated_at: datetime | None
 
     @property
     def pending(self) -> bool:
@@ -276,3 +284,55 @@ class UsageRecord:
     reservation_id: uuid.UUID | None
     # Budgets this usage took past their soft limit (not stored; empty on replay).
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: its public id, role and tenant; never its secret."""
+
+    id: uuid.UUID
+    key_id: str
+    name: str | None
+    role: str
+    tenant: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedApiKey:
+    """A new API key: ``key`` is the full secret string, shown this once and never stored."""
+
+    api_key: ApiKey
+    key: str = field(repr=False)
+
+    @property
+    def key_id(self) -> str:
+        return self.api_key.key_id
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who presented an API key: what its role may do and which tenant it is confined to."""
+
+    key_id: str
+    role: str
+    tenant: str | None
+    name: str | None
+
+    @property
+    def identity(self) -> str:
+        """How this principal is named in the audit trail (e.g. as an approver)."""
+        key = f"key:{self.key_id}"
+        return key if self.name is None else f"{self.name} ({key})"
+
+    def can(self, permission: Permission) -> bool:
+        return keys.allows(self.role, permission)
+
+    def sees(self, tenant: str | None) -> bool:
+        return keys.tenant_allows(self.tenant, tenant)

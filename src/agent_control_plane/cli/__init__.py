@@ -5,16 +5,22 @@ from __future__ import annotations
 import typer
 
 from agent_control_plane.cli.audit import audit_app
+from agent_control_plane.cli.common import exit_codes_help
 from agent_control_plane.cli.db import db_app
 from agent_control_plane.cli.demo import demo
+from agent_control_plane.cli.events import events_app
+from agent_control_plane.cli.keys import keys_app
 from agent_control_plane.cli.mcp_proxy import mcp_proxy
-from agent_control_plane.cli.operate import approvals_app, events_app, kill, sessions_app
+from agent_control_plane.cli.operate import approvals_app, kill, sessions_app
 from agent_control_plane.cli.policy import policy_app
+from agent_control_plane.cli.serve import serve
 from agent_control_plane.cli.tokens import budgets, tokens_app
+from agent_control_plane.cli.worker import worker
 
 app = typer.Typer(
     name="acp",
     help="agent-control-plane: governance for AI agents in your own database.",
+    epilog=exit_codes_help(),
     no_args_is_help=True,
     add_completion=False,
 )
@@ -27,8 +33,11 @@ app.command("kill")(kill)
 app.add_typer(events_app, name="events")
 app.add_typer(tokens_app, name="tokens")
 app.command("budgets")(budgets)
+app.add_typer(keys_app, name="keys")
+app.command("serve")(serve)
 app.command("demo")(demo)
 app.command("mcp-proxy")(mcp_proxy)
+app.command("worker")(worker)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""``python -m agent_control_plane.cli``: the ``acp`` command without its script."""
+"""``python -m agent_control_plane.cli`` runs ``acp``."""
 
 from agent_control_plane.cli import main
 

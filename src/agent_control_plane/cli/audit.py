@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from agent_control_plane.cli.common import PrefixOption, SchemaOption, UrlOption, console, opened
+from agent_control_plane.cli.common import (
+    ExitCode,
+    JsonOption,
+    PrefixOption,
+    ProgressOption,
+    SchemaOption,
+    UrlOption,
+    console,
+    opened,
+    progress_bar,
+)
 
 audit_app = typer.Typer(help="Verify the audit trail.", no_args_is_help=True)
 
@@ -16,15 +26,19 @@ audit_app = typer.Typer(help="Verify the audit trail.", no_args_is_help=True)
 @audit_app.command()
 def verify(
     session: Annotated[str | None, typer.Option("--session", help="Only this session id.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
+    show_progress: ProgressOption = None,
     url: UrlOption = None,
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,
 ) -> None:
     """Recompute every hash chain; name each edited, missing, inserted or reordered event.
     Exit 1 if anything is wrong."""
-    with opened(url, schema, table_prefix) as control_plane:
-        report = control_plane.verify_audit(session)
+    with (
+        opened(url, schema, table_prefix) as control_plane,
+        progress_bar("verifying sessions", show_progress) as update,
+    ):
+        report = control_plane.verify_audit(session, progress=update)
     if as_json:
         typer.echo(
             json.dumps(
@@ -57,4 +71,4 @@ def verify(
             )
         console.print(table)
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from agent_control_plane.cli.common import (
+    ExitCode,
+    JsonOption,
     PrefixOption,
     SchemaOption,
     UrlOption,
     connected,
     console,
+    emit_json,
+    exit_code_for,
     fail,
     migrator_for,
 )
 from agent_control_plane.config import Settings
 from agent_control_plane.engine import database_url
 from agent_control_plane.errors import ControlPlaneError
+from agent_control_plane.migrations.grants import Grantee
 from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.schema.layout import resolve_layout
 
@@ -31,16 +36,38 @@ def upgrade(
     url: UrlOption = None,
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,
+    grant_to: Annotated[
+        str | None,
+        typer.Option(
+            "--grant-to",
+            help="Then grant this role (PostgreSQL) or account (MySQL/MariaDB, NAME[@HOST]) "
+            "row access to ACP's tables, read-only on the version table, and no DDL.",
+        ),
+    ] = None,
 ) -> None:
     """Upgrade ACP's tables (under a database lock; safe with many workers)."""
+    if grant_to is not None:
+        try:
+            backend = database_url(url or Settings().database_url).get_backend_name()
+            Grantee.parse(backend, grant_to)
+        except ControlPlaneError as exc:
+            raise fail(str(exc)) from exc
+    granted: list[str] = []
     with migrator_for(url, schema, table_prefix) as (migrator, engine):
         with engine.connect() as connection:
             applied = migrator.upgrade(connection, revision)
+        if grant_to is not None:
+            with engine.connect() as connection:
+                granted = migrator.grant(connection, grant_to)
         with engine.connect() as connection:
             current = migrator.current(connection)
     for step in applied:
         console.print(f"applied {step}")
     console.print(f"ACP schema at {', '.join(current) or 'base'} ({migrator.layout.describe()})")
+    for statement in granted:
+        console.print(statement, highlight=False)
+    if grant_to is not None:
+        console.print(f"granted {grant_to} row access to ACP's tables (no DDL)")
 
 
 @db_app.command()
@@ -72,49 +99,72 @@ def stamp(
 
 @db_app.command()
 def current(
-    url: UrlOption = None, schema: SchemaOption = None, table_prefix: PrefixOption = None
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
 ) -> None:
     """Show the database's ACP revision; exit 1 if it is not the package's head."""
     with connected(url, schema, table_prefix) as (migrator, connection):
         revisions = migrator.current(connection)
     heads = migrator.heads()
-    status = "up to date" if set(revisions) == set(heads) else f"head is {', '.join(heads)}"
-    console.print(f"{', '.join(revisions) or 'base (no ACP tables)'} ({status})")
-    if set(revisions) != set(heads):
-        raise typer.Exit(1)
+    at_head = set(revisions) == set(heads)
+    if as_json:
+        emit_json({"current": list(revisions), "heads": list(heads), "up_to_date": at_head})
+    else:
+        status = "up to date" if at_head else f"head is {', '.join(heads)}"
+        console.print(f"{', '.join(revisions) or 'base (no ACP tables)'} ({status})")
+    if not at_head:
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @db_app.command()
-def history() -> None:
+def history(as_json: JsonOption = False) -> None:
     """List ACP's revisions, newest first."""
     migrator = Migrator(resolve_layout("sqlite"))
-    table = Table("revision", "revises", "description")
+    rows: list[dict[str, Any]] = []
     for script in migrator.history():
         down = script.down_revision
-        revises = down if isinstance(down, str) else ", ".join(down or ()) or "-"
-        table.add_row(script.revision, revises, str(script.doc))
+        revises = [down] if isinstance(down, str) else list(down or ())
+        rows.append({"revision": script.revision, "revises": revises, "doc": str(script.doc)})
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("revision", "revises", "description")
+    for row in rows:
+        table.add_row(row["revision"], ", ".join(row["revises"]) or "-", row["doc"])
     console.print(table)
 
 
 @db_app.command()
 def check(
-    url: UrlOption = None, schema: SchemaOption = None, table_prefix: PrefixOption = None
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
 ) -> None:
-    """Compare the database with this package's models; exit 1 on any drift."""
+    """Compare the database with this package's models; exit 1 on any drift, 3 if the
+    schema is not current."""
     with connected(url, schema, table_prefix) as (migrator, connection):
         try:
             migrator.verify(
                 connection, url=connection.engine.url.render_as_string(hide_password=True)
             )
         except ControlPlaneError as exc:
-            raise fail(str(exc), 1) from exc
+            if as_json:
+                emit_json({"ok": False, "error": str(exc), "differences": []})
+            raise fail(str(exc), exit_code_for(exc)) from exc
         differences = migrator.drift(connection)
-    if differences:
+    if as_json:
+        emit_json({"ok": not differences, "differences": [repr(d) for d in differences]})
+    elif differences:
         console.print(f"[bold red]{len(differences)} difference(s)[/] between database and models:")
         for difference in differences:
             console.print(f"  {difference!r}", highlight=False)
-        raise typer.Exit(1)
-    console.print("No drift: ACP's tables match this package's models.")
+    else:
+        console.print("No drift: ACP's tables match this package's models.")
+    if differences:
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @db_app.command()

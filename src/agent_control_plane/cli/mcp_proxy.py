@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from agent_control_plane.cli.common import PrefixOption, SchemaOption, UrlOption, fail
+from agent_control_plane.cli.common import ExitCode, PrefixOption, SchemaOption, UrlOption, fail
 from agent_control_plane.errors import (
     ConfigurationError,
     ControlPlaneError,
@@ -95,4 +95,4 @@ def mcp_proxy(
     except (ConfigurationError, PolicyError, InvalidInputError) as exc:
         raise fail(str(exc)) from exc
     except ControlPlaneError as exc:
-        raise fail(str(exc), 1) from exc
+        raise fail(str(exc), ExitCode.FAILED) from exc

@@ -2,51 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import time
-import uuid
-from collections.abc import Iterable
-from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from agent_control_plane.cli.common import (
+    JsonOption,
     PrefixOption,
     SchemaOption,
     UrlOption,
     console,
+    emit_json,
+    emit_json_list,
     fail,
     opened,
+    plain,
 )
 
 sessions_app = typer.Typer(help="List and inspect sessions.", no_args_is_help=True)
 approvals_app = typer.Typer(help="The approval queue: list, approve, deny.", no_args_is_help=True)
-events_app = typer.Typer(help="Read the audit trail.", no_args_is_help=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, uuid.UUID | Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
-
-
-def _emit_json(items: Iterable[Any]) -> None:
-    typer.echo(json.dumps([_plain(item) for item in items]))
 
 
 @sessions_app.command("list")
@@ -64,7 +40,7 @@ def sessions_list(
     with opened(url, schema, table_prefix) as cp:
         page = cp.list_sessions(status=status, agent_id=agent, tenant=tenant, limit=limit)
     if as_json:
-        _emit_json(page.items)
+        emit_json_list(page.items)
         return
     table = Table("session", "agent", "tenant", "status", "actions", "cost")
     for s in page.items:
@@ -91,10 +67,10 @@ def sessions_show(
     with opened(url, schema, table_prefix) as cp:
         session = cp.get_session(session_id)
     if as_json:
-        typer.echo(json.dumps(_plain(session)))
+        emit_json(session)
         return
     table = Table(show_header=False, title=f"session {session.id}")
-    for name, value in _plain(session).items():
+    for name, value in plain(session).items():
         table.add_row(name, "" if value is None else str(value))
     console.print(table)
 
@@ -112,7 +88,7 @@ def approvals_list(
     with opened(url, schema, table_prefix) as cp:
         page = cp.list_tickets(status=status, limit=limit)
     if as_json:
-        _emit_json(page.items)
+        emit_json_list(page.items)
         return
     table = Table("ticket", "session", "action", "resource", "requested", "expires")
     for t in page.items:
@@ -136,6 +112,7 @@ def approvals_approve(
         bool, typer.Option("--session-scope", help="Cover this action for the whole session.")
     ] = False,
     max_count: Annotated[int | None, typer.Option(help="Session scope: at most this many.")] = None,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,
@@ -150,6 +127,9 @@ def approvals_approve(
             scope_limits=limits,
             reason=reason,
         )
+    if as_json:
+        emit_json(ticket)
+        return
     console.print(f"approved {ticket.id} ({ticket.scope}) by {ticket.decided_by}")
 
 
@@ -158,6 +138,7 @@ def approvals_deny(
     ticket_id: str,
     by: Annotated[str, typer.Option("--by", help="Who denies.")],
     reason: Annotated[str, typer.Option(help="Why (required).")],
+    as_json: JsonOption = False,
     url: UrlOption = None,
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,
@@ -165,6 +146,9 @@ def approvals_deny(
     """Deny a pending ticket; final."""
     with opened(url, schema, table_prefix) as cp:
         ticket = cp.deny(ticket_id, by, reason)
+    if as_json:
+        emit_json(ticket)
+        return
     console.print(f"denied {ticket.id} by {ticket.decided_by}")
 
 
@@ -182,6 +166,7 @@ def kill(
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm 'all'.")] = False,
     reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,
@@ -195,49 +180,13 @@ def kill(
     with opened(url, schema, table_prefix) as cp:
         if scope is KillScope.all:
             stopped = cp.kill_all(reason=reason)
+        elif scope is KillScope.session:
+            stopped = cp.kill_session(str(target), reason=reason)
+        elif scope is KillScope.agent:
+            stopped = cp.kill_agent(str(target), reason=reason)
         else:
-            stop = {
-                KillScope.session: cp.kill_session,
-                KillScope.agent: cp.kill_agent,
-                KillScope.tenant: cp.kill_tenant,
-            }[scope]
-            stopped = stop(str(target), reason=reason)
+            stopped = cp.kill_tenant(str(target), reason=reason)
+    if as_json:
+        emit_json({"scope": scope.value, "target": target, "stopped": stopped})
+        return
     console.print(f"stopped {stopped} session(s)")
-
-
-@events_app.command("tail")
-def events_tail(
-    session: Annotated[str | None, typer.Option(help="Only this session.")] = None,
-    follow: Annotated[bool, typer.Option("--follow", help="Keep printing new events.")] = False,
-    limit: Annotated[int, typer.Option(help="Events per read.")] = 100,
-    interval: Annotated[float, typer.Option(help="Seconds between reads with --follow.")] = 1.0,
-    as_json: JsonOption = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
-) -> None:
-    """Print events in commit order (one session's, or every session's feed)."""
-    with opened(url, schema, table_prefix) as cp:
-        cursor: str | None = None
-        after_seq = 0
-        while True:
-            if session is not None:
-                items = cp.events(session, after_seq=after_seq, limit=limit)
-                after_seq = items[-1].seq if items else after_seq
-            else:
-                page = cp.event_feed(cursor=cursor, limit=limit)
-                items, cursor = page.items, page.next_cursor
-            for event in items:
-                if as_json:
-                    typer.echo(json.dumps(_plain(event)))
-                else:
-                    console.print(
-                        f"{event.created_at.isoformat(timespec='seconds')} {event.session_id} "
-                        f"#{event.seq} {event.kind} {event.action or ''} "
-                        f"{event.outcome or ''} {event.reason or ''}".rstrip(),
-                        highlight=False,
-                    )
-            if not follow:
-                return
-            if not items:
-                time.sleep(interval)

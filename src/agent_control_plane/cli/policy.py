@@ -8,47 +8,71 @@ from typing import Annotated
 import typer
 
 from agent_control_plane.cli.common import (
+    ExitCode,
+    JsonOption,
     PrefixOption,
     SchemaOption,
     UrlOption,
     console,
+    emit_json,
     errors,
     opened,
 )
 from agent_control_plane.errors import PolicyError
-from agent_control_plane.rules.policy import load_policy_file
+from agent_control_plane.rules.policy import PolicyDocument, load_policy_file
 
 policy_app = typer.Typer(help="Validate and store policies.", no_args_is_help=True)
 
 FileArgument = Annotated[Path, typer.Argument(help="A policy file (.yaml, .yml or .json).")]
 
 
-def _load(path: Path) -> None:
+def _load(path: Path, as_json: bool) -> PolicyDocument:
     try:
-        load_policy_file(path)
+        return load_policy_file(path)
     except PolicyError as exc:
-        for place, message in exc.problems or [(str(path), str(exc))]:
+        problems = exc.problems or [(str(path), str(exc))]
+        if as_json:
+            emit_json(
+                {
+                    "valid": False,
+                    "problems": [{"place": place, "message": text} for place, text in problems],
+                }
+            )
+        for place, message in problems:
             errors.print(f"[bold red]{place}[/]: {message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(ExitCode.FAILED) from exc
 
 
 @policy_app.command()
-def validate(path: FileArgument) -> None:
+def validate(path: FileArgument, as_json: JsonOption = False) -> None:
     """Check a policy file; errors name the line and field. Exit 1 if invalid."""
-    _load(path)
-    document = load_policy_file(path)
+    document = _load(path, as_json)
+    if as_json:
+        emit_json({"valid": True, "name": document.name, "digest": document.digest})
+        return
     console.print(f"{path}: valid policy {document.name!r} (digest {document.digest[:12]})")
 
 
 @policy_app.command()
 def apply(
     path: FileArgument,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,
 ) -> None:
     """Store a policy file as an immutable snapshot and print its id and version."""
-    _load(path)
+    _load(path, as_json)
     with opened(url, schema, table_prefix) as control_plane:
         snapshot = control_plane.apply_policy(path)
+    if as_json:
+        emit_json(
+            {
+                "id": snapshot.id,
+                "name": snapshot.name,
+                "version": snapshot.version,
+                "digest": snapshot.digest,
+            }
+        )
+        return
     console.print(f"policy {snapshot.name!r} version {snapshot.version}: {snapshot.id}")

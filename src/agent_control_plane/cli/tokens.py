@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import datetime
 from typing import Annotated
 
@@ -12,14 +11,16 @@ import typer
 from rich.table import Table
 
 from agent_control_plane.cli.common import (
+    JsonOption,
     PrefixOption,
     SchemaOption,
     UrlOption,
     console,
+    emit_json,
     fail,
     opened,
+    plain,
 )
-from agent_control_plane.cli.operate import JsonOption, _plain
 
 tokens_app = typer.Typer(help="Token usage reports.", no_args_is_help=True)
 
@@ -54,7 +55,7 @@ def report(
     with opened(url, schema, table_prefix) as cp:
         rows = cp.token_usage(groups, _moment(since, "since"), _moment(until, "until"))
     if as_json:
-        typer.echo(json.dumps(_plain(rows)))
+        emit_json(rows)
         return
     columns = [*groups, "requests", "input_tokens", "output_tokens", "total_tokens", "cost_usd"]
     if as_csv:
@@ -62,12 +63,12 @@ def report(
         writer = csv.writer(buffer)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_plain(row[c]) for c in columns])
+            writer.writerow([plain(row[c]) for c in columns])
         typer.echo(buffer.getvalue(), nl=False)
         return
     table = Table(*columns, title="Token usage")
     for row in rows:
-        table.add_row(*(str(_plain(row[c]) if row[c] is not None else "") for c in columns))
+        table.add_row(*(str(plain(row[c]) if row[c] is not None else "") for c in columns))
     console.print(table)
 
 
@@ -85,7 +86,7 @@ def budgets(
     with opened(url, schema, table_prefix) as cp:
         status = cp.token_budget_status()
     if as_json:
-        typer.echo(json.dumps(_plain(status)))
+        emit_json(status)
         return
     table = Table(
         "budget",

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import InvalidInputError, InvalidTransitionError, NotFoundError
 from agent_control_plane.models import Page, Ticket
+from agent_control_plane.operations.batches import drain
 from agent_control_plane.rules import pages, validation
 from agent_control_plane.rules.approvals import (
     DEFAULT_TIMEOUT,
@@ -21,13 +22,18 @@ from agent_control_plane.rules.approvals import (
 )
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import CompiledPolicy
-from agent_control_plane.runtime import Runtime
+from agent_control_plane.runtime import Runtime, reading
 from agent_control_plane.schema.tables import TEXT_LENGTH, TICKET_STATUSES
 from agent_control_plane.store import approvals as ticket_store
 from agent_control_plane.store import events as event_store
+from agent_control_plane.store import idempotency
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
+from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.sessions import Allocated
+
+# A refused ticket answers the keyed request that opened it for good.
+FINAL_REFUSALS = ("denied", "expired")
 
 
 class TicketNotFoundError(NotFoundError):
@@ -122,6 +128,25 @@ def request_approval(
         },
     )
     return ticket_id
+
+
+def _binding(claim: Claim) -> Claim:
+    return Claim(f"ticket.{claim.scope}", claim.key, claim.request_digest)
+
+
+def bound_ticket(connection: Connection, runtime: Runtime, claim: Claim) -> Ticket | None:
+    """The ticket an earlier govern with this idempotency key opened, if any."""
+    stored = idempotency.find(connection, runtime, _binding(claim).scope, claim.key)
+    if stored is None:
+        return None
+    return ticket_store.get(connection, runtime, uuid.UUID(stored.result["ticket_id"]))
+
+
+def bind_ticket(
+    connection: Connection, runtime: Runtime, claim: Claim, ticket_id: uuid.UUID, now: datetime
+) -> None:
+    """Remember which ticket this keyed govern waits on, in govern's own transaction."""
+    idempotency.record(connection, runtime, _binding(claim), {"ticket_id": str(ticket_id)}, now)
 
 
 def _ticket_id(value: Any) -> uuid.UUID:
@@ -242,28 +267,48 @@ def list_tickets(
     *,
     status: str | None = None,
     session_id: uuid.UUID | str | None = None,
+    tenant: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
 ) -> Page[Ticket]:
-    """Tickets oldest first (the approval queue), filtered; keyset pages."""
+    """Tickets oldest first (the approval queue), filtered (``tenant``: of that tenant's
+    sessions); keyset pages."""
     if status is not None and status not in TICKET_STATUSES:
         raise InvalidInputError("status", f"must be one of {', '.join(TICKET_STATUSES)}")
     limit = pages.page_limit(limit)
     sid = None if session_id is None else validation.session_id(session_id)
+    tenant = validation.text(tenant, "tenant", optional=True)
     after = pages.decode(cursor, "list_tickets")
     with connection.begin():
         items = ticket_store.page(
-            connection, runtime, status=status, session_id=sid, after=after, limit=limit + 1
+            connection,
+            runtime,
+            status=status,
+            session_id=sid,
+            tenant=tenant,
+            after=after,
+            limit=limit + 1,
         )
     return pages.page(items, limit, lambda ticket: (ticket.requested_at, ticket.id))
 
 
-def expire_tickets(connection: Connection, runtime: Runtime) -> int:
-    """Expire every overdue pending ticket, with one event each; safe from many processes
-    at once (each ticket is expired by exactly one sweep). Returns how many."""
+def count_tickets(connection: Connection, runtime: Runtime, status: str = "pending") -> int:
+    """How many tickets have ``status`` (default: the pending approval queue's length)."""
+    if status not in TICKET_STATUSES:
+        raise InvalidInputError("status", f"must be one of {', '.join(TICKET_STATUSES)}")
+    with reading(connection):
+        return ticket_store.count(connection, runtime, status)
+
+
+def expire_batch(connection: Connection, runtime: Runtime, limit: int) -> int:
+    """Expire up to ``limit`` overdue pending tickets, one event each, in one transaction."""
     with connection.begin():
         now = runtime.clock()
-        expired = sorted(ticket_store.expire_due(connection, runtime, now), key=lambda r: r.id)
+        # Session rows are locked in one order by every sweep: no cycles between them.
+        expired = sorted(
+            ticket_store.expire_due(connection, runtime, now, limit),
+            key=lambda r: (r.session_id, r.id),
+        )
         for ticket in expired:
             row = session_store.allocate_seq(connection, runtime, ticket.session_id)
             event_store.append(
@@ -279,3 +324,9 @@ def expire_tickets(connection: Connection, runtime: Runtime) -> int:
                 now,
             )
     return len(expired)
+
+
+def expire_tickets(connection: Connection, runtime: Runtime) -> int:
+    """Expire every overdue pending ticket, with one event each; safe from many processes
+    at once (each ticket is expired by exactly one sweep). Returns how many."""
+    return drain(lambda limit: expire_batch(connection, runtime, limit))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from itertools import groupby
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Connection
 from agent_control_plane.errors import InvalidInputError, SessionTerminatedError
 from agent_control_plane.models import AuditReport, Event, Page
 from agent_control_plane.rules import lifecycle, validation
-from agent_control_plane.rules.audit import AuditProblem, verify_chain
+from agent_control_plane.rules.audit import Anchor, AuditProblem, verify_chain
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import sessions as session_store
@@ -69,31 +70,65 @@ def event_feed(
     cursor: str | None = None,
     limit: int = 100,
     kind: str | None = None,
+    tenant: str | None = None,
 ) -> Page[Event]:
-    """Every session's events in commit-id order; pass ``next_cursor`` back to continue."""
+    """Every session's events (or one tenant's sessions' events) in commit-id order; pass
+    ``next_cursor`` back to continue."""
+    tenant = validation.text(tenant, "tenant", optional=True)
     try:
         after_id = int(cursor) if cursor else 0
     except ValueError:
-        raise InvalidInputError("cursor", "not a cursor returned by event_feed") from None
+        after_id = -1
+    if not 0 <= after_id <= validation.MAX_COUNTER:
+        raise InvalidInputError("cursor", "not a cursor returned by event_feed")
     with connection.begin():
-        items = event_store.feed(connection, runtime, after_id, _limit(limit), kind)
+        items = event_store.feed(connection, runtime, after_id, _limit(limit), kind, tenant)
     return Page(items=items, next_cursor=str(items[-1].id) if items else cursor)
 
 
+def event_feed_head(
+    connection: Connection, runtime: Runtime, *, tenant: str | None = None
+) -> str | None:
+    """The event_feed cursor of the newest event (of ``tenant``'s sessions, if given): pass
+    it to event_feed to read only what commits after now. None when there are no events."""
+    tenant = validation.text(tenant, "tenant", optional=True)
+    with connection.begin():
+        newest = event_store.newest_id(connection, runtime, tenant)
+    return None if newest is None else str(newest)
+
+
 def verify_audit(
-    connection: Connection, runtime: Runtime, session_id: uuid.UUID | str | None = None
+    connection: Connection,
+    runtime: Runtime,
+    session_id: uuid.UUID | str | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> AuditReport:
     """Recompute every hash chain (or one session's) and name each edited, missing,
-    inserted or reordered event."""
+    inserted or reordered event. ``progress(sessions_checked, sessions_total)``, if given,
+    is called before the first batch of sessions and after each."""
     sessions = runtime.tables.sessions.c
     problems: list[AuditProblem] = []
     checked_sessions = checked_events = 0
     last: uuid.UUID | None = None
     only = None if session_id is None else validation.session_id(session_id)
+    total = 0
+    if progress is not None:
+        if only is None:
+            with connection.begin():
+                total = session_store.count(connection, runtime)
+        else:
+            total = 1
+        progress(0, total)
     while True:
         with connection.begin():
             query = (
-                select(sessions.id, sessions.next_seq, sessions.last_event_hash)
+                select(
+                    sessions.id,
+                    sessions.next_seq,
+                    sessions.last_event_hash,
+                    sessions.pruned_seq,
+                    sessions.pruned_hash,
+                )
                 .order_by(sessions.id)
                 .limit(_VERIFY_BATCH)
             )
@@ -102,7 +137,12 @@ def verify_audit(
             if last is not None:
                 query = query.where(sessions.id > last)
             heads = {
-                row.id: (row.next_seq - 1, row.last_event_hash) for row in connection.execute(query)
+                row.id: (
+                    row.next_seq - 1,
+                    row.last_event_hash,
+                    Anchor.of(row.pruned_seq, row.pruned_hash),
+                )
+                for row in connection.execute(query)
             }
             if not heads:
                 break
@@ -116,7 +156,13 @@ def verify_audit(
             for sid in heads.keys() - seen:
                 problems += verify_chain(sid, [], *heads[sid])
         checked_sessions += len(heads)
-        last = max(heads)
+        if progress is not None:
+            # Sessions opened while verifying are checked too: the total grows with them.
+            total = max(total, checked_sessions)
+            progress(checked_sessions, total)
+        # The last id in the database's order, not Python's: MariaDB's UUID type sorts
+        # its bytes differently, and max() would make the next batch repeat sessions.
+        last = next(reversed(heads))
         if only is not None:
             break
     return AuditReport(

@@ -144,9 +144,18 @@ def _decide(
                 row, ticket_id, reason = approved
                 outcome, charged = Outcome.ALLOWED, True
             else:
-                ticket_id = approvals.request_approval(
-                    connection, runtime, row, facts.policy_id, policy, proposal, reason, now
+                bound = (
+                    None if claim is None else approvals.bound_ticket(connection, runtime, claim)
                 )
+                if bound is not None and bound.status in approvals.FINAL_REFUSALS:
+                    # The person's answer to this keyed request: a retry must not ask again.
+                    outcome, reason = Outcome.DENIED, f"approval.{bound.status}:{bound.id}"
+                else:
+                    ticket_id = approvals.request_approval(
+                        connection, runtime, row, facts.policy_id, policy, proposal, reason, now
+                    )
+                    if claim is not None and bound is None:
+                        approvals.bind_ticket(connection, runtime, claim, ticket_id, now)
     key = None if claim is None else claim.key
     guidance = route.guidance if outcome is Outcome.STEER else None
     payload = {

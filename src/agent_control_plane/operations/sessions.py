@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, and_, true
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import (
@@ -247,12 +247,24 @@ def kill_session(
 
 
 def kill_agent(
-    connection: Connection, runtime: Runtime, agent_id: str, reason: str | None = None
+    connection: Connection,
+    runtime: Runtime,
+    agent_id: str,
+    reason: str | None = None,
+    *,
+    tenant: str | None = None,
 ) -> int:
-    """Stop every open session of ``agent_id``; return how many were stopped."""
+    """Stop every open session of ``agent_id`` (only those of ``tenant``, if given); return
+    how many were stopped."""
     agent = validation.required_text(agent_id, "agent_id")
-    where = runtime.tables.sessions.c.agent_id == agent
-    return _kill_where(connection, runtime, where, reason, {"scope": "agent", "agent_id": agent})
+    tenant = validation.text(tenant, "tenant", optional=True)
+    sessions = runtime.tables.sessions.c
+    where = sessions.agent_id == agent
+    scope_payload: dict[str, Any] = {"scope": "agent", "agent_id": agent}
+    if tenant is not None:
+        where = and_(where, sessions.tenant == tenant)
+        scope_payload["tenant"] = tenant
+    return _kill_where(connection, runtime, where, reason, scope_payload)
 
 
 def kill_tenant(

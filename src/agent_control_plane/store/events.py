@@ -10,7 +10,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Insert, Row, Update, bindparam, insert, select, update
+from sqlalchemy import Insert, Row, Update, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import Executable
 
@@ -21,7 +21,7 @@ from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.store import idempotency
 from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.prepared import execute
-from agent_control_plane.store.rows import to_model
+from agent_control_plane.store.rows import sessions_of_tenant, to_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,14 +192,34 @@ def for_session(
 
 
 def feed(
-    connection: Connection, runtime: Runtime, after_id: int, limit: int, kind: str | None
+    connection: Connection,
+    runtime: Runtime,
+    after_id: int,
+    limit: int,
+    kind: str | None,
+    tenant: str | None = None,
 ) -> list[Event]:
     events = runtime.tables.events
     query = select(events).where(events.c.id > after_id)
     if kind is not None:
         query = query.where(events.c.kind == kind)
+    if tenant is not None:
+        query = query.where(
+            events.c.session_id.in_(sessions_of_tenant(runtime.tables.sessions, tenant))
+        )
     query = query.order_by(events.c.id).limit(limit)
     return [to_event(row) for row in connection.execute(query)]
+
+
+def newest_id(connection: Connection, runtime: Runtime, tenant: str | None) -> int | None:
+    events = runtime.tables.events
+    query = select(func.max(events.c.id))
+    if tenant is not None:
+        query = query.where(
+            events.c.session_id.in_(sessions_of_tenant(runtime.tables.sessions, tenant))
+        )
+    newest = connection.execute(query).scalar()
+    return None if newest is None else int(newest)
 
 
 def by_seq(

@@ -50,3 +50,8 @@ def keyset_page(
             query = query.where(or_(order > at, and_(order == at, key > last)))
     ordering = (order.desc(), key.desc()) if descending else (order, key)
     return query.order_by(*ordering).limit(limit)
+
+
+def sessions_of_tenant(sessions: Table, tenant: str) -> Select[Any]:
+    """The ids of ``tenant``'s sessions, to confine a listing of session-owned rows."""
+    return select(sessions.c.id).where(sessions.c.tenant == tenant)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    func,
     insert,
     or_,
     select,
@@ -26,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import SessionNotFoundError
 from agent_control_plane.models import Session
-from agent_control_plane.rules.lifecycle import LIVE_STATUSES, Transition
+from agent_control_plane.rules.lifecycle import LIVE_STATUSES, TERMINAL_STATUSES, Transition
 from agent_control_plane.runtime import Runtime, SessionFacts, reading
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.schema.types import Money, UTCDateTime
@@ -244,13 +245,14 @@ def transition_many(
 ) -> list[Allocated]:
     sessions = runtime.tables.sessions
     s = sessions.c
-    statement = update(sessions).values(
-        status=change.target,
-        next_seq=s.next_seq + 1,
-        updated_at=now,
-        ended_at=now,
-        end_reason=reason,
-    )
+    values: dict[str, Any] = {
+        "status": change.target,
+        "next_seq": s.next_seq + 1,
+        "updated_at": now,
+    }
+    if change.target in TERMINAL_STATUSES:
+        values.update(ended_at=now, end_reason=reason)
+    statement = update(sessions).values(**values)
     rows = update_many(
         connection,
         runtime,
@@ -283,6 +285,12 @@ def get(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> Sess
 def status_of(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> str | None:
     s = runtime.tables.sessions.c
     return connection.execute(select(s.status).where(s.id == session_id)).scalar_one_or_none()
+
+
+def count(connection: Connection, runtime: Runtime) -> int:
+    """How many sessions exist (every status)."""
+    query = select(func.count()).select_from(runtime.tables.sessions)
+    return int(connection.execute(query).scalar_one())
 
 
 def to_session(row: Row[Any]) -> Session:

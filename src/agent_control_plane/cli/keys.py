@@ -1,0 +1,92 @@
+"""``acp keys``: create, list and revoke API keys for the REST gateway."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from agent_control_plane.cli.common import PrefixOption, SchemaOption, UrlOption, console, opened
+from agent_control_plane.models import ApiKey
+from agent_control_plane.rules.keys import Role
+
+keys_app = typer.Typer(help="API keys for the REST gateway.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _when(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _plain(key: ApiKey) -> dict[str, str | None]:
+    return {
+        "key_id": key.key_id,
+        "name": key.name,
+        "role": key.role,
+        "tenant": key.tenant,
+        "created_at": _when(key.created_at),
+        "last_used_at": _when(key.last_used_at),
+        "revoked_at": _when(key.revoked_at),
+    }
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option("--role", help="What the key may do.")],
+    tenant: Annotated[str | None, typer.Option(help="Confine the key to this tenant.")] = None,
+    name: Annotated[str | None, typer.Option(help="A label (shown as the approver).")] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Create a key and print it; it is shown this once and cannot be recovered."""
+    with opened(url, schema, table_prefix) as cp:
+        issued = cp.create_api_key(role.value, tenant=tenant, name=name)
+    if as_json:
+        typer.echo(json.dumps({**_plain(issued.api_key), "key": issued.key}))
+        return
+    typer.echo(issued.key)
+    console.print(
+        f"key id {issued.key_id}, role {role.value}"
+        + (f", tenant {tenant}" if tenant else "")
+        + ": store the key now, it is not shown again",
+        highlight=False,
+    )
+
+
+@keys_app.command("list")
+def keys_list(
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Every key (never its secret), oldest first."""
+    with opened(url, schema, table_prefix) as cp:
+        keys = cp.list_api_keys()
+    if as_json:
+        typer.echo(json.dumps([_plain(key) for key in keys]))
+        return
+    table = Table("key id", "name", "role", "tenant", "created", "last used", "revoked")
+    for key in keys:
+        row = _plain(key)
+        table.add_row(*(row[column] or "" for column in row))
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: str,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Revoke a key now; requests presenting it get 401 from then on."""
+    with opened(url, schema, table_prefix) as cp:
+        key = cp.revoke_api_key(key_id)
+    console.print(f"revoked {key.key_id}", highlight=False)

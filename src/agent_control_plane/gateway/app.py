@@ -1,0 +1,82 @@
+"""``create_app(control_plane)``: the REST gateway as an ASGI app a host can mount."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from agent_control_plane.control_plane import ControlPlane
+from agent_control_plane.gateway import problems
+from agent_control_plane.gateway.routes import (
+    approvals,
+    events,
+    governing,
+    health,
+    kill,
+    operate,
+    sessions,
+    tokens,
+)
+
+_ROUTERS = (
+    health.router,
+    sessions.router,
+    governing.router,
+    approvals.router,
+    kill.router,
+    events.router,
+    tokens.router,
+    operate.router,
+)
+
+
+def create_app(control_plane: ControlPlane, *, title: str = "agent-control-plane") -> FastAPI:
+    """The REST gateway over ``control_plane`` (a sync :class:`ControlPlane`: endpoints are
+    plain functions run in the server's threadpool). The caller keeps ownership of the
+    control plane and closes it."""
+    if not isinstance(control_plane, ControlPlane):
+        raise TypeError("create_app needs a ControlPlane (the synchronous one)")
+    app = FastAPI(title=title, version="1", openapi_url="/openapi.json")
+    app.state.control_plane = control_plane
+    for router in _ROUTERS:
+        app.include_router(router)
+    problems.install(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with every error documented as application/problem+json."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = problems.Problem.model_json_schema()
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    problem = {
+        "content": {
+            problems.PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }
+    }
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            statuses = (503,) if path in ("/healthz", "/readyz") else problems.ERROR_STATUSES
+            for code in statuses:
+                responses[str(code)] = {"description": _DESCRIPTIONS[code], **problem}
+    app.openapi_schema = schema
+    return schema
+
+
+_DESCRIPTIONS = {
+    400: "Refused",
+    401: "Missing, malformed, unknown or revoked API key",
+    403: "The key's role or tenant does not allow this",
+    404: "Not found (or in another tenant)",
+    409: "Conflicts with the current state",
+    422: "Invalid request",
+    503: "Database unavailable or schema not current",
+}

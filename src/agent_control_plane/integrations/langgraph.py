@@ -1,0 +1,287 @@
+"""LangGraph: govern an action inside a node; a needed approval pauses the graph in ACP.
+
+``governed_action`` (sync) and ``agoverned_action`` (async) call ``govern`` with an
+idempotency key derived from the thread, the task and the call's place in the node. When
+a person must approve, the node interrupts with the ticket id; LangGraph re-runs the node
+from the start when resumed, and the same key then finds the same ticket in ACP: approved
+runs the action (consuming the approval), denied refuses, still pending interrupts again.
+An action whose outcome is already recorded is never run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Generic, TypeVar, overload
+
+from langgraph.config import get_config
+from langgraph.runtime import get_runtime
+from langgraph.types import interrupt
+
+from agent_control_plane.control_plane import AsyncControlPlane, ControlPlane
+from agent_control_plane.errors import ConfigurationError, ControlPlaneError
+from agent_control_plane.models import Decision, Outcome
+
+T = TypeVar("T")
+
+SESSION_KEY = "acp_session_id"
+_COUNTERS = "__acp_governed_calls"
+_EVENT_PAGE = 500
+
+
+class ActionFailedBeforeError(ControlPlaneError):
+    """The action failed in an earlier execution of this node and ACP recorded that; it is
+    not run again under the same decision. Govern it anew (another ``key``) to retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Governed(Generic[T]):
+    """What a governed action came to: the decision and, if it ran, the action's value."""
+
+    decision: Decision
+    value: T | None = None
+    # True when the action had already run in an earlier execution of this node and its
+    # recorded value is returned instead of running it again.
+    replayed: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed
+
+    @property
+    def refusal(self) -> str | None:
+        """A sentence for the agent (or the user) when the action did not run."""
+        if self.decision.allowed:
+            return None
+        decision = self.decision
+        text = f"{decision.action} was refused by the control plane ({decision.reason})"
+        return f"{text}: {decision.guidance}" if decision.guidance else text
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One control-plane call the flow needs; the driver makes it, sync or async."""
+
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class _RunAction:
+    """The flow's request to run the governed action itself."""
+
+
+_Step = _Call | _RunAction
+_Flow = Generator[_Step, Any, Governed[Any]]
+
+
+def _call_key(action: str) -> tuple[str, uuid.UUID | None]:
+    """The idempotency key of this call: stable when LangGraph re-runs the node after a
+    resume or a retry, distinct for each governed call in the node."""
+    config = get_config()
+    configurable = config.get("configurable", {})
+    info = get_runtime().execution_info
+    thread = info.thread_id if info is not None else configurable.get("thread_id")
+    if info is None or thread is None:
+        raise ConfigurationError(
+            "governed_action needs a graph compiled with a checkpointer and a config with "
+            "configurable.thread_id"
+        )
+    # Each attempt (a retry policy re-runs the node) numbers its calls from zero again.
+    attempt = f"{info.checkpoint_ns}#{info.node_attempt}"
+    counters: dict[str, int] = configurable.setdefault(_COUNTERS, {})
+    place = counters[attempt] = counters.get(attempt, -1) + 1
+    step = config.get("metadata", {}).get("langgraph_step")
+    parts = [thread, info.checkpoint_ns, info.task_id, str(step), action, str(place)]
+    key = "langgraph:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:48]
+    session = configurable.get(SESSION_KEY)
+    return key, None if session is None else uuid.UUID(str(session))
+
+
+def _jsonable(value: Any) -> dict[str, Any]:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return {"repr": repr(value)[:500]}
+    return {"value": value}
+
+
+def _flow(session_id: uuid.UUID | str, action: str, request: dict[str, Any], key: str) -> _Flow:
+    govern = _Call("govern", (session_id, action), {**request, "idempotency_key": key})
+    decision: Decision = yield govern
+    while decision.outcome is Outcome.NEEDS_APPROVAL:
+        # Returns the resume value when LangGraph re-runs the node; ACP's ticket decides.
+        interrupt(
+            {
+                "ticket_id": str(decision.ticket_id),
+                "session_id": str(decision.session_id),
+                "action": action,
+                "reason": decision.reason,
+            }
+        )
+        ticket = yield _Call("get_ticket", (decision.ticket_id,))
+        if not ticket.pending:
+            decision = yield govern  # approved: consumes it; denied or expired: refused
+    if not decision.allowed:
+        return Governed(decision)
+    recorded = yield from _recorded_outcome(decision)
+    if recorded is not None:
+        status, result = recorded
+        if status != "succeeded":
+            raise ActionFailedBeforeError(
+                f"{action} {status} in an earlier execution of this node "
+                f"({result.get('error', 'no detail')}); it is not run twice under one decision"
+            )
+        return Governed(decision, result.get("value"), replayed=True)
+    try:
+        value = yield _RunAction()
+    except Exception as error:
+        failure = {"error": f"{type(error).__name__}: {error}"[:500]}
+        yield _Call("record_outcome", (decision, "failed"), {"result": failure})
+        raise
+    yield _Call("record_outcome", (decision, "succeeded"), {"result": _jsonable(value)})
+    return Governed(decision, value)
+
+
+def _recorded_outcome(
+    decision: Decision,
+) -> Generator[_Step, Any, tuple[str, dict[str, Any]] | None]:
+    """The outcome status and result recorded for ``decision`` by an earlier execution."""
+    after = decision.event_seq
+    while True:
+        events = yield _Call(
+            "events", (decision.session_id,), {"after_seq": after, "limit": _EVENT_PAGE}
+        )
+        for event in events:
+            payload = event.payload or {}
+            if event.kind == "outcome" and payload.get("decision_seq") == decision.event_seq:
+                result = payload.get("result")
+                return str(event.outcome), result if isinstance(result, dict) else {}
+        if len(events) < _EVENT_PAGE:
+            return None
+        after = events[-1].seq
+
+
+def _start(
+    session_id: uuid.UUID | str | None, action: str, request: dict[str, Any], key: str | None
+) -> _Flow:
+    derived, configured = _call_key(action)
+    sid = session_id if session_id is not None else configured
+    if sid is None:
+        raise ConfigurationError(
+            f"pass session_id or set configurable.{SESSION_KEY} in the graph's config"
+        )
+    return _flow(sid, action, request, key or derived)
+
+
+def governed_action(
+    control_plane: ControlPlane,
+    action: str,
+    run: Callable[[], T],
+    *,
+    session_id: uuid.UUID | str | None = None,
+    resource: str | None = None,
+    args: dict[str, Any] | None = None,
+    cost: Decimal | int | str = 0,
+    weight: float | None = None,
+    score: float | None = None,
+    key: str | None = None,
+) -> Governed[T]:
+    """Govern ``action`` and run ``run()`` once if allowed, from inside a LangGraph node.
+
+    :param session_id: the ACP session (default: ``configurable.acp_session_id``).
+    :param key: the idempotency key; by default derived from the thread, the task and
+        the order of governed calls in the node, so a re-run node finds its decision.
+    The value of ``run()`` is recorded with the outcome (JSON values are replayed to a
+    re-run node; others are recorded as their repr). An exception is recorded as a
+    failed outcome and re-raised. Raises LangGraph's interrupt while a person decides.
+    """
+    request = {"resource": resource, "args": args, "cost": cost, "weight": weight, "score": score}
+    flow = _start(session_id, action, request, key)
+    reply: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = flow.send(reply) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        reply, error = None, None
+        try:
+            if isinstance(step, _RunAction):
+                reply = run()
+            else:
+                reply = getattr(control_plane, step.method)(*step.args, **step.kwargs)
+        except Exception as exc:
+            error = exc
+
+
+@overload
+async def agoverned_action(
+    control_plane: AsyncControlPlane,
+    action: str,
+    run: Callable[[], Awaitable[T]],
+    *,
+    session_id: uuid.UUID | str | None = None,
+    resource: str | None = None,
+    args: dict[str, Any] | None = None,
+    cost: Decimal | int | str = 0,
+    weight: float | None = None,
+    score: float | None = None,
+    key: str | None = None,
+) -> Governed[T]: ...
+
+
+@overload
+async def agoverned_action(
+    control_plane: AsyncControlPlane,
+    action: str,
+    run: Callable[[], T],
+    *,
+    session_id: uuid.UUID | str | None = None,
+    resource: str | None = None,
+    args: dict[str, Any] | None = None,
+    cost: Decimal | int | str = 0,
+    weight: float | None = None,
+    score: float | None = None,
+    key: str | None = None,
+) -> Governed[T]: ...
+
+
+async def agoverned_action(
+    control_plane: AsyncControlPlane,
+    action: str,
+    run: Callable[[], Any],
+    *,
+    session_id: uuid.UUID | str | None = None,
+    resource: str | None = None,
+    args: dict[str, Any] | None = None,
+    cost: Decimal | int | str = 0,
+    weight: float | None = None,
+    score: float | None = None,
+    key: str | None = None,
+) -> Governed[Any]:
+    """The asyncio twin of :func:`governed_action`; ``run`` may be sync or async."""
+    request = {"resource": resource, "args": args, "cost": cost, "weight": weight, "score": score}
+    flow = _start(session_id, action, request, key)
+    reply: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = flow.send(reply) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        reply, error = None, None
+        try:
+            if isinstance(step, _RunAction):
+                reply = run()
+                if inspect.isawaitable(reply):
+                    reply = await reply
+            else:
+                reply = await getattr(control_plane, step.method)(*step.args, **step.kwargs)
+        except Exception as exc:
+            error = exc

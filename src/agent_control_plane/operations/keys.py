@@ -1,0 +1,98 @@
+"""API keys: create (the secret is returned once), list, revoke, authenticate."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.engine import Connection
+
+from agent_control_plane.errors import ApiKeyNotFoundError, AuthenticationError, InvalidInputError
+from agent_control_plane.models import ApiKey, IssuedApiKey, Principal
+from agent_control_plane.rules import keys, validation
+from agent_control_plane.runtime import Runtime
+from agent_control_plane.store import keys as key_store
+
+# last_used_at is a hint for operators, not an audit record: one write a minute is plenty.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def create_api_key(
+    connection: Connection,
+    runtime: Runtime,
+    role: str,
+    *,
+    tenant: str | None = None,
+    name: str | None = None,
+) -> IssuedApiKey:
+    """Create an API key with ``role`` (agent, approver, admin, viewer), optionally confined
+    to ``tenant``. The returned ``key`` is the only time the full secret is available."""
+    checked_role = keys.role_of(role)
+    tenant = validation.text(tenant, "tenant", optional=True)
+    name = validation.text(name, "name", optional=True)
+    key_id, secret = keys.new_key_id(), keys.new_secret()
+    now = runtime.clock()
+    api_key = ApiKey(
+        id=uuid.uuid4(),
+        key_id=key_id,
+        name=name,
+        role=checked_role.value,
+        tenant=tenant,
+        created_at=now,
+        last_used_at=None,
+        revoked_at=None,
+    )
+    values = {
+        "id": api_key.id,
+        "key_id": key_id,
+        "secret_hash": keys.hash_secret(secret),
+        "name": name,
+        "role": api_key.role,
+        "tenant": tenant,
+        "created_at": now,
+    }
+    with connection.begin():
+        key_store.insert_key(connection, runtime, values)
+    return IssuedApiKey(api_key=api_key, key=keys.format_key(key_id, secret))
+
+
+def list_api_keys(
+    connection: Connection,
+    runtime: Runtime,
+    *,
+    tenant: str | None = None,
+    include_revoked: bool = True,
+) -> list[ApiKey]:
+    """API keys (never their secrets), oldest first; optionally one tenant's or only live ones."""
+    tenant = validation.text(tenant, "tenant", optional=True)
+    with connection.begin():
+        return key_store.listing(
+            connection, runtime, tenant=tenant, include_revoked=include_revoked
+        )
+
+
+def revoke_api_key(connection: Connection, runtime: Runtime, key_id: str) -> ApiKey:
+    """Revoke the key now (revoking a revoked key changes nothing); return it."""
+    if not isinstance(key_id, str) or not key_id:
+        raise InvalidInputError("key_id", "must be a non-empty string")
+    with connection.begin():
+        key_store.revoke(connection, runtime, key_id, runtime.clock())
+        api_key = key_store.get(connection, runtime, key_id)
+    if api_key is None:
+        raise ApiKeyNotFoundError(f"no API key {key_id!r}")
+    return api_key
+
+
+def authenticate_api_key(connection: Connection, runtime: Runtime, raw: str | None) -> Principal:
+    """The principal a presented key stands for, or AuthenticationError (missing, malformed,
+    unknown or revoked key)."""
+    key_id, secret = keys.parse_key(raw)
+    with connection.begin():
+        row = key_store.credentials(connection, runtime, key_id)
+        if not keys.secret_matches(secret, None if row is None else row.secret_hash):
+            raise AuthenticationError("unknown", f"API key {key_id} is not known")
+        assert row is not None
+        if row.revoked_at is not None:
+            raise AuthenticationError("revoked", f"API key {key_id} was revoked")
+        key_store.mark_used(connection, runtime, key_id, runtime.clock(), LAST_USED_RESOLUTION)
+    return Principal(key_id=row.key_id, role=row.role, tenant=row.tenant, name=row.name)
