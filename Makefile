@@ -14,9 +14,13 @@ $(STAMP): pyproject.toml
 		echo "python3-venv is missing: installing it with apt-get"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv; }
+	@[ -x /usr/bin/chromium ] || { \
+		echo "chromium is missing (the dashboard's browser tests drive it): installing it with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,gateway]'
+	$(BIN)/python -m pip install -q -e '.[dev,gateway,dashboard]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
