@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from agent_control_plane import ControlPlane
-from tests.databases import fresh_database
 from tests.dashboard_helpers import CHROMIUM, pending_refund, refund, served
+from tests.databases import fresh_database
 
 pytestmark = pytest.mark.timeout(120)
 
