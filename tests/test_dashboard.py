@@ -218,9 +218,16 @@ def test_a_revoked_key_is_signed_out_and_logout_ends_the_session(
         second.close()
 
 
-def test_pages_show_budgets_events_tokens_and_audit(
-    plane: ControlPlane, client: Browserless
-) -> None:
+def test_pages_show_budgets_events_tokens_and_audit(control_plane: ControlPlane) -> None:
+    with served(control_plane) as base_url:
+        client = Browserless(base_url)
+        try:
+            _pages_show_budgets_events_tokens_and_audit(control_plane, client)
+        finally:
+            client.close()
+
+
+def _pages_show_budgets_events_tokens_and_audit(plane: ControlPlane, client: Browserless) -> None:
     pending = pending_refund(plane, max_actions=4)
     plane.set_prices(PRICES)
     plane.record_usage(
@@ -233,7 +240,7 @@ def test_pages_show_budgets_events_tokens_and_audit(
     sessions = client.http.get("/ui/sessions").text
     # read_ticket charged one action and $0.25: bars at 25 % and 2.5 %.
     assert re.search(r'class="bar ok" title="25.0 %"', sessions)
-    assert "$0.25 / $10" in sessions
+    assert "$0.25 / $10.00" in sessions
     assert "1 / 4" in sessions
     detail = client.http.get(f"/ui/sessions/{pending.session_id}").text
     assert "read_ticket" in detail

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.sessions import SessionMiddleware
 
 from agent_control_plane.control_plane import ControlPlane
-from agent_control_plane.dashboard import actions, auth, pages
+from agent_control_plane.dashboard import actions, auth, pages, views
 from agent_control_plane.errors import ControlPlaneError
 from agent_control_plane.gateway import problems
 
@@ -44,6 +44,7 @@ def create_dashboard(
     app.state.control_plane = control_plane
     templates = Jinja2Templates(directory=TEMPLATES)
     templates.env.globals["url_for"] = _url_for
+    templates.env.filters["money"] = views.money
     app.state.templates = templates
     app.add_middleware(
         SessionMiddleware,

@@ -202,7 +202,7 @@ def tokens_page(
     rows = plane.token_usage(group_by=groups, since=since)
     if principal.tenant is not None:
         rows = [row for row in rows if row["org"] == principal.tenant]
-    peak = max((int(row["total_tokens"]) for row in rows), default=0)
+    models, table = views.usage_table(rows)
     budgets = [
         {**row, "bars": _budget_bars(row)}
         for row in plane.token_budget_status()
@@ -213,10 +213,8 @@ def tokens_page(
         "tokens.html",
         principal,
         days=days,
-        rows=[
-            {**row, "day": views.day_label(row["day"]), "bar": views.bar(row["total_tokens"], peak)}
-            for row in rows
-        ],
+        models=models,
+        table=table,
         chart=views.daily_chart(rows),
         budgets=budgets,
     )

@@ -32,10 +32,53 @@ def bar(used: Decimal | int, limit: Decimal | int | None) -> Bar | None:
 
 
 def _plain(value: Decimal | int) -> str:
-    if isinstance(value, Decimal):
-        text = format(value.normalize(), "f")
-        return text if "." not in text else text.rstrip("0").rstrip(".") or "0"
-    return str(value)
+    return money(value) if isinstance(value, Decimal) else f"{value:,}"
+
+
+def money(value: Decimal | int | None) -> str:
+    """USD with at least two decimals and no trailing zeros beyond them (0E-9 reads 0.00)."""
+    if value is None:
+        return ""
+    text = format(Decimal(value).quantize(_NANO).normalize(), "f")
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+_NANO = Decimal("0.000000001")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDay:
+    """One row of the usage table: a day's tokens per model, its total and its cost."""
+
+    day: str
+    tokens: dict[str, int]
+    total_tokens: int
+    cost: Decimal
+    bar: Bar | None
+
+
+def usage_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[UsageDay]]:
+    """The models (columns) and the days (rows, newest first) of a day x model report."""
+    models = sorted({str(row["model"]) for row in rows})
+    days: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        day = days.setdefault(day_label(row["day"]), {"tokens": {}, "cost": Decimal(0)})
+        model = str(row["model"])
+        day["tokens"][model] = day["tokens"].get(model, 0) + int(row["total_tokens"])
+        day["cost"] += Decimal(row["cost_usd"])
+    peak = max((sum(day["tokens"].values()) for day in days.values()), default=0)
+    table = [
+        UsageDay(
+            day=label,
+            tokens=day["tokens"],
+            total_tokens=sum(day["tokens"].values()),
+            cost=day["cost"],
+            bar=bar(sum(day["tokens"].values()), peak),
+        )
+        for label, day in sorted(days.items(), reverse=True)
+    ]
+    return models, table
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +92,7 @@ class Column:
     y: float
     width: float
     height: float
+    labelled: bool  # only every few days carry a date under the axis, so labels never overlap
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +103,9 @@ class Chart:
     peak: int
 
 
-CHART_WIDTH = 720
+CHART_WIDTH = 1080
 CHART_HEIGHT = 180
+MAX_LABELS = 16
 
 
 def daily_chart(rows: list[dict[str, Any]]) -> Chart:
@@ -74,6 +119,7 @@ def daily_chart(rows: list[dict[str, Any]]) -> Chart:
     peak = max((tokens for tokens, _ in totals.values()), default=0)
     slot = CHART_WIDTH / max(len(days), 1)
     width = max(slot * 0.7, 1.0)
+    every = -(-len(days) // MAX_LABELS) or 1
     columns = []
     for index, day in enumerate(days):
         tokens, cost = totals[day]
@@ -87,6 +133,7 @@ def daily_chart(rows: list[dict[str, Any]]) -> Chart:
                 y=round(CHART_HEIGHT - height, 2),
                 width=round(width, 2),
                 height=round(height, 2),
+                labelled=(len(days) - 1 - index) % every == 0,
             )
         )
     return Chart(width=CHART_WIDTH, height=CHART_HEIGHT, columns=columns, peak=peak)
