@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from tests.dashboard_helpers import CHROMIUM, PRICES, served  # noqa: E402
 
 from agent_control_plane import ControlPlane  # noqa: E402
 from agent_control_plane.rules.tokens import Identity, TokenUsage  # noqa: E402
-from tests.dashboard_helpers import CHROMIUM, PRICES, served  # noqa: E402
 
 POLICY = {
     "name": "support-bot",
@@ -104,29 +104,31 @@ def shoot(page: Page, name: str) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        with ControlPlane.open(f"sqlite:///{folder}/screenshots.db") as plane:
-            shown = build_history(plane)
-            key = plane.create_api_key("admin", name="ops-admin").key
-            with served(plane) as base_url, sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-                page = browser.new_page(viewport={"width": 1280, "height": 800})
-                page.goto(f"{base_url}/ui/login")
-                shoot(page, "login")
-                page.get_by_label("API key").fill(key)
-                page.get_by_role("button", name="Sign in").click()
-                page.wait_for_url("**/ui/approvals")
-                shoot(page, "approvals")
-                for name, path in (
-                    ("sessions", "/ui/sessions"),
-                    ("session", f"/ui/sessions/{shown}"),
-                    ("events", "/ui/events"),
-                    ("tokens", "/ui/tokens"),
-                    ("audit", "/ui/audit"),
-                ):
-                    page.goto(base_url + path)
-                    shoot(page, name)
-                browser.close()
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        ControlPlane.open(f"sqlite:///{folder}/screenshots.db") as plane,
+    ):
+        shown = build_history(plane)
+        key = plane.create_api_key("admin", name="ops-admin").key
+        with served(plane) as base_url, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{base_url}/ui/login")
+            shoot(page, "login")
+            page.get_by_label("API key").fill(key)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url("**/ui/approvals")
+            shoot(page, "approvals")
+            for name, path in (
+                ("sessions", "/ui/sessions"),
+                ("session", f"/ui/sessions/{shown}"),
+                ("events", "/ui/events"),
+                ("tokens", "/ui/tokens"),
+                ("audit", "/ui/audit"),
+            ):
+                page.goto(base_url + path)
+                shoot(page, name)
+            browser.close()
 
 
 if __name__ == "__main__":
