@@ -63,6 +63,8 @@ def test_open_govern_approve_govern_outcome(gateway: Gateway) -> None:
     )
     assert Decimal(read.json()["remaining_cost"]) == Decimal("4.75")
 
+    nul = agent.post(f"/v1/sessions/{sid}/govern", {"action": "read", "args": {"k": "a\x00"}})
+    assert assert_problem(nul, 422, "invalid_input")["field"] == "args"
     asked = agent.post(f"/v1/sessions/{sid}/govern", {"action": "refund", "args": {"n": 5}})
     assert asked.json()["outcome"] == "needs_approval"
     ticket = asked.json()["ticket_id"]

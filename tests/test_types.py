@@ -20,7 +20,9 @@ def test_to_money_accepts_exact_amounts(value: Decimal | int | str, expected: De
     assert to_money(value) == expected
 
 
-@pytest.mark.parametrize("value", [0.1, "1e-10", "abc", "NaN", "Infinity", Decimal(10) ** 10, True])
+@pytest.mark.parametrize(
+    "value", [0.1, "1e-10", "abc", "NaN", "Infinity", Decimal(10) ** 10, "1e40", "-1e99", True]
+)
 def test_to_money_refuses_inexact_or_absurd_amounts(value: object) -> None:
     with pytest.raises(ValueError, match=r"money|decimal places|amount"):
         to_money(value)  # type: ignore[arg-type]

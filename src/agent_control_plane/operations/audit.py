@@ -77,7 +77,9 @@ def event_feed(
     try:
         after_id = int(cursor) if cursor else 0
     except ValueError:
-        raise InvalidInputError("cursor", "not a cursor returned by event_feed") from None
+        after_id = -1
+    if not 0 <= after_id <= validation.MAX_COUNTER:
+        raise InvalidInputError("cursor", "not a cursor returned by event_feed")
     with connection.begin():
         items = event_store.feed(connection, runtime, after_id, _limit(limit), kind, tenant)
     return Page(items=items, next_cursor=str(items[-1].id) if items else cursor)

@@ -48,4 +48,18 @@ def json_document(value: Any, *, field: str, limit: int = MAX_DOCUMENT_BYTES) ->
         raise InvalidInputError(field, f"must be JSON-serializable ({exc})") from exc
     if len(text.encode()) > limit:
         raise InvalidInputError(field, f"is larger than {limit} bytes as JSON")
-    return json.loads(text)
+    data = json.loads(text)
+    if "\\u0000" in text and _holds_nul(data):
+        raise InvalidInputError(field, "must not contain NUL characters (\\u0000)")
+    return data
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any string or key holds a NUL: PostgreSQL's JSONB cannot store one."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False

@@ -58,6 +58,8 @@ def to_money(value: Decimal | int | str) -> Decimal:
         raise ValueError(f"not an amount of money: {value!r}") from exc
     if not amount.is_finite():
         raise ValueError(f"not an amount of money: {value!r}")
+    if abs(amount) > MAX_MONEY:
+        raise ValueError(f"{value} exceeds the largest supported amount, {MAX_MONEY}")
     quantized = amount.quantize(_MONEY_QUANTUM)
     if quantized != amount:
         raise ValueError(f"{value} has more than {MONEY_SCALE} decimal places")

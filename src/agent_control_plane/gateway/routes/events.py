@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
@@ -16,7 +17,7 @@ from agent_control_plane.gateway.schemas import EventView, PageOf
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
 Cursor = Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]*$")]
-Kind = Annotated[str | None, Query(max_length=64)]
+Kind = Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_.:-]*$")]
 
 
 @router.get("", response_model=PageOf[EventView])
@@ -34,28 +35,44 @@ def event_feed(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    position: str | None
+    tenant: str | None
+
+
+def stream_start(
+    plane: Plane,
+    principal: Reader,
+    cursor: Cursor = None,
+    last_event_id: Annotated[str | None, Header(max_length=20, pattern=r"^[0-9]*$")] = None,
+) -> StreamStart:
+    """Where the stream starts, checked before the response begins (an error after that
+    could only cut the stream)."""
+    tenant = tenant_filter(principal, None)
+    position = last_event_id or cursor or None
+    if position is None:
+        return StreamStart(plane.event_feed_head(tenant=tenant), tenant)
+    plane.event_feed(cursor=position, limit=1, tenant=tenant)  # refuses a bad cursor
+    return StreamStart(position, tenant)
+
+
 @router.get("/stream", response_class=EventSourceResponse)
 async def event_stream(
     request: Request,
     plane: Plane,
-    principal: Reader,
-    cursor: Cursor = None,
+    start: Annotated[StreamStart, Depends(stream_start)],
     kind: Kind = None,
-    last_event_id: Annotated[str | None, Header(max_length=20, pattern=r"^[0-9]*$")] = None,
     poll_interval: Annotated[float, Query(ge=0.05, le=60)] = 1.0,
     max_events: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """New events as they commit (``event: <kind>``, ``id:`` the feed cursor, ``data:``
     the event as JSON). Resumes after ``Last-Event-ID`` (or ``cursor``); without either it
     starts with the next event to commit. ``max_events`` ends the stream after that many."""
-    tenant = tenant_filter(principal, None)
-    position = last_event_id or cursor or None
-    if position is None:
-        position = await run_in_threadpool(plane.event_feed_head, tenant=tenant)
-    sent = 0
+    position, sent = start.position, 0
     while max_events is None or sent < max_events:
         batch = 100 if max_events is None else min(100, max_events - sent)
-        page = await run_in_threadpool(plane.event_feed, position, batch, kind, tenant)
+        page = await run_in_threadpool(plane.event_feed, position, batch, kind, start.tenant)
         for event in page.items:
             view = EventView.model_validate(event)
             yield ServerSentEvent(data=view, event=event.kind, id=str(event.id))

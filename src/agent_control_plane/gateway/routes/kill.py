@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import APIRouter
@@ -26,7 +25,7 @@ def kill(body: Kill, plane: Plane, principal: Operator) -> Any:
         )
     if body.scope == "session":
         session_id = validation.session_id(body.target)
-        visible_session(plane, principal, uuid.UUID(str(session_id)))
+        visible_session(plane, principal, session_id)
         stopped = plane.kill_session(session_id, reason=body.reason)
     elif body.scope == "agent":
         assert body.target is not None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from agent_control_plane.errors import PermissionDeniedError
 from agent_control_plane.gateway.auth import Operator, Plane, Reader, visible_session
-from agent_control_plane.gateway.schemas import AuditReportView, Document, PolicyView
+from agent_control_plane.gateway.schemas import AuditReportView, Document, PolicyView, Text
 from agent_control_plane.models import PolicySnapshot
 
 router = APIRouter(prefix="/v1", tags=["audit and policies"])
@@ -43,5 +43,7 @@ def apply_policy(document: Document, plane: Plane, principal: Operator) -> Any:
 
 
 @router.get("/policies", response_model=list[PolicyView])
-def list_policies(plane: Plane, principal: Reader, name: str | None = None) -> Any:
+def list_policies(
+    plane: Plane, principal: Reader, name: Annotated[Text | None, Query()] = None
+) -> Any:
     return [_policy_view(snapshot) for snapshot in plane.list_policies(name)]
