@@ -20,7 +20,12 @@ from agent_control_plane.errors import (
     TokenBudgetExistsError,
 )
 from agent_control_plane.models import Reservation
-from agent_control_plane.rules.tokens import Identity, TokenUsage, UnknownModelError
+from agent_control_plane.rules.tokens import (
+    Identity,
+    TokenUsage,
+    UnknownModelError,
+    soft_limits_reached,
+)
 from tests.databases import TestDatabase
 
 PRICES = {"small": {"input": "1", "output": "2"}, "cheap": {"input": "4", "output": "0"}}
@@ -343,3 +348,35 @@ def test_model_tiers_and_overrides_are_enforced_before_holding(cp: ControlPlane)
         cp.set_model_policy({"tiers": {"a": ["x"]}, "action_tiers": {"default": ["b"]}})
     cp.set_model_policy(None)
     assert cp.reserve_tokens(ALICE, "big-1", input_tokens=1, max_output_tokens=1)
+
+
+def test_soft_limits_warn_without_refusing(
+    cp: ControlPlane, caplog: pytest.LogCaptureFixture
+) -> None:
+    cp.set_token_budget(ACME, "day", max_tokens=1000, max_requests=100, soft_limit_ratio=0.8)
+    first = cp.reserve_tokens(ACME, "small", input_tokens=500, max_output_tokens=200)
+    assert first.warnings == ()
+    with caplog.at_level("WARNING", logger="agent_control_plane.tokens"):
+        second = cp.reserve_tokens(ACME, "small", input_tokens=100, max_output_tokens=50)
+    assert len(second.warnings) == 1
+    assert "tokens 850 of 1000 is past its soft limit (80%)" in second.warnings[0]
+    assert caplog.messages == list(second.warnings)
+    [status] = cp.token_budget_status()
+    assert status["soft_limit_reached"] == ["tokens"]
+    cp.release(second)
+    [status] = cp.token_budget_status()
+    assert status["soft_limit_reached"] == []
+    record = cp.record_usage(ACME, "small", TokenUsage(150, 0))
+    assert "tokens 850 of 1000" in record.warnings[0]
+
+
+def test_soft_limits_reached_rule() -> None:
+    limits: dict[str, int | Decimal | None] = {
+        "tokens": 100,
+        "cost_usd": Decimal("1.00"),
+        "requests": None,
+    }
+    consumed: dict[str, int | Decimal] = {"tokens": 80, "cost_usd": Decimal("0.79"), "requests": 5}
+    assert soft_limits_reached(limits, consumed, Decimal("0.8")) == ["tokens"]
+    assert soft_limits_reached(limits, consumed, None) == []
+    assert soft_limits_reached(limits, consumed, Decimal("0.5")) == ["tokens", "cost_usd"]

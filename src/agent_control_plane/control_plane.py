@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -83,11 +84,22 @@ class _ControlPlaneBase:
         """The migration steps this process ran while opening (usually none)."""
         return self._applied
 
-    def set_prices(self, prices: PriceTable | dict[str, Any] | str | Path) -> None:
+    def set_prices(
+        self,
+        prices: PriceTable | dict[str, Any] | str | Path | None,
+        *,
+        fallback: str | None = None,
+    ) -> None:
         """Use this price table (USD per million tokens per model; a mapping, a YAML/JSON
-        file or a PriceTable) for token reservations and usage. An unknown model is an
-        error unless the table has a ``default`` entry."""
-        self._runtime.prices = PriceTable.of(prices)
+        file or a PriceTable) for token reservations and usage. ``fallback="litellm"`` (or a
+        ``fallback: litellm`` entry) prices models missing from the table from LiteLLM's
+        model cost map. An unknown model is an error unless the table has a ``default``."""
+        table = PriceTable.of(prices, fallback=fallback)
+        if table.fallback == "litellm":
+            from agent_control_plane.integrations.litellm_prices import litellm_price
+
+            table = replace(table, fallback_lookup=litellm_price)
+        self._runtime.prices = table
 
     def set_model_policy(self, policy: ModelPolicy | dict[str, Any] | None) -> None:
         """Restrict which model tiers each action tier (and identity) may reserve tokens for;

@@ -259,11 +259,15 @@ class Reservation:
     id: uuid.UUID
     model: str
     session_id: uuid.UUID | None
+    input_tokens: int
+    max_output_tokens: int
     reserved_tokens: int
     reserved_cost: Decimal
     status: str
     expires_at: datetime
     holds: list[list[str]]
+    # Budgets this reservation took past their soft limit (not stored; empty on replay).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +279,8 @@ class UsageRecord:
     total_tokens: int
     cost_usd: Decimal
     reservation_id: uuid.UUID | None
+    # Budgets this usage took past their soft limit (not stored; empty on replay).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -30,11 +32,14 @@ from agent_control_plane.rules.tokens import (
     rolling_bucket,
     rolling_length,
     session_scope_key,
+    soft_limits_reached,
     window_start,
 )
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import tokens as token_store
 from agent_control_plane.store.idempotency import Claim
+
+logger = logging.getLogger("agent_control_plane.tokens")
 
 DEFAULT_TTL = timedelta(minutes=10)
 _LIMITS = (
@@ -237,6 +242,54 @@ def _hold_rolling(
     return [str(budget.id), current.isoformat()]
 
 
+def _window_since(budget: TokenBudget, now: datetime) -> datetime:
+    """Where the budget's current window starts (for a rolling one, its oldest bucket)."""
+    length = rolling_length(budget.period)
+    if length is not None:
+        return rolling_bucket(length, now)[1]
+    return window_start(budget.period, now, parse_timezone(budget.timezone))
+
+
+def _window_totals(
+    connection: Connection, runtime: Runtime, budget: TokenBudget, now: datetime
+) -> Any:
+    return token_store.rolling_totals(connection, runtime, budget.id, _window_since(budget, now))
+
+
+def _consumed(totals: Any) -> dict[str, int | Decimal]:
+    return {
+        "tokens": int(totals.tokens_used + totals.tokens_reserved),
+        "cost_usd": totals.cost_used + totals.cost_reserved,
+        "requests": int(totals.requests_used + totals.requests_reserved),
+    }
+
+
+def _budget_limits(budget: TokenBudget) -> dict[str, int | Decimal | None]:
+    return {
+        "tokens": budget.max_tokens,
+        "cost_usd": budget.max_cost_usd,
+        "requests": budget.max_requests,
+    }
+
+
+def _soft_warnings(budget: TokenBudget, totals: Any) -> list[str]:
+    """One line per limit of ``budget`` that used + held has taken past its soft limit;
+    each is also logged, so an operator sees it even if the caller ignores it."""
+    if budget.soft_limit_ratio is None or totals is None:
+        return []
+    consumed = _consumed(totals)
+    limits = _budget_limits(budget)
+    warnings = [
+        f"token budget {budget.id} ({budget.scope_key}, {budget.period}): {name} "
+        f"{consumed[name]} of {limits[name]} is past its soft limit "
+        f"({budget.soft_limit_ratio:.0%})"
+        for name in soft_limits_reached(limits, consumed, budget.soft_limit_ratio)
+    ]
+    for warning in warnings:
+        logger.warning(warning)
+    return warnings
+
+
 def _exhausted(
     connection: Connection,
     runtime: Runtime,
@@ -309,21 +362,27 @@ def reserve_tokens(
         budgets = _applicable(connection, runtime, identity, sid)
         _check_model(budgets, model)
         holds: list[list[str]] = []
+        warnings: list[str] = []
         for budget in budgets:
             length = rolling_length(budget.period)
             if length is not None:
                 holds.append(
                     _hold_rolling(connection, runtime, budget, length, worst.total, cost, now)
                 )
-                continue
-            start = window_start(budget.period, now, parse_timezone(budget.timezone))
-            held = token_store.hold(connection, runtime, budget, start, worst.total, cost, now)
-            if not held:  # the window may not exist yet: create it, then try once more
-                token_store.ensure_window(connection, runtime, budget.id, start, now)
+            else:
+                start = window_start(budget.period, now, parse_timezone(budget.timezone))
                 held = token_store.hold(connection, runtime, budget, start, worst.total, cost, now)
-            if not held:
-                raise _exhausted(connection, runtime, budget, start, worst.total, cost)
-            holds.append([str(budget.id), start.isoformat()])
+                if not held:  # the window may not exist yet: create it, then try once more
+                    token_store.ensure_window(connection, runtime, budget.id, start, now)
+                    held = token_store.hold(
+                        connection, runtime, budget, start, worst.total, cost, now
+                    )
+                if not held:
+                    raise _exhausted(connection, runtime, budget, start, worst.total, cost)
+                holds.append([str(budget.id), start.isoformat()])
+            if budget.soft_limit_ratio is not None:  # read only where a soft limit is set
+                totals = _window_totals(connection, runtime, budget, now)
+                warnings.extend(_soft_warnings(budget, totals))
         reservation_id = uuid.uuid4()
         expires_at = now + ttl
         token_store.insert_reservation(
@@ -348,11 +407,14 @@ def reserve_tokens(
             id=reservation_id,
             model=model,
             session_id=sid,
+            input_tokens=worst.input_tokens,
+            max_output_tokens=worst.output_tokens,
             reserved_tokens=worst.total,
             reserved_cost=cost,
             status="held",
             expires_at=expires_at,
             holds=holds,
+            warnings=tuple(warnings),
         )
         return reservation, {"reservation_id": str(reservation_id)}
 
@@ -522,6 +584,7 @@ def record_usage(
         ]
     )
     over: list[TokenBudgetExhausted] = []
+    warnings: list[str] = []
 
     def work(_claim: Claim | None) -> tuple[UsageRecord, dict[str, Any]]:
         now = runtime.clock()
@@ -550,6 +613,7 @@ def record_usage(
             )
             since = start if length is None else rolling_bucket(length, now)[1]
             totals = token_store.rolling_totals(connection, runtime, budget.id, since)
+            warnings.extend(_soft_warnings(budget, totals))
             if _over(budget, totals, 0, Decimal(0), 0):
                 over.append(
                     _exhausted(connection, runtime, budget, since, usage.total, cost, totals)
@@ -581,7 +645,7 @@ def record_usage(
     )
     if over:
         raise over[0]
-    return record
+    return replace(record, warnings=tuple(warnings)) if warnings else record
 
 
 GROUPS = ("org", "team", "user", "agent", "model", "day")
@@ -612,10 +676,7 @@ def token_budget_status(connection: Connection, runtime: Runtime) -> list[dict[s
         now = runtime.clock()
         report = []
         for budget in token_store.list_budgets(connection, runtime):
-            start = window_start(budget.period, now, parse_timezone(budget.timezone))
-            length = rolling_length(budget.period)
-            if length is not None:
-                start = rolling_bucket(length, now)[1]
+            start = _window_since(budget, now)
             row = token_store.rolling_totals(connection, runtime, budget.id, start)
             used = {
                 "tokens": 0 if row is None else int(row.tokens_used),
@@ -627,11 +688,7 @@ def token_budget_status(connection: Connection, runtime: Runtime) -> list[dict[s
                 "cost_usd": Decimal(0) if row is None else row.cost_reserved,
                 "requests": 0 if row is None else int(row.requests_reserved),
             }
-            limits = {
-                "tokens": budget.max_tokens,
-                "cost_usd": budget.max_cost_usd,
-                "requests": budget.max_requests,
-            }
+            limits = _budget_limits(budget)
             remaining = {
                 name: None if limit is None else max(limit - used[name] - reserved[name], 0)
                 for name, limit in limits.items()
@@ -644,6 +701,11 @@ def token_budget_status(connection: Connection, runtime: Runtime) -> list[dict[s
                     "reserved": reserved,
                     "limits": limits,
                     "remaining": remaining,
+                    "soft_limit_reached": soft_limits_reached(
+                        limits,
+                        {name: used[name] + reserved[name] for name in used},
+                        budget.soft_limit_ratio,
+                    ),
                 }
             )
     return report

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -110,37 +111,78 @@ def _price(model: str, spec: Any) -> Price:
     return Price(values["input"], values["output"], values.get("cached_input"))
 
 
+PriceLookup = Callable[[str], "Price | None"]
+FALLBACKS = ("litellm",)
+
+
 @dataclass(frozen=True)
 class PriceTable:
-    """Prices per model; an unknown model is an error unless a default price is given."""
+    """Prices per model. A model not in the table is priced by the fallback (``"litellm"``:
+    LiteLLM's model cost map), then by the default price; with neither it is an error."""
 
     prices: dict[str, Price] = field(default_factory=dict)
     default: Price | None = None
+    fallback: str | None = None
+    # Resolves a fallback name to a lookup; injected so that these rules stay free of I/O.
+    fallback_lookup: PriceLookup | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, source: PriceTable | dict[str, Any] | str | Path | None) -> PriceTable:
+    def of(
+        cls,
+        source: PriceTable | dict[str, Any] | str | Path | None,
+        *,
+        fallback: str | None = None,
+    ) -> PriceTable:
         if source is None:
-            return cls()
+            source = {}
         if isinstance(source, PriceTable):
-            return source
+            return source if fallback is None else replace(source, fallback=fallback)
         if isinstance(source, str | Path):
             text = Path(source).read_text(encoding="utf-8")
             source = json.loads(text) if str(source).endswith(".json") else yaml.safe_load(text)
         if not isinstance(source, dict):
             raise InvalidInputError("prices", "a price table is a mapping of model to prices")
         default = source.get("default")
+        chosen = fallback if fallback is not None else source.get("fallback")
+        if chosen is not None and chosen not in FALLBACKS:
+            raise InvalidInputError(
+                "fallback", f"{chosen!r} is not a price source; known: {', '.join(FALLBACKS)}"
+            )
         prices = {
-            model: _price(model, spec) for model, spec in source.items() if model != "default"
+            model: _price(model, spec)
+            for model, spec in source.items()
+            if model not in ("default", "fallback")
         }
-        return cls(prices, None if default is None else _price("default", default))
+        return cls(prices, None if default is None else _price("default", default), chosen)
 
     def price(self, model: str) -> Price:
-        found = self.prices.get(model, self.default)
+        found = self.prices.get(model)
+        if found is None and self.fallback is not None and self.fallback_lookup is not None:
+            found = self.fallback_lookup(model)
         if found is None:
+            found = self.default
+        if found is None:
+            source = f" nor in the {self.fallback} cost map" if self.fallback else ""
             raise UnknownModelError(
-                "model", f"no price for {model!r}: add it to the price table or set a default"
+                "model",
+                f"no price for {model!r} in the price table{source}: add it or set a default",
             )
         return found
+
+
+def soft_limits_reached(
+    limits: dict[str, int | Decimal | None],
+    consumed: dict[str, int | Decimal],
+    ratio: Decimal | None,
+) -> list[str]:
+    """The limits whose consumption (used + held) is at or past ``ratio`` of the limit."""
+    if ratio is None:
+        return []
+    return [
+        name
+        for name, limit in limits.items()
+        if limit is not None and limit > 0 and consumed[name] >= limit * ratio
+    ]
 
 
 ROLLING_PREFIX = "rolling:"

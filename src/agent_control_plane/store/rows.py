@@ -20,10 +20,11 @@ def _field_names(cls: Any) -> tuple[str, ...]:
 
 
 def to_model(cls: type[T], row: Any) -> T:
-    """Build dataclass ``cls`` from a result row (or mapping) by the dataclass's own fields."""
+    """Build dataclass ``cls`` from a result row (or mapping) by the dataclass's own fields;
+    a field the row lacks keeps its default (fields that are not stored, like warnings)."""
     mapping: Mapping[str, Any] = row if isinstance(row, Mapping) else row._mapping
     names = _field_names(cls)  # type: ignore[arg-type]  # classes are hashable
-    return cls(**{name: mapping[name] for name in names})
+    return cls(**{name: mapping[name] for name in names if name in mapping})
 
 
 def keyset_page(
