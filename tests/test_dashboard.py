@@ -269,3 +269,14 @@ def _pages_show_budgets_events_tokens_and_audit(plane: ControlPlane, client: Bro
     tampered = client.http.get("/ui/audit").text
     assert 'id="audit-status">tampered' in tampered
     assert "edited" in tampered
+
+
+def test_what_agents_write_is_escaped(plane: ControlPlane, client: Browserless) -> None:
+    pending = pending_refund(plane, "<script>alert(1)</script>", agent_id="<b>bot</b>")
+    client.signed_in(_key(plane, "admin"))
+    for path in ("/ui/approvals", "/ui/sessions", f"/ui/sessions/{pending.session_id}"):
+        page = client.http.get(path).text
+        assert "<script>alert(1)</script>" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert "&lt;b&gt;bot&lt;/b&gt;" in page
+        assert "<b>bot</b>" not in page
