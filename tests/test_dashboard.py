@@ -3,20 +3,25 @@ roles, tenants and what each page shows."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import update
 
 from agent_control_plane import ControlPlane
 from agent_control_plane.dashboard import actions, pages
 from agent_control_plane.dashboard import app as dashboard_app
+from agent_control_plane.gateway import create_app
 from agent_control_plane.rules.tokens import Identity, TokenUsage
 from tests.dashboard_helpers import PRICES, Browserless, pending_refund, served
+from tests.gateway_helpers import Client
 
 
 @pytest.fixture
@@ -280,3 +285,39 @@ def test_what_agents_write_is_escaped(plane: ControlPlane, client: Browserless) 
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "&lt;b&gt;bot&lt;/b&gt;" in page
         assert "<b>bot</b>" not in page
+
+
+def test_create_app_can_leave_the_dashboard_out(plane: ControlPlane) -> None:
+    assert Client(create_app(plane)).get("/ui/login").status_code == 200
+    assert Client(create_app(plane, dashboard=False)).get("/ui/login").status_code == 404
+
+
+def test_apps_sharing_the_secret_accept_each_others_cookies(
+    plane: ControlPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = _key(plane, "viewer")
+    monkeypatch.setenv(dashboard_app.SECRET_VARIABLE, "one secret for every worker")
+    first, second = create_app(plane), create_app(plane)
+    monkeypatch.delenv(dashboard_app.SECRET_VARIABLE)
+    stranger = create_app(plane)
+
+    async def statuses() -> list[int]:
+        async with _asgi_client(first) as browser:
+            login = await browser.get("/ui/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+            assert token is not None
+            data = {"api_key": key, "csrf_token": token.group(1)}
+            assert (await browser.post("/ui/login", data=data)).status_code == 303
+            cookies = browser.cookies
+        seen = []
+        for app in (first, second, stranger):
+            async with _asgi_client(app, cookies) as browser:
+                seen.append((await browser.get("/ui/sessions")).status_code)
+        return seen
+
+    assert asyncio.run(statuses()) == [200, 200, 303]
+
+
+def _asgi_client(app: FastAPI, cookies: httpx.Cookies | None = None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url="http://acp.test", cookies=cookies)
