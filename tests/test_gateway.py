@@ -215,7 +215,8 @@ def test_token_budgets_and_reservations(sqlite_gateway: Gateway) -> None:
     admin = gateway.as_role("admin")
     agent = gateway.as_role("agent", tenant="acme")
     budget = admin.post(
-        "/v1/budgets", {"identity": {"org": "acme"}, "period": "day", "max_tokens": 1000}
+        "/v1/budgets",
+        {"identity": {"org": "acme"}, "period": "day", "max_tokens": 1000, "soft_limit_ratio": 0.2},
     )
     assert budget.status_code == 201, budget.text
     assert (
@@ -240,6 +241,8 @@ def test_token_budgets_and_reservations(sqlite_gateway: Gateway) -> None:
         },
     )
     assert held.status_code == 201, held.text
+    assert held.json()["reserved_tokens"] == 300
+    assert held.json()["warnings"] != []  # past the soft limit of 200 tokens
     too_much = agent.post(
         "/v1/tokens/reservations",
         {"identity": {}, "model": "small", "input_tokens": 900, "max_output_tokens": 100},

@@ -309,11 +309,14 @@ class ReservationView(View):
     id: uuid.UUID
     model: str
     session_id: uuid.UUID | None
+    input_tokens: int
+    max_output_tokens: int
     reserved_tokens: int
     reserved_cost: Decimal
     status: str
     expires_at: datetime
     holds: list[list[str]]
+    warnings: list[str] = Field(description="Budgets this took past their soft limit")
 
 
 class UsageRecordView(View):
@@ -322,6 +325,7 @@ class UsageRecordView(View):
     total_tokens: int
     cost_usd: Decimal
     reservation_id: uuid.UUID | None
+    warnings: list[str] = Field(description="Budgets this took past their soft limit")
 
 
 # --- audit, policies, health --------------------------------------------------------------------
