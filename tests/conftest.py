@@ -42,6 +42,12 @@ def _clean_acp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "ACP_TABLE_PREFIX",
         "ACP_MIGRATE",
         "ACP_IDEMPOTENCY_RETENTION",
+        "ACP_WORKER_INTERVAL",
+        "ACP_WORKER_ESCALATE_AFTER",
+        "ACP_WORKER_WEBHOOK_URL",
+        "ACP_WORKER_HEARTBEAT_TIMEOUT",
+        "ACP_WORKER_ON_STALE",
+        "ACP_WORKER_EVENT_RETENTION",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("ACP_ALEMBIC_GUARD", raising=False)

@@ -20,8 +20,7 @@ def test_demo_shows_the_host_autogenerate_leaving_acp_alone(tmp_path: Path) -> N
     assert "acp_events" in text
     assert f"acp_version (ACP's own version table) │ {HEAD}" in text
     assert "CreateTable customers" in text
-    # Every ACP table and the version table.
-    assert f"guard kept {len(LOGICAL_TABLES) + 1} ACP objects" in text
+    assert f"guard kept {len(LOGICAL_TABLES) + 1} ACP objects" in text  # tables + version
     assert re.search(r"ACP operations in the host's autogenerate\s+│ 0 ", text)
     assert "The host's autogenerate touched none of ACP's tables." in text
     assert (tmp_path / "app.db").exists()

@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 from agent_control_plane.rules import keys
 from agent_control_plane.rules.audit import AuditProblem, EventContent
 from agent_control_plane.rules.keys import Permission
+from agent_control_plane.rules.maintenance import MaintenanceReport
 from agent_control_plane.rules.policy import PolicyDocument
 from agent_control_plane.rules.routing import Outcome
 
@@ -25,6 +26,7 @@ __all__ = [
     "Delegation",
     "Event",
     "IssuedApiKey",
+    "MaintenanceReport",
     "Outcome",
     "Page",
     "PolicySnapshot",
@@ -191,6 +193,7 @@ class Ticket:
     decided_by: str | None
     decision_reason: str | None
     consumed_at: datetime | None
+    escalated_at: datetime | None
 
     @property
     def pending(self) -> bool:

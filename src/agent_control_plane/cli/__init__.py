@@ -12,6 +12,7 @@ from agent_control_plane.cli.operate import approvals_app, events_app, kill, ses
 from agent_control_plane.cli.policy import policy_app
 from agent_control_plane.cli.serve import serve
 from agent_control_plane.cli.tokens import budgets, tokens_app
+from agent_control_plane.cli.worker import worker
 
 app = typer.Typer(
     name="acp",
@@ -31,6 +32,7 @@ app.command("budgets")(budgets)
 app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
 app.command("demo")(demo)
+app.command("worker")(worker)
 
 
 def main() -> None:

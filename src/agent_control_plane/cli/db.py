@@ -19,6 +19,7 @@ from agent_control_plane.cli.common import (
 from agent_control_plane.config import Settings
 from agent_control_plane.engine import database_url
 from agent_control_plane.errors import ControlPlaneError
+from agent_control_plane.migrations.grants import Grantee
 from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.schema.layout import resolve_layout
 
@@ -31,16 +32,38 @@ def upgrade(
     url: UrlOption = None,
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,
+    grant_to: Annotated[
+        str | None,
+        typer.Option(
+            "--grant-to",
+            help="Then grant this role (PostgreSQL) or account (MySQL/MariaDB, NAME[@HOST]) "
+            "row access to ACP's tables, read-only on the version table, and no DDL.",
+        ),
+    ] = None,
 ) -> None:
     """Upgrade ACP's tables (under a database lock; safe with many workers)."""
+    if grant_to is not None:
+        try:
+            backend = database_url(url or Settings().database_url).get_backend_name()
+            Grantee.parse(backend, grant_to)
+        except ControlPlaneError as exc:
+            raise fail(str(exc)) from exc
+    granted: list[str] = []
     with migrator_for(url, schema, table_prefix) as (migrator, engine):
         with engine.connect() as connection:
             applied = migrator.upgrade(connection, revision)
+        if grant_to is not None:
+            with engine.connect() as connection:
+                granted = migrator.grant(connection, grant_to)
         with engine.connect() as connection:
             current = migrator.current(connection)
     for step in applied:
         console.print(f"applied {step}")
     console.print(f"ACP schema at {', '.join(current) or 'base'} ({migrator.layout.describe()})")
+    for statement in granted:
+        console.print(statement, highlight=False)
+    if grant_to is not None:
+        console.print(f"granted {grant_to} row access to ACP's tables (no DDL)")
 
 
 @db_app.command()

@@ -15,9 +15,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from agent_control_plane.errors import MigrationError, SchemaNotCurrentError
+from agent_control_plane.migrations import grants
 from agent_control_plane.migrations.environment import context_options
+from agent_control_plane.migrations.grants import Grantee, permission_denied
 from agent_control_plane.migrations.locks import locked_transaction
 from agent_control_plane.schema.layout import DEFAULT_SCHEMA, DEFAULT_TABLE_PREFIX, Layout
 from agent_control_plane.schema.tables import BASELINE_TABLES
@@ -65,16 +68,41 @@ class Migrator:
     def upgrade(self, connection: Connection, target: str = "head") -> list[str]:
         """Bring ACP's tables to ``target`` under the migration lock; return what ran."""
         cfg = self.config(connection=connection)
-        with locked_transaction(connection, self.layout):
-            if not self._current_in_transaction(connection) and self._has_baseline_tables(
-                connection
-            ):
-                # Tables without a version row (created by hand or by create_all): adopt
-                # them at head if they already match the models, else at the baseline,
-                # and migrate forward from there.
-                command.stamp(cfg, "head" if not self._differences(connection) else BASELINE)
-            command.upgrade(cfg, target)
+        try:
+            with locked_transaction(connection, self.layout):
+                if not self._current_in_transaction(connection) and self._has_baseline_tables(
+                    connection
+                ):
+                    # Tables without a version row (created by hand or by create_all): adopt
+                    # them at head if they already match the models, else at the baseline,
+                    # and migrate forward from there.
+                    command.stamp(cfg, "head" if not self._differences(connection) else BASELINE)
+                command.upgrade(cfg, target)
+        except DBAPIError as exc:
+            if not permission_denied(exc):
+                raise
+            raise self._not_allowed(connection, exc) from exc
         return list(cfg.attributes.get("acp_applied", []))
+
+    def _not_allowed(self, connection: Connection, error: DBAPIError) -> MigrationError:
+        url = connection.engine.url
+        # PostgreSQL's DDL is transactional: the refused upgrade rolled back entirely.
+        outcome = (
+            "Nothing was changed."
+            if connection.dialect.name == "postgresql"
+            else "Check `acp db current`."
+        )
+        reason = str(error.orig).strip().splitlines()[0]
+        return MigrationError(
+            f"the database user {url.username!r} may not change ACP's schema "
+            f"({self.layout.describe()}): {reason}. {outcome} Upgrade as the schema owner, "
+            f"granting this user what it needs: acp db upgrade --url <owner URL> --grant-to "
+            f"{url.username}, and open ACP with migrate='verify'."
+        )
+
+    def grant(self, connection: Connection, role: str) -> list[str]:
+        """Grant ``role`` row access to ACP's tables (read-only on the version table)."""
+        return grants.grant(connection, self.layout, Grantee.parse(connection.dialect.name, role))
 
     def downgrade(self, connection: Connection, target: str) -> list[str]:
         cfg = self.config(connection=connection)

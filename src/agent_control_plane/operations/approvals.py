@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import InvalidInputError, InvalidTransitionError, NotFoundError
 from agent_control_plane.models import Page, Ticket
+from agent_control_plane.operations.batches import drain
 from agent_control_plane.rules import pages, validation
 from agent_control_plane.rules.approvals import (
     DEFAULT_TIMEOUT,
@@ -267,12 +268,15 @@ def list_tickets(
     return pages.page(items, limit, lambda ticket: (ticket.requested_at, ticket.id))
 
 
-def expire_tickets(connection: Connection, runtime: Runtime) -> int:
-    """Expire every overdue pending ticket, with one event each; safe from many processes
-    at once (each ticket is expired by exactly one sweep). Returns how many."""
+def expire_batch(connection: Connection, runtime: Runtime, limit: int) -> int:
+    """Expire up to ``limit`` overdue pending tickets, one event each, in one transaction."""
     with connection.begin():
         now = runtime.clock()
-        expired = sorted(ticket_store.expire_due(connection, runtime, now), key=lambda r: r.id)
+        # Session rows are locked in one order by every sweep: no cycles between them.
+        expired = sorted(
+            ticket_store.expire_due(connection, runtime, now, limit),
+            key=lambda r: (r.session_id, r.id),
+        )
         for ticket in expired:
             row = session_store.allocate_seq(connection, runtime, ticket.session_id)
             event_store.append(
@@ -288,3 +292,9 @@ def expire_tickets(connection: Connection, runtime: Runtime) -> int:
                 now,
             )
     return len(expired)
+
+
+def expire_tickets(connection: Connection, runtime: Runtime) -> int:
+    """Expire every overdue pending ticket, with one event each; safe from many processes
+    at once (each ticket is expired by exactly one sweep). Returns how many."""
+    return drain(lambda limit: expire_batch(connection, runtime, limit))

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from agent_control_plane.errors import InvalidInputError, SessionTerminatedError
 from agent_control_plane.models import AuditReport, Event, Page
 from agent_control_plane.rules import lifecycle, validation
-from agent_control_plane.rules.audit import AuditProblem, verify_chain
+from agent_control_plane.rules.audit import Anchor, AuditProblem, verify_chain
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import sessions as session_store
@@ -109,7 +109,13 @@ def verify_audit(
     while True:
         with connection.begin():
             query = (
-                select(sessions.id, sessions.next_seq, sessions.last_event_hash)
+                select(
+                    sessions.id,
+                    sessions.next_seq,
+                    sessions.last_event_hash,
+                    sessions.pruned_seq,
+                    sessions.pruned_hash,
+                )
                 .order_by(sessions.id)
                 .limit(_VERIFY_BATCH)
             )
@@ -118,7 +124,12 @@ def verify_audit(
             if last is not None:
                 query = query.where(sessions.id > last)
             heads = {
-                row.id: (row.next_seq - 1, row.last_event_hash) for row in connection.execute(query)
+                row.id: (
+                    row.next_seq - 1,
+                    row.last_event_hash,
+                    Anchor.of(row.pruned_seq, row.pruned_hash),
+                )
+                for row in connection.execute(query)
             }
             if not heads:
                 break
@@ -132,7 +143,8 @@ def verify_audit(
             for sid in heads.keys() - seen:
                 problems += verify_chain(sid, [], *heads[sid])
         checked_sessions += len(heads)
-        last = max(heads)
+        # The database's order, not Python's: MariaDB's UUID type sorts its bytes differently.
+        last = next(reversed(heads))
         if only is not None:
             break
     return AuditReport(

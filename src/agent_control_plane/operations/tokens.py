@@ -21,6 +21,7 @@ from agent_control_plane.errors import (
     TokenBudgetExistsError,
 )
 from agent_control_plane.models import Reservation, TokenBudget, UsageRecord
+from agent_control_plane.operations.batches import drain
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.rules import validation
 from agent_control_plane.rules.canonical import digest
@@ -38,6 +39,7 @@ from agent_control_plane.rules.tokens import (
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import tokens as token_store
 from agent_control_plane.store.idempotency import Claim
+from agent_control_plane.store.settle_pg import settle_in_one_statement
 
 logger = logging.getLogger("agent_control_plane.tokens")
 
@@ -474,6 +476,13 @@ def settle(
     """Write the ledger row and replace the hold with the actual usage, in one transaction.
     Settling again with the same usage returns the same record and counts nothing twice."""
     rid = _reservation_id(reservation)
+    if runtime.dialect == "postgresql" and isinstance(reservation, Reservation):
+        cost = runtime.prices.price(reservation.model).cost(usage)
+        record = settle_in_one_statement(
+            connection, runtime, rid, reservation.model, usage, cost, runtime.clock()
+        )
+        if record is not None:
+            return record
     with connection.begin():
         now = runtime.clock()
         finished = token_store.finish_reservation(connection, runtime, rid, "settled", now)
@@ -544,16 +553,45 @@ def release(
     return found
 
 
-def release_expired_holds(connection: Connection, runtime: Runtime) -> int:
-    """Release every held reservation past its ttl; safe from many processes at once."""
+def release_expired_batch(connection: Connection, runtime: Runtime, limit: int) -> int:
+    """Release up to ``limit`` held reservations past their ttl, in one transaction."""
     with connection.begin():
         now = runtime.clock()
-        expired = token_store.expired_held(connection, runtime, now)
-        for rid in expired:
-            finished = token_store.finish_reservation(connection, runtime, rid, "expired", now)
-            if finished is not None:
-                _unhold(connection, runtime, finished[0], None, Decimal(0), now)
-    return len(expired)
+        finished = [
+            done[0]
+            for rid in token_store.expired_held(connection, runtime, now, limit)
+            if (done := token_store.finish_reservation(connection, runtime, rid, "expired", now))
+        ]
+        # Many holds share a window: release windows in one global order (budget id, as
+        # reserve_tokens holds them), so concurrent sweeps never wait on each other in a cycle.
+        releases = sorted(
+            (
+                (uuid.UUID(budget_id), datetime.fromisoformat(start), reservation)
+                for reservation in finished
+                for budget_id, start in reservation.holds
+            ),
+            key=lambda item: (item[0], item[1]),
+        )
+        for budget_id, start, reservation in releases:
+            token_store.move(
+                connection,
+                runtime,
+                budget_id,
+                start,
+                release_tokens=reservation.reserved_tokens,
+                release_cost=reservation.reserved_cost,
+                release_requests=1,
+                use_tokens=0,
+                use_cost=Decimal(0),
+                use_requests=0,
+                now=now,
+            )
+    return len(finished)
+
+
+def release_expired_holds(connection: Connection, runtime: Runtime) -> int:
+    """Release every held reservation past its ttl; safe from many processes at once."""
+    return drain(lambda limit: release_expired_batch(connection, runtime, limit))
 
 
 def record_usage(

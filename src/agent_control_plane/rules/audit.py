@@ -62,23 +62,47 @@ class AuditProblem:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """Where a pruned chain resumes: the last pruned event's seq and hash."""
+
+    seq: int = 0
+    hash: str = GENESIS_HASH
+
+    @classmethod
+    def of(cls, seq: int | None, hash: str | None) -> Anchor:
+        return cls() if seq is None or hash is None else cls(seq, hash)
+
+
 def verify_chain(
     session_id: uuid.UUID,
     events: Iterable[StoredEvent],
     expected_count: int,
     expected_head: str | None = None,
+    anchor: Anchor = Anchor(),
 ) -> list[AuditProblem]:
     """Check one session's events (ordered by seq) against the chain and the session head.
 
     An edited row fails its own hash (the last one also its session's recorded head);
     a deleted row leaves a gap or a short tail; an inserted or reordered row breaks
-    the link to its neighbour or its own hash.
+    the link to its neighbour or its own hash. After pruning, the chain starts at
+    ``anchor``: the first remaining event must follow the last pruned one.
     """
     problems: list[AuditProblem] = []
-    previous_hash = GENESIS_HASH
-    expected_seq = 1
+    previous_hash = anchor.hash
+    expected_seq = anchor.seq + 1
     for event in events:
         seq = event.content.seq
+        if seq <= anchor.seq:
+            problems.append(
+                AuditProblem(
+                    session_id,
+                    seq,
+                    "unexpected",
+                    f"events up to {anchor.seq} were pruned, yet this one is present",
+                )
+            )
+            continue
         if seq < expected_seq:
             problems.append(
                 AuditProblem(session_id, seq, "reordered", f"comes after event {expected_seq - 1}")

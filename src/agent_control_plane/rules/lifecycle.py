@@ -23,6 +23,14 @@ RESUME = Transition("resume", ("paused",), "active", "session.resumed")
 COMPLETE = Transition("complete", OPEN_STATUSES, "completed", "session.completed")
 KILL = Transition("kill", OPEN_STATUSES, "aborted", "session.killed")
 
+# Recovery of a session whose agent stopped heart-beating: only an active one, so a
+# session a person paused, or one that never started, is left as it is.
+STALE = {
+    "pause": Transition("pause", ("active",), "paused", "session.paused"),
+    "abort": Transition("abort", ("active",), "aborted", "session.killed"),
+}
+STALE_REASON = "heartbeat.timeout"
+
 
 def refusal_for_status(status: str, expires_at: datetime | None, now: datetime) -> str | None:
     """Why a session in this state may not act now, or None if it may."""

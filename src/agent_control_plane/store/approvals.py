@@ -145,8 +145,10 @@ class Expired:
     action: str
 
 
-def expire_due(connection: Connection, runtime: Runtime, now: datetime) -> list[Expired]:
-    """Expire the overdue pending tickets no other sweep holds; each only once.
+def expire_due(
+    connection: Connection, runtime: Runtime, now: datetime, limit: int
+) -> list[Expired]:
+    """Expire up to ``limit`` overdue pending tickets no other sweep holds; each only once.
 
     SKIP LOCKED (PostgreSQL, MariaDB): concurrent sweeps split the work instead of
     queueing on, or deadlocking over, the same rows. SQLite sweeps one at a time.
@@ -156,15 +158,58 @@ def expire_due(connection: Connection, runtime: Runtime, now: datetime) -> list[
     due = (
         select(t.id, t.session_id, t.action)
         .where(t.status == "pending", t.expires_at.is_not(None), t.expires_at <= now)
-        .order_by(t.id)
+        .order_by(t.expires_at, t.id)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
     rows = [Expired(row.id, row.session_id, row.action) for row in connection.execute(due)]
-    for start in range(0, len(rows), 500):
-        chunk = [row.id for row in rows[start : start + 500]]
+    if rows:
         connection.execute(
             update(tickets)
-            .where(t.id.in_(chunk), t.status == "pending")
+            .where(t.id.in_([row.id for row in rows]), t.status == "pending")
             .values(status="expired", decided_at=now)
         )
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    """A pending ticket that waited longer than the escalation delay."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    action: str
+    resource: str | None
+    requested_at: datetime
+    expires_at: datetime | None
+
+
+def escalation_due(
+    connection: Connection, runtime: Runtime, requested_before: datetime, now: datetime, limit: int
+) -> list[Overdue]:
+    """Claim up to ``limit`` pending, unexpired, not yet escalated tickets requested before
+    ``requested_before`` that no other worker holds (SKIP LOCKED, as for expiry)."""
+    t = runtime.tables.approval_tickets.c
+    due = (
+        select(t.id, t.session_id, t.action, t.resource, t.requested_at, t.expires_at)
+        .where(t.status == "pending", t.escalated_at.is_(None))
+        .where(t.requested_at <= requested_before)
+        .where(or_(t.expires_at.is_(None), t.expires_at > now))
+        .order_by(t.requested_at, t.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [to_model(Overdue, row) for row in connection.execute(due)]
+
+
+def mark_escalated(
+    connection: Connection, runtime: Runtime, ticket_id: uuid.UUID, now: datetime
+) -> bool:
+    """Record the escalation; False if the ticket was decided or escalated meanwhile."""
+    t = runtime.tables.approval_tickets.c
+    statement = (
+        update(runtime.tables.approval_tickets)
+        .where(t.id == ticket_id, t.status == "pending", t.escalated_at.is_(None))
+        .values(escalated_at=now)
+    )
+    return bool(connection.execute(statement).rowcount)

@@ -87,6 +87,19 @@ def find(connection: Connection, runtime: Runtime, scope: str, key: str) -> Stor
     return None if row is None else Stored(row.request_digest, row.result)
 
 
-def prune(connection: Connection, runtime: Runtime, before: datetime) -> int:
+def prune(connection: Connection, runtime: Runtime, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` records created before ``before`` that no other pruner holds."""
     keys = runtime.tables.idempotency_keys
-    return int(connection.execute(delete(keys).where(keys.c.created_at < before)).rowcount)
+    # Ids first: MySQL/MariaDB refuse LIMIT inside an IN subquery.
+    ids = list(
+        connection.execute(
+            select(keys.c.id)
+            .where(keys.c.created_at < before)
+            .order_by(keys.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+    if not ids:
+        return 0
+    return int(connection.execute(delete(keys).where(keys.c.id.in_(ids))).rowcount)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from sqlalchemy import (
@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import SessionNotFoundError
 from agent_control_plane.models import Session
-from agent_control_plane.rules.lifecycle import LIVE_STATUSES, Transition
+from agent_control_plane.rules.lifecycle import LIVE_STATUSES, TERMINAL_STATUSES, Transition
 from agent_control_plane.runtime import Runtime, SessionFacts, reading
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.schema.types import Money, UTCDateTime
@@ -85,26 +85,31 @@ def facts(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> Se
 
 
 @lru_cache(maxsize=32)
-def _charge(tables: AcpTables, returning: bool, advance_seq: bool = True) -> Update:
+def _charge(
+    tables: AcpTables, returning: bool, advance_seq: bool = True, statuses: tuple[str, ...] = ()
+) -> Update:
+    """The charge, for sessions in ``statuses`` (default: every live status)."""
     s = tables.sessions.c
     now = bindparam("p_now", type_=UTCDateTime())
     cost = bindparam("p_cost", type_=Money())
+    values: dict[str, Any] = {
+        "actions_used": s.actions_used + 1,
+        "cost_used": s.cost_used + cost,
+        "updated_at": now,
+    }
+    if statuses != ("active",):  # an active session stays active: status is left untouched
+        values["status"] = "active"
     statement = (
         update(tables.sessions)
         .where(
             s.id == bindparam("p_session", type_=s.id.type),
             # An OR of equalities, not IN: an IN list would be expanded per execution.
-            or_(*(s.status == status for status in LIVE_STATUSES)),
+            or_(*(s.status == status for status in statuses or LIVE_STATUSES)),
             or_(s.expires_at.is_(None), s.expires_at > now),
             s.actions_used + 1 <= s.max_actions,
             s.cost_used + cost <= s.max_cost,
         )
-        .values(
-            actions_used=s.actions_used + 1,
-            cost_used=s.cost_used + cost,
-            status="active",
-            updated_at=now,
-        )
+        .values(**values)
     )
     if advance_seq:
         statement = statement.values(next_seq=s.next_seq + 1)
@@ -164,12 +169,23 @@ def charge(
     """Charge one action and ``cost`` and allocate an event seq — only if the session is
     live, unexpired and within both budgets. None means refused (nothing changed).
     ``advance_seq=False`` charges a decision whose seq was already allocated."""
-    return _run(
-        connection,
-        runtime,
-        lambda returning: _charge(runtime.tables, returning, advance_seq),
-        {"p_session": session_id, "p_cost": cost, "p_now": now},
-    )
+    parameters = {"p_session": session_id, "p_cost": cost, "p_now": now}
+    if runtime.dialect != "sqlite":
+        return _run(
+            connection,
+            runtime,
+            lambda returning: _charge(runtime.tables, returning, advance_seq),
+            parameters,
+        )
+    # SQLite rewrites every index on a column an UPDATE sets, even to the same value, and
+    # four of the session indexes hold status: so an active session is charged without
+    # setting it, and only a session's first action (created -> active) sets it.
+    for statuses in (("active",), ("created",)):
+        build = partial(_charge, runtime.tables, advance_seq=advance_seq, statuses=statuses)
+        allocated = _run(connection, runtime, build, parameters)
+        if allocated is not None:
+            return allocated
+    return None
 
 
 def allocate_seq(
@@ -228,13 +244,14 @@ def transition_many(
 ) -> list[Allocated]:
     sessions = runtime.tables.sessions
     s = sessions.c
-    statement = update(sessions).values(
-        status=change.target,
-        next_seq=s.next_seq + 1,
-        updated_at=now,
-        ended_at=now,
-        end_reason=reason,
-    )
+    values: dict[str, Any] = {
+        "status": change.target,
+        "next_seq": s.next_seq + 1,
+        "updated_at": now,
+    }
+    if change.target in TERMINAL_STATUSES:
+        values.update(ended_at=now, end_reason=reason)
+    statement = update(sessions).values(**values)
     rows = update_many(
         connection,
         runtime,

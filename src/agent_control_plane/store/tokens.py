@@ -368,13 +368,16 @@ def get_reservation(
     return None if row is None else to_reservation(row)
 
 
-def expired_held(connection: Connection, runtime: Runtime, now: datetime) -> list[uuid.UUID]:
-    """Held reservations past their expiry that no other sweep has locked."""
+def expired_held(
+    connection: Connection, runtime: Runtime, now: datetime, limit: int
+) -> list[uuid.UUID]:
+    """Up to ``limit`` held reservations past their expiry that no other sweep has locked."""
     r = runtime.tables.token_reservations.c
     query = (
         select(r.id)
         .where(r.status == "held", r.expires_at <= now)
         .order_by(r.id)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
     return list(connection.execute(query).scalars())
