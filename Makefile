@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean setup
+.PHONY: demo test lint typecheck unit bench clean setup screenshots
 
 setup: $(STAMP)
 
@@ -14,9 +14,13 @@ $(STAMP): pyproject.toml
 		echo "python3-venv is missing: installing it with apt-get"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv; }
+	@[ -x /usr/bin/chromium ] || { \
+		echo "chromium is missing (the dashboard's browser tests drive it): installing it with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,gateway,litellm,otel,openai-agents,langgraph,mcp]'
+	$(BIN)/python -m pip install -q -e '.[dev,gateway,dashboard,litellm,otel,openai-agents,langgraph,mcp]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -37,3 +41,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+screenshots: $(STAMP)
+	$(BIN)/python docs/screenshots.py

@@ -17,8 +17,9 @@ def serve(
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,
 ) -> None:
-    """Serve the REST gateway (/v1, /openapi.json, /healthz, /readyz). Create keys first
-    with `acp keys create`; the schema must be current (`acp db upgrade`)."""
+    """Serve the REST gateway (/v1, /openapi.json, /healthz, /readyz) and, with the
+    dashboard extra, the operator dashboard (/ui). Create keys first with `acp keys create`;
+    the schema must be current (`acp db upgrade`)."""
     try:
         import uvicorn
 

@@ -32,10 +32,13 @@ _ROUTERS = (
 )
 
 
-def create_app(control_plane: ControlPlane, *, title: str = "agent-control-plane") -> FastAPI:
+def create_app(
+    control_plane: ControlPlane, *, title: str = "agent-control-plane", dashboard: bool = True
+) -> FastAPI:
     """The REST gateway over ``control_plane`` (a sync :class:`ControlPlane`: endpoints are
     plain functions run in the server's threadpool). The caller keeps ownership of the
-    control plane and closes it."""
+    control plane and closes it. With ``dashboard`` (and the ``dashboard`` extra installed)
+    the operator pages are served under ``/ui``."""
     if not isinstance(control_plane, ControlPlane):
         raise TypeError("create_app needs a ControlPlane (the synchronous one)")
     app = FastAPI(title=title, version="1", openapi_url="/openapi.json")
@@ -44,7 +47,17 @@ def create_app(control_plane: ControlPlane, *, title: str = "agent-control-plane
         app.include_router(router)
     problems.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    if dashboard:
+        _mount_dashboard(app, control_plane)
     return app
+
+
+def _mount_dashboard(app: FastAPI, control_plane: ControlPlane) -> None:
+    try:
+        from agent_control_plane.dashboard import create_dashboard
+    except ImportError:  # pragma: no cover - the dashboard extra is not installed
+        return
+    app.mount("/ui", create_dashboard(control_plane, path="/ui"), name="dashboard")
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

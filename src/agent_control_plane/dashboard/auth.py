@@ -1,0 +1,109 @@
+"""Who is signed in: the API key behind the session cookie, and the CSRF token of the session.
+
+The signed cookie (Starlette's ``SessionMiddleware``) holds only the key id and the CSRF token,
+never the key's secret. Each request looks the key up again, so a revoked key's dashboard
+session ends at its next click.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from agent_control_plane.control_plane import ControlPlane
+from agent_control_plane.errors import PermissionDeniedError
+from agent_control_plane.models import Principal
+from agent_control_plane.rules.keys import Permission, Role
+
+KEY_ID = "key_id"
+CSRF = "csrf"
+FLASH = "flash"
+CSRF_FIELD = "csrf_token"
+
+
+class LoginRequired(Exception):
+    """No live API key behind this request's session: go to the login page."""
+
+
+class CsrfRejected(Exception):
+    """A POST without the session's CSRF token."""
+
+
+def control_plane(request: Request) -> ControlPlane:
+    plane: ControlPlane = request.app.state.control_plane
+    return plane
+
+
+def link(request: Request, name: str, /, **params: object) -> str:
+    """The path of the dashboard route ``name``, under wherever the dashboard is mounted
+    (``request.url_for`` would look the name up in the outermost app)."""
+    path = request.app.url_path_for(name, **{key: str(value) for key, value in params.items()})
+    return f"{request.scope.get('root_path', '')}{path}"
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, created on first use."""
+    token = request.session.get(CSRF)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        request.session[CSRF] = token
+    return token
+
+
+async def require_csrf(request: Request) -> None:
+    """Refuse a POST whose form does not carry the session's CSRF token."""
+    if request.method != "POST":
+        return
+    expected = request.session.get(CSRF)
+    submitted = (await request.form()).get(CSRF_FIELD)
+    if not (
+        isinstance(expected, str)
+        and isinstance(submitted, str)
+        and hmac.compare_digest(expected.encode(), submitted.encode())
+    ):
+        raise CsrfRejected
+
+
+def sign_in(request: Request, principal: Principal) -> None:
+    """Start a fresh session for ``principal`` (new CSRF token: no fixation)."""
+    if principal.role == Role.AGENT:
+        raise PermissionDeniedError("agent keys cannot sign in to the dashboard")
+    request.session.clear()
+    request.session[KEY_ID] = principal.key_id
+    request.session[CSRF] = secrets.token_urlsafe(32)
+
+
+def signed_in(request: Request) -> Principal:
+    """The principal of the session's API key, if it is still live and may read."""
+    key_id = request.session.get(KEY_ID)
+    if not isinstance(key_id, str):
+        raise LoginRequired
+    plane = control_plane(request)
+    for key in plane.list_api_keys(include_revoked=True):
+        if key.key_id == key_id:
+            if key.revoked_at is not None or key.role == Role.AGENT:
+                break
+            return Principal(key_id=key.key_id, role=key.role, tenant=key.tenant, name=key.name)
+    request.session.clear()
+    raise LoginRequired
+
+
+def flash(request: Request, kind: str, text: str) -> None:
+    """A message shown once on the next page (``kind``: ok or error)."""
+    messages = list(request.session.get(FLASH, []))
+    messages.append([kind, text])
+    request.session[FLASH] = messages[-5:]
+
+
+def needs(principal: Principal, permission: Permission) -> None:
+    if not principal.can(permission):
+        raise PermissionDeniedError(
+            f"an API key with role {principal.role!r} may not {permission.value} here"
+        )
+
+
+Plane = Annotated[ControlPlane, Depends(control_plane)]
+Viewer = Annotated[Principal, Depends(signed_in)]
