@@ -17,8 +17,16 @@ def test_a_cursor_round_trips_the_sort_key() -> None:
     assert pages.decode(None, "x") is None
 
 
+# Fixed values: test ids must be the same in every pytest-xdist worker.
 @pytest.mark.parametrize(
-    "cursor", ["not base64!", "bm9wZQ==", pages.encode(datetime.now(UTC), uuid.uuid4())[:-4]]
+    "cursor",
+    [
+        "not base64!",
+        "bm9wZQ==",
+        pages.encode(
+            datetime(2026, 1, 2, tzinfo=UTC), uuid.UUID("12345678-1234-5678-1234-567812345678")
+        )[:-4],
+    ],
 )
 def test_a_foreign_cursor_is_refused(cursor: str) -> None:
     with pytest.raises(InvalidInputError, match="not a cursor returned by list_tickets"):
