@@ -103,3 +103,16 @@ def test_mcp_proxy_example(tmp_path: Path) -> None:
         "ok",
         "refused (tier.always_approve:fs.write)",
     ]
+
+
+@pytest.mark.slow
+def test_litellm_example(tmp_path: Path) -> None:
+    out = _run("litellm_budget.py", tmp_path)
+    assert "sync call answered: Done." in out
+    assert "sync call refused before the provider: TokenBudgetExhausted" in out
+    assert "async call answered" in out
+    assert "async call refused before the provider: TokenBudgetExhausted" in out
+    # litellm's mock reports 10 prompt + 20 completion tokens; gpt-4o-mini's cost-map price.
+    assert "alice used 60 tokens in 2 calls" in out
+    assert "held now: 0 tokens" in out
+    assert "ledger: 2 calls, 60 tokens, $0.000027000" in out
