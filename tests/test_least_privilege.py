@@ -19,6 +19,8 @@ from agent_control_plane.cli import app
 from agent_control_plane.rules.tokens import Identity, TokenUsage
 from tests.acp_helpers import REVISIONS
 from tests.databases import TestDatabase, fresh_database
+from tests.gateway_helpers import POLICY as GATEWAY_POLICY
+from tests.gateway_helpers import gateway_on
 from tests.maintenance_helpers import POLICY, PRICES
 
 runner = CliRunner()
@@ -181,3 +183,31 @@ def test_bad_role_names_and_missing_roles_are_refused(pg_database: TestDatabase)
     code, output = _acp("db", "upgrade", *owner, "--grant-to", "acpt_nobody_at_all")
     assert code == 1
     assert "could not grant" in output
+
+
+def test_the_gateway_runs_as_a_role_with_only_row_rights(
+    pg_database: TestDatabase, pg_role: Role
+) -> None:
+    """The REST gateway needs nothing beyond what --grant-to gives: keys, sessions, govern,
+    approvals and readiness all work as the application's role."""
+    code, output = _acp(
+        "db", "upgrade", "--url", pg_database.url_string, "--grant-to", pg_role.name
+    )
+    assert code == 0, output
+    with gateway_on(pg_role.url, migrate="verify") as gateway:
+        assert gateway.client.get("/readyz").status_code == 200
+        admin = gateway.as_role("admin")
+        agent = gateway.as_role("agent")
+        approver = gateway.as_role("approver", name="alice")
+        policy = admin.post("/v1/policies", GATEWAY_POLICY)
+        assert policy.status_code == 201, policy.text
+        body = {"agent_id": "bot", "policy": policy.json()["id"], "max_cost": "5", "max_actions": 9}
+        opened = agent.post("/v1/sessions", body)
+        assert opened.status_code == 201, opened.text
+        sid = opened.json()["id"]
+        asked = agent.post(f"/v1/sessions/{sid}/govern", {"action": "refund", "args": {"n": 1}})
+        ticket = asked.json()["ticket_id"]
+        assert approver.post(f"/v1/approvals/{ticket}/approve", {}).status_code == 200
+        again = agent.post(f"/v1/sessions/{sid}/govern", {"action": "refund", "args": {"n": 1}})
+        assert again.json()["outcome"] == "allowed"
+        assert admin.get("/v1/audit/verify").json()["ok"] is True
