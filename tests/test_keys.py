@@ -74,6 +74,9 @@ def test_missing_malformed_unknown_and_revoked_keys_are_refused(
     assert control_plane.list_api_keys(include_revoked=False) == []
     with pytest.raises(ApiKeyNotFoundError):
         control_plane.revoke_api_key("ffffffffffffffff")
+    assert control_plane.get_api_key(key_id) == control_plane.revoke_api_key(key_id)
+    with pytest.raises(ApiKeyNotFoundError):
+        control_plane.get_api_key("ffffffffffffffff")
 
 
 def test_bad_key_arguments_are_refused_before_writing(control_plane: ControlPlane) -> None:

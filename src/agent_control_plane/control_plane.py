@@ -316,6 +316,7 @@ class ControlPlane(_ControlPlaneBase):
     delegate = sync_method(agents.delegate)
     create_api_key = sync_method(keys.create_api_key)
     list_api_keys = sync_method(keys.list_api_keys)
+    get_api_key = sync_method(keys.get_api_key)
     revoke_api_key = sync_method(keys.revoke_api_key)
     authenticate_api_key = sync_method(keys.authenticate_api_key)
 
@@ -460,6 +461,7 @@ class AsyncControlPlane(_ControlPlaneBase):
     delegate = async_method(agents.delegate)
     create_api_key = async_method(keys.create_api_key)
     list_api_keys = async_method(keys.list_api_keys)
+    get_api_key = async_method(keys.get_api_key)
     revoke_api_key = async_method(keys.revoke_api_key)
     authenticate_api_key = async_method(keys.authenticate_api_key)
 

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from agent_control_plane.control_plane import ControlPlane
-from agent_control_plane.errors import PermissionDeniedError
+from agent_control_plane.errors import ApiKeyNotFoundError, PermissionDeniedError
 from agent_control_plane.models import Principal
 from agent_control_plane.rules.keys import Permission, Role
 
@@ -81,14 +81,14 @@ def signed_in(request: Request) -> Principal:
     key_id = request.session.get(KEY_ID)
     if not isinstance(key_id, str):
         raise LoginRequired
-    plane = control_plane(request)
-    for key in plane.list_api_keys(include_revoked=True):
-        if key.key_id == key_id:
-            if key.revoked_at is not None or key.role == Role.AGENT:
-                break
-            return Principal(key_id=key.key_id, role=key.role, tenant=key.tenant, name=key.name)
-    request.session.clear()
-    raise LoginRequired
+    try:
+        key = control_plane(request).get_api_key(key_id)
+    except ApiKeyNotFoundError:
+        key = None
+    if key is None or key.revoked_at is not None or key.role == Role.AGENT:
+        request.session.clear()
+        raise LoginRequired
+    return Principal(key_id=key.key_id, role=key.role, tenant=key.tenant, name=key.name)
 
 
 def flash(request: Request, kind: str, text: str) -> None:

@@ -71,10 +71,25 @@ def list_api_keys(
         )
 
 
-def revoke_api_key(connection: Connection, runtime: Runtime, key_id: str) -> ApiKey:
-    """Revoke the key now (revoking a revoked key changes nothing); return it."""
+def _checked_key_id(key_id: str) -> str:
     if not isinstance(key_id, str) or not key_id:
         raise InvalidInputError("key_id", "must be a non-empty string")
+    return key_id
+
+
+def get_api_key(connection: Connection, runtime: Runtime, key_id: str) -> ApiKey:
+    """One API key by its public id (never its secret), revoked or not."""
+    key_id = _checked_key_id(key_id)
+    with connection.begin():
+        api_key = key_store.get(connection, runtime, key_id)
+    if api_key is None:
+        raise ApiKeyNotFoundError(f"no API key {key_id!r}")
+    return api_key
+
+
+def revoke_api_key(connection: Connection, runtime: Runtime, key_id: str) -> ApiKey:
+    """Revoke the key now (revoking a revoked key changes nothing); return it."""
+    key_id = _checked_key_id(key_id)
     with connection.begin():
         key_store.revoke(connection, runtime, key_id, runtime.clock())
         api_key = key_store.get(connection, runtime, key_id)
