@@ -49,7 +49,7 @@ def test_head_has_no_drift_and_drift_is_detected(database: TestDatabase) -> None
         with engine.connect() as connection:
             assert migrator.drift(connection) == []
         # Prove the comparison can fail: drop one of our indexes by hand.
-        index = f"ix_{layout.table_name('events')}_created_at"
+        index = f"ix_{layout.table_name('events')}_kind_id"
         qualified = f"{layout.schema}.{index}" if layout.schema else index
         on_table = f" ON {layout.table_name('events')}" if database.dialect == "mysql" else ""
         with engine.begin() as connection:
@@ -121,7 +121,7 @@ def test_unversioned_tables_are_adopted_and_their_data_survives(database: TestDa
             session_id = _insert_baseline_rows(connection, tables)
         with ControlPlane.open(engine) as control_plane:
             # They already match the models: adopted at head, nothing to run.
-            assert control_plane.applied_migrations == ("stamp acp_0003",)
+            assert control_plane.applied_migrations == ("stamp acp_0004",)
             assert control_plane.schema_revision() == migrator.heads()
         with engine.connect() as connection:
             row = connection.execute(

@@ -199,7 +199,6 @@ def build_tables(layout: Layout) -> AcpTables:
         Column("prev_hash", String(DIGEST_LENGTH), nullable=False),
         Column("hash", String(DIGEST_LENGTH), nullable=False),
         UniqueConstraint("session_id", "seq"),
-        Index(None, "created_at"),
         Index(None, "kind", "id"),
         Index(None, "session_id", "action"),
     )
@@ -377,12 +376,9 @@ def build_tables(layout: Layout) -> AcpTables:
         Column("total_tokens", BigInteger(), nullable=False),
         Column("cost_usd", Money(), nullable=False),
         _created(),
+        # The usage report filters on time and groups afterwards. session_id and
+        # reservation_id back foreign keys (InnoDB needs them) and the settle lookup.
         Index(None, "created_at"),
-        Index(None, "org_id", "created_at"),
-        Index(None, "team_id", "created_at"),
-        Index(None, "user_id", "created_at"),
-        Index(None, "agent_id", "created_at"),
-        Index(None, "model", "created_at"),
         Index(None, "session_id"),
         Index(None, "reservation_id"),
     )
