@@ -70,3 +70,24 @@ def test_naive_datetimes_are_refused_before_writing(database: TestDatabase) -> N
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(table)).scalar_one() == 0
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 26, 3, 49, 55, 327477),
+        datetime(2026, 1, 2, 3, 4, 5),  # no microseconds: still six digits
+        datetime(999, 12, 31, 23, 59, 59, 1),  # a year below 1000: still four digits
+        datetime(9999, 12, 31, 23, 59, 59, 999999),
+    ],
+)
+def test_sqlite_timestamps_are_stored_in_sqlalchemys_own_text_format(moment: datetime) -> None:
+    """Stored text must sort and compare like the text SQLAlchemy writes, whatever wrote it."""
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    theirs = sqlite.DATETIME().bind_processor(dialect)
+    assert ours is not None and theirs is not None
+    assert ours(moment.replace(tzinfo=UTC)) == theirs(moment)
+    assert ours(None) is None

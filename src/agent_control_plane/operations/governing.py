@@ -13,7 +13,6 @@ from agent_control_plane.models import Decision, Event
 from agent_control_plane.operations import approvals, checks
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.rules import budget, lifecycle, validation
-from agent_control_plane.rules.canonical import digest
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import CompiledPolicy, Outcome, Route
 from agent_control_plane.runtime import Runtime, SessionFacts
@@ -64,17 +63,15 @@ def govern(
     facts = runtime.session_facts(connection, sid)
     policy = runtime.policy(connection, facts.policy_id)
     route = runtime.route(policy, proposal)
-    request = digest(
-        [
-            str(sid),
-            proposal.action,
-            proposal.resource,
-            proposal.args,
-            str(proposal.cost),
-            proposal.weight,
-            proposal.score,
-        ]
-    )
+    request = [
+        str(sid),
+        proposal.action,
+        proposal.resource,
+        proposal.args,
+        str(proposal.cost),
+        proposal.weight,
+        proposal.score,
+    ]
 
     def work(claim: Claim | None) -> tuple[Decision, dict[str, Any]]:
         return _decide(connection, runtime, sid, facts, policy, route, proposal, claim, correlation)
@@ -86,7 +83,7 @@ def govern(
         Decision.from_json_data,
         scope=scope("govern", facts.tenant),
         key=key,
-        request_digest=request,
+        request=request,
         look_first=False,
     )
 
@@ -227,7 +224,7 @@ def record_outcome(
     actual = decision.cost if actual_cost is None else validation.money(actual_cost, "actual_cost")
     payload = validation.document(result, "result")
     facts = runtime.session_facts(connection, decision.session_id)
-    request = digest([status, str(actual), payload])
+    request = [status, str(actual), payload]
 
     def work(_claim: Claim | None) -> tuple[Event, dict[str, Any]]:
         recorded = event_store.by_seq(connection, runtime, decision.session_id, decision.event_seq)
@@ -273,5 +270,5 @@ def record_outcome(
         replay,
         scope=scope("outcome", facts.tenant),
         key=f"{decision.session_id}:{decision.event_seq}",
-        request_digest=request,
+        request=request,
     )

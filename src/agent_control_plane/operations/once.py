@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from agent_control_plane.errors import GovernanceUnavailableError, IdempotencyConflictError
+from agent_control_plane.rules.canonical import digest
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import idempotency
 from agent_control_plane.store.idempotency import AlreadyRecorded, Claim, Stored
@@ -28,7 +29,7 @@ def run_once(
     *,
     scope: str,
     key: str | None,
-    request_digest: str,
+    request: Any,
     look_first: bool = True,
 ) -> T:
     """Run ``work`` in one transaction; with a key, record its result there too.
@@ -36,11 +37,13 @@ def run_once(
     ``work`` gets the Claim (or None without a key) and may write the record itself
     (to fold it into its own statements); otherwise it is written after ``work``. A
     retry, concurrent or later, returns the first result and changes nothing; the
-    same key with a different request raises IdempotencyConflictError.
+    same key with a different request raises IdempotencyConflictError. ``request`` is the
+    JSON document a retry must match; it is only digested when there is a key.
     ``look_first=False`` skips the initial lookup: a retry then runs ``work`` and is
     rolled back by the unique constraint — cheaper when retries are rare and ``work``
     cannot fail on a replay.
     """
+    request_digest = "" if key is None else digest(request)
     claim = None if key is None else Claim(scope, key, request_digest)
     stored: Stored | None = None
     try:

@@ -19,7 +19,6 @@ from agent_control_plane.models import Page, Session
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.operations.policies import PolicySource, resolve_policy
 from agent_control_plane.rules import lifecycle, pages, validation
-from agent_control_plane.rules.canonical import digest
 from agent_control_plane.runtime import Runtime, SessionFacts
 from agent_control_plane.schema.tables import SESSION_STATUSES
 from agent_control_plane.store import events as event_store
@@ -55,7 +54,7 @@ def open_session(
     }
     key = validation.idempotency_key(idempotency_key)
     policy_id = resolve_policy(connection, runtime, policy)
-    request = digest({**values, "policy_id": str(policy_id), "expires_at": str(expires_at)})
+    request = {**values, "policy_id": str(policy_id), "expires_at": str(expires_at)}
 
     def work(_claim: Claim | None) -> tuple[Session, dict[str, Any]]:
         now = runtime.clock()
@@ -99,7 +98,7 @@ def open_session(
         replay,
         scope=scope("open_session", values["tenant"]),
         key=key,
-        request_digest=request,
+        request=request,
     )
     runtime.sessions[session.id] = SessionFacts(session.policy_id, session.tenant, session.agent_id)
     return session

@@ -24,7 +24,6 @@ from agent_control_plane.models import Reservation, TokenBudget, UsageRecord
 from agent_control_plane.operations.batches import drain
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.rules import validation
-from agent_control_plane.rules.canonical import digest
 from agent_control_plane.rules.tokens import (
     Identity,
     TokenUsage,
@@ -357,7 +356,7 @@ def reserve_tokens(
     if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
         raise InvalidInputError("ttl", "must be a positive timedelta")
     key = validation.idempotency_key(idempotency_key)
-    request = digest([identity.scope_key(), model, worst.total, str(sid), ttl.total_seconds()])
+    request = [identity.scope_key(), model, worst.total, str(sid), ttl.total_seconds()]
 
     def work(_claim: Claim | None) -> tuple[Reservation, dict[str, Any]]:
         now = runtime.clock()
@@ -435,7 +434,7 @@ def reserve_tokens(
         replay,
         scope=scope("reserve", identity.org),
         key=key,
-        request_digest=request,
+        request=request,
     )
 
 
@@ -611,16 +610,14 @@ def record_usage(
     cost = runtime.prices.price(model).cost(usage)
     sid = None if session_id is None else validation.session_id(session_id)
     key = validation.idempotency_key(idempotency_key)
-    request = digest(
-        [
-            identity.scope_key(),
-            model,
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cached_input_tokens,
-            str(sid),
-        ]
-    )
+    request = [
+        identity.scope_key(),
+        model,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_input_tokens,
+        str(sid),
+    ]
     over: list[TokenBudgetExhausted] = []
     warnings: list[str] = []
 
@@ -679,7 +676,7 @@ def record_usage(
         replay,
         scope=scope("usage", identity.org),
         key=key,
-        request_digest=request,
+        request=request,
     )
     if over:
         raise over[0]

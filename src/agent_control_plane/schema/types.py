@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, Numeric
-from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 MONEY_SCALE = 9
@@ -16,6 +17,18 @@ _MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 # SQLite keeps money as an integer count of 1e-9 USD; this bound keeps every
 # sum far from the 64-bit limit, where SQLite would silently switch to floats.
 MAX_MONEY = Decimal(10) ** 9
+
+
+class _SQLiteDateTime(sqlite.DATETIME):
+    """SQLite's DATETIME text, written by isoformat: the same "YYYY-MM-DD HH:MM:SS.ffffff"
+    SQLAlchemy stores, at a fraction of the cost of its %-formatting (every statement binds
+    timestamps)."""
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        def process(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat(" ", "microseconds")
+
+        return process
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -29,14 +42,17 @@ class UTCDateTime(TypeDecorator[datetime]):
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
         if dialect.name == "postgresql":
             return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLiteDateTime())
         return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: pass an aware datetime (UTC)")
-        value = value.astimezone(UTC)
+        if value.tzinfo is not UTC:
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError(f"naive datetime {value!r}: pass an aware datetime (UTC)")
+            value = value.astimezone(UTC)
         # Only PostgreSQL stores the zone; elsewhere a naive UTC value sorts correctly.
         return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
 

@@ -61,15 +61,22 @@ class Prepared:
     def execute(self, connection: Connection, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         return self._run(connection, parameters, fetch=True)[0]
 
+    def _bind(self, parameters: dict[str, Any]) -> Any:
+        get = parameters.get
+        if self._positional:
+            return [
+                get(name, default) if process is None else process(get(name, default))
+                for name, default, process in self._binds
+            ]
+        return {
+            name: get(name, default) if process is None else process(get(name, default))
+            for name, default, process in self._binds
+        }
+
     def _run(
         self, connection: Connection, parameters: dict[str, Any], *, fetch: bool
     ) -> tuple[list[dict[str, Any]], int]:
-        bound = [
-            (name, value if process is None else process(value))
-            for name, default, process in self._binds
-            for value in (parameters.get(name, default),)
-        ]
-        values: Any = [value for _, value in bound] if self._positional else dict(bound)
+        values = self._bind(parameters)
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(self.sql, values)
@@ -84,10 +91,11 @@ class Prepared:
             ) from error
         finally:
             cursor.close()
+        keys = self.keys
         return [
             {
                 key: value if process is None else process(value)
-                for key, process, value in zip(self.keys, processors, row, strict=True)
+                for key, process, value in zip(keys, processors, row, strict=True)
             }
             for row in rows
         ], count
