@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from agent_control_plane import ConfigurationError, ControlPlane
 from agent_control_plane.errors import (
@@ -341,6 +341,34 @@ def test_unknown_session_is_an_error_and_writes_nothing(control_plane: ControlPl
     with pytest.raises(SessionNotFoundError):
         control_plane.heartbeat(uuid.uuid4())
     assert counts(control_plane) == before
+
+
+def test_pruning_takes_the_oldest_ids_and_stops_at_the_first_young_record(
+    database: TestDatabase,
+) -> None:
+    """Records are pruned in id order, which is creation order; a batch reads no further
+    than the first record still inside the retention period."""
+    with ControlPlane.open(database.url_string) as cp:
+        sid = open_session(cp)
+        for key in ("old-1", "old-2", "young", "old-3"):
+            cp.govern(sid, "work", idempotency_key=key)
+        keys = cp.tables.idempotency_keys
+        hour = timedelta(hours=1)
+        with cp.engine.begin() as connection:
+            old = select(keys.c.id, keys.c.created_at).where(
+                keys.c.key.in_(["old-1", "old-2", "old-3"])
+            )
+            for row in connection.execute(old).all():
+                connection.execute(
+                    update(keys).where(keys.c.id == row.id).values(created_at=row.created_at - hour)
+                )
+        assert cp.prune_idempotency_keys(timedelta(minutes=30)) == 2
+        with cp.engine.connect() as connection:
+            left = set(connection.execute(select(keys.c.key)).scalars())
+        assert left == {"young", "old-3"}
+        # A retry of a pruned request is new; one still recorded replays.
+        first = cp.govern(sid, "work", idempotency_key="young")
+        assert first == cp.govern(sid, "work", idempotency_key="young")
 
 
 def test_idempotency_retention_is_a_setting(

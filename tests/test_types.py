@@ -88,6 +88,7 @@ def test_sqlite_timestamps_are_stored_in_sqlalchemys_own_text_format(moment: dat
     dialect = sqlite.dialect()
     ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     theirs = sqlite.DATETIME().bind_processor(dialect)
-    assert ours is not None and theirs is not None
+    assert ours is not None
+    assert theirs is not None
     assert ours(moment.replace(tzinfo=UTC)) == theirs(moment)
     assert ours(None) is None

@@ -301,8 +301,8 @@ def build_tables(layout: Layout) -> AcpTables:
         Column("request_digest", String(DIGEST_LENGTH), nullable=False),
         Column("result", JSONDocument, nullable=False),
         _created(),
+        # Pruned oldest id first (ids grow with time): no created_at index to write.
         UniqueConstraint("scope", "key"),
-        Index(None, "created_at"),
     )
 
     token_budgets = table(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from itertools import takewhile
 from typing import Any
 
 from sqlalchemy import Insert, Select, bindparam, delete, insert, select
@@ -88,18 +89,23 @@ def find(connection: Connection, runtime: Runtime, scope: str, key: str) -> Stor
 
 
 def prune(connection: Connection, runtime: Runtime, before: datetime, limit: int) -> int:
-    """Delete up to ``limit`` records created before ``before`` that no other pruner holds."""
+    """Delete the oldest records, up to ``limit``, that were created before ``before`` and
+    that no other pruner holds.
+
+    Ids grow with time, so the oldest records are the lowest ids: the batch reads the first
+    ``limit`` ids and stops at the first record that is still young. No index on
+    created_at is needed (every keyed request would write one), and a batch never reads
+    more than ``limit`` rows. A record that committed a moment out of id order waits for
+    the next batch after its neighbours."""
     keys = runtime.tables.idempotency_keys
-    # Ids first: MySQL/MariaDB refuse LIMIT inside an IN subquery.
-    ids = list(
-        connection.execute(
-            select(keys.c.id)
-            .where(keys.c.created_at < before)
-            .order_by(keys.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).scalars()
-    )
+    oldest = connection.execute(
+        select(keys.c.id, keys.c.created_at)
+        .order_by(keys.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    # Ids first, then the delete: MySQL/MariaDB refuse LIMIT inside an IN subquery.
+    ids = [row.id for row in takewhile(lambda row: row.created_at < before, oldest)]
     if not ids:
         return 0
     return int(connection.execute(delete(keys).where(keys.c.id.in_(ids))).rowcount)

@@ -4,9 +4,10 @@
   (session_id, seq) and (session_id, action) indexes serve it.
 - token_ledger (org_id | team_id | user_id | agent_id | model, created_at): the usage
   report filters on time only and groups afterwards; the (created_at) index serves it.
+- idempotency_keys (created_at): pruning now walks the oldest ids, which grow with time.
 
-A settle wrote nine ledger index pages and a decision five event index pages per commit;
-on SQLite every page is a WAL frame written at commit.
+A keyed decision wrote six index pages, now four; a settle's ledger row eight, now three.
+On SQLite each page is a WAL frame written at commit.
 
 Revision ID: acp_0004
 Revises: acp_0003
@@ -28,6 +29,7 @@ depends_on = None
 
 DROPPED = (
     ("events", ("created_at",)),
+    ("idempotency_keys", ("created_at",)),
     ("token_ledger", ("org_id", "created_at")),
     ("token_ledger", ("team_id", "created_at")),
     ("token_ledger", ("user_id", "created_at")),
