@@ -87,7 +87,7 @@ def test_sqlite_timestamps_are_stored_in_sqlalchemys_own_text_format(moment: dat
 
     dialect = sqlite.dialect()
     ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-    theirs = sqlite.DATETIME().bind_processor(dialect)
+    theirs = sqlite.DATETIME().bind_processor(dialect)  # type: ignore[no-untyped-call]
     assert ours is not None
     assert theirs is not None
     assert ours(moment.replace(tzinfo=UTC)) == theirs(moment)
