@@ -24,8 +24,9 @@ class _SQLiteDateTime(sqlite.DATETIME):
     SQLAlchemy stores, at a fraction of the cost of its %-formatting (every statement binds
     timestamps)."""
 
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # SQLAlchemy copies types with their options (adapt): pass them all through.
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
         def process(value: datetime | None) -> str | None:
