@@ -53,6 +53,16 @@ def test_an_operator_approves_kills_and_reads_the_trail(database: TestDatabase) 
     code, output = acp("kill", "agent", "bot", "--reason", "incident", *url)
     assert (code, "stopped 2 session(s)" in output) == (0, True)
     assert "stopped 0 session(s)" in acp("kill", "session", str(sid), *url)[1]
+    code, output = acp("kills", "--json", *url)
+    assert [(k["scope"], k["agent_id"], k["reason"]) for k in json.loads(output)] == [
+        ("agent", "bot", "incident")
+    ]
+    assert "agent 'bot'" in acp("kills", *url)[1]
+    assert acp("kill", "session", str(sid), "--lift", *url)[0] == 2  # sessions never reopen
+    code, output = acp("kill", "agent", "bot", "--lift", *url)
+    assert (code, "lifted the kill" in output) == (0, True)
+    assert "nothing to lift" in acp("kill", "agent", "bot", "--lift", *url)[1]
+    assert json.loads(acp("kills", "--json", *url)[1]) == []
 
     code, output = acp("events", "tail", "--session", str(sid), "--json", *url)
     kinds = [json.loads(line)["kind"] for line in output.splitlines()]

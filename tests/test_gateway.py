@@ -35,8 +35,12 @@ def _policy_id(admin: Api) -> str:
     return policy_id
 
 
+def _session_body(policy: Any, **fields: Any) -> dict[str, Any]:
+    return {"agent_id": "bot", "policy": policy, "max_cost": "5.00", "max_actions": 20, **fields}
+
+
 def _open(api: Api, policy: Any, **fields: Any) -> dict[str, Any]:
-    body = {"agent_id": "bot", "policy": policy, "max_cost": "5.00", "max_actions": 20, **fields}
+    body = _session_body(policy, **fields)
     response = api.post("/v1/sessions", body)
     assert response.status_code == 201, response.text
     session: dict[str, Any] = response.json()
@@ -207,6 +211,28 @@ def test_tenant_keys_are_confined_to_their_tenant(gateway: Gateway) -> None:
     assert acme_admin.post("/v1/kill", {"scope": "all"}).json()["stopped"] == 0
     assert root.get(f"/v1/sessions/{theirs['id']}").json()["status"] == "created"
     assert root.get(f"/v1/sessions/{ours['id']}").json()["killed"] is True
+
+    # A tenant's "all" is its tenant: acme opens nothing until it lifts, globex is unaffected.
+    assert_problem(acme_agent.post("/v1/sessions", _session_body(policy)), 409, "killed")
+    _open(root, policy, tenant="globex")
+    kills = acme_viewer.get("/v1/kills").json()
+    assert {(k["scope"], k["tenant"], k["agent_id"]) for k in kills} == {
+        ("agent", "acme", "bot"),
+        ("tenant", "acme", None),
+    }
+    assert_problem(
+        acme_admin.post("/v1/kill/lift", {"scope": "tenant", "target": "globex"}), 403, "forbidden"
+    )
+    assert acme_admin.post("/v1/kill/lift", {"scope": "all"}).json()["lifted"] is True
+    assert_problem(acme_agent.post("/v1/sessions", _session_body(policy)), 409, "killed")
+    assert acme_admin.post("/v1/kill/lift", {"scope": "agent", "target": "bot"}).json() == {
+        "scope": "agent",
+        "target": "bot",
+        "lifted": True,
+    }
+    assert acme_agent.post("/v1/sessions", _session_body(policy)).status_code == 201
+    assert acme_viewer.get("/v1/kills").json() == []
+    assert len(acme_viewer.get("/v1/kills", params={"include_lifted": True}).json()) == 2
 
 
 def test_token_budgets_and_reservations(sqlite_gateway: Gateway) -> None:

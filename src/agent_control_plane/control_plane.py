@@ -38,6 +38,7 @@ from agent_control_plane.operations import (
     audit,
     governing,
     keys,
+    kills,
     maintenance,
     policies,
     sessions,
@@ -264,10 +265,12 @@ class ControlPlane(_ControlPlaneBase):
     resume_session = sync_method(sessions.resume_session)
     complete_session = sync_method(sessions.complete_session)
     heartbeat = sync_method(sessions.heartbeat)
-    kill_session = sync_method(sessions.kill_session)
-    kill_agent = sync_method(sessions.kill_agent)
-    kill_tenant = sync_method(sessions.kill_tenant)
-    kill_all = sync_method(sessions.kill_all)
+    kill_session = sync_method(kills.kill_session)
+    kill_agent = sync_method(kills.kill_agent)
+    kill_tenant = sync_method(kills.kill_tenant)
+    kill_all = sync_method(kills.kill_all)
+    lift_kill = sync_method(kills.lift_kill)
+    list_kills = sync_method(kills.list_kills)
     govern = sync_method(governing.govern)
     record_outcome = sync_method(governing.record_outcome)
     apply_policy = sync_method(policies.apply_policy)
@@ -409,10 +412,12 @@ class AsyncControlPlane(_ControlPlaneBase):
     resume_session = async_method(sessions.resume_session)
     complete_session = async_method(sessions.complete_session)
     heartbeat = async_method(sessions.heartbeat)
-    kill_session = async_method(sessions.kill_session)
-    kill_agent = async_method(sessions.kill_agent)
-    kill_tenant = async_method(sessions.kill_tenant)
-    kill_all = async_method(sessions.kill_all)
+    kill_session = async_method(kills.kill_session)
+    kill_agent = async_method(kills.kill_agent)
+    kill_tenant = async_method(kills.kill_tenant)
+    kill_all = async_method(kills.kill_all)
+    lift_kill = async_method(kills.lift_kill)
+    list_kills = async_method(kills.list_kills)
     govern = async_method(governing.govern)
     record_outcome = async_method(governing.record_outcome)
     apply_policy = async_method(policies.apply_policy)

@@ -75,6 +75,10 @@ class SessionTerminatedError(ControlPlaneError):
     """The session was completed or killed; nothing more may be recorded by the agent."""
 
 
+class KilledScopeError(ControlPlaneError):
+    """A standing kill covers this agent or tenant: no session opens until it is lifted."""
+
+
 class IdempotencyConflictError(ControlPlaneError):
     """The idempotency key was used before with a different request."""
 

@@ -305,6 +305,30 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class StandingKill:
+    """A kill of an agent, a tenant or everything that also bars new sessions in its
+    scope until it is lifted. ``tenant``/``agent_id`` None means any."""
+
+    scope: str
+    tenant: str | None
+    agent_id: str | None
+    active: bool
+    reason: str | None
+    killed_at: datetime | None
+    lifted_at: datetime | None
+
+    @property
+    def target(self) -> str:
+        """What was killed, in words: "everything", "tenant 't1'", "agent 'a1' in tenant 't1'"."""
+        if self.scope == "all":
+            return "everything"
+        if self.scope == "tenant":
+            return f"tenant {self.tenant!r}"
+        where = "" if self.tenant is None else f" in tenant {self.tenant!r}"
+        return f"agent {self.agent_id!r}{where}"
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedApiKey:
     """A new API key: ``key`` is the full secret string, shown this once and never stored."""
 

@@ -10,8 +10,9 @@ from agent_control_plane.cli.db import db_app
 from agent_control_plane.cli.demo import demo
 from agent_control_plane.cli.events import events_app
 from agent_control_plane.cli.keys import keys_app
+from agent_control_plane.cli.kill import kill, kills
 from agent_control_plane.cli.mcp_proxy import mcp_proxy
-from agent_control_plane.cli.operate import approvals_app, kill, sessions_app
+from agent_control_plane.cli.operate import approvals_app, sessions_app
 from agent_control_plane.cli.policy import policy_app
 from agent_control_plane.cli.serve import serve
 from agent_control_plane.cli.tokens import budgets, tokens_app
@@ -30,6 +31,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(approvals_app, name="approvals")
 app.command("kill")(kill)
+app.command("kills")(kills)
 app.add_typer(events_app, name="events")
 app.add_typer(tokens_app, name="tokens")
 app.command("budgets")(budgets)

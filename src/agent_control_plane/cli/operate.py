@@ -1,8 +1,7 @@
-"""Operator commands: sessions, approvals, kill switch and events, over the public API."""
+"""Operator commands: sessions and approvals, over the public API."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -16,7 +15,6 @@ from agent_control_plane.cli.common import (
     console,
     emit_json,
     emit_json_list,
-    fail,
     opened,
     plain,
 )
@@ -150,43 +148,3 @@ def approvals_deny(
         emit_json(ticket)
         return
     console.print(f"denied {ticket.id} by {ticket.decided_by}")
-
-
-class KillScope(StrEnum):
-    session = "session"
-    agent = "agent"
-    tenant = "tenant"
-    all = "all"
-
-
-def kill(
-    scope: Annotated[KillScope, typer.Argument(help="What to stop.")],
-    target: Annotated[
-        str | None, typer.Argument(help="The session id, agent id or tenant (not with 'all').")
-    ] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Confirm 'all'.")] = False,
-    reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
-    as_json: JsonOption = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
-) -> None:
-    """Stop sessions now: one session, every open session of an agent or a tenant, or all
-    (with --yes). Prints how many were stopped."""
-    if (scope is KillScope.all) != (target is None):
-        raise fail("give a target for session, agent or tenant, and none for all")
-    if scope is KillScope.all and not yes:
-        raise fail("refusing to stop every session without --yes")
-    with opened(url, schema, table_prefix) as cp:
-        if scope is KillScope.all:
-            stopped = cp.kill_all(reason=reason)
-        elif scope is KillScope.session:
-            stopped = cp.kill_session(str(target), reason=reason)
-        elif scope is KillScope.agent:
-            stopped = cp.kill_agent(str(target), reason=reason)
-        else:
-            stopped = cp.kill_tenant(str(target), reason=reason)
-    if as_json:
-        emit_json({"scope": scope.value, "target": target, "stopped": stopped})
-        return
-    console.print(f"stopped {stopped} session(s)")

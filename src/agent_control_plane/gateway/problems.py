@@ -58,6 +58,7 @@ _MAPPINGS: dict[type[BaseException], Mapping] = {
     errors.ModelNotAllowedError: Mapping(422, "model_not_allowed", "Model not allowed"),
     errors.InvalidTransitionError: Mapping(409, "invalid_transition", "Invalid transition"),
     errors.SessionTerminatedError: Mapping(409, "session_terminated", "Session terminated"),
+    errors.KilledScopeError: Mapping(409, "killed", "Killed: no new sessions here"),
     errors.IdempotencyConflictError: Mapping(409, "idempotency_conflict", "Idempotency key reused"),
     errors.TokenBudgetExhausted: Mapping(409, "token_budget_exhausted", "Token budget exhausted"),
     errors.TokenBudgetExistsError: Mapping(409, "token_budget_exists", "Token budget exists"),

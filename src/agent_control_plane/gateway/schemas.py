@@ -221,6 +221,27 @@ class Killed(View):
     stopped: int
 
 
+class Lift(Body):
+    scope: Literal["agent", "tenant", "all"]
+    target: Text | None = Field(None, description="Agent id or tenant; none for all")
+
+
+class Lifted(View):
+    scope: str
+    target: str | None
+    lifted: bool
+
+
+class StandingKillView(View):
+    scope: str
+    tenant: str | None
+    agent_id: str | None
+    active: bool
+    reason: str | None
+    killed_at: datetime | None
+    lifted_at: datetime | None
+
+
 # --- token budgets ----------------------------------------------------------------------------
 
 

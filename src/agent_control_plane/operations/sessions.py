@@ -7,7 +7,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, true
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import (
@@ -16,6 +15,7 @@ from agent_control_plane.errors import (
     SessionNotFoundError,
 )
 from agent_control_plane.models import Page, Session
+from agent_control_plane.operations.kills import refuse_if_killed
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.operations.policies import PolicySource, resolve_policy
 from agent_control_plane.rules import lifecycle, pages, validation
@@ -57,6 +57,7 @@ def open_session(
     request = {**values, "policy_id": str(policy_id), "expires_at": str(expires_at)}
 
     def work(_claim: Claim | None) -> tuple[Session, dict[str, Any]]:
+        refuse_if_killed(connection, runtime, values["tenant"], values["agent_id"])
         now = runtime.clock()
         session_id = uuid.uuid4()
         row = {
@@ -204,77 +205,3 @@ def heartbeat(connection: Connection, runtime: Runtime, session_id: uuid.UUID | 
     sid = validation.session_id(session_id)
     with connection.begin():
         return session_store.heartbeat(connection, runtime, sid, runtime.clock())
-
-
-def _kill_where(
-    connection: Connection,
-    runtime: Runtime,
-    where: ColumnElement[bool],
-    reason: str | None,
-    scope_payload: dict[str, Any],
-) -> int:
-    reason = validation.text(reason, "reason", optional=True)
-    with connection.begin():
-        now = runtime.clock()
-        rows = session_store.transition_many(
-            connection, runtime, where, lifecycle.KILL, now, reason
-        )
-        event_store.append_many(
-            connection,
-            runtime,
-            rows,
-            NewEvent(
-                lifecycle.KILL.event, reason=reason, payload={"status": "aborted", **scope_payload}
-            ),
-            now,
-        )
-    return len(rows)
-
-
-def kill_session(
-    connection: Connection, runtime: Runtime, session_id: uuid.UUID | str, reason: str | None = None
-) -> int:
-    """Stop the session now (paused included); return 1 if it was stopped, 0 if already ended."""
-    sid = validation.session_id(session_id)
-    sessions = runtime.tables.sessions.c
-    stopped = _kill_where(connection, runtime, sessions.id == sid, reason, {"scope": "session"})
-    if stopped == 0:
-        with connection.begin():
-            if session_store.status_of(connection, runtime, sid) is None:
-                raise SessionNotFoundError(f"no session {sid}")
-    return stopped
-
-
-def kill_agent(
-    connection: Connection,
-    runtime: Runtime,
-    agent_id: str,
-    reason: str | None = None,
-    *,
-    tenant: str | None = None,
-) -> int:
-    """Stop every open session of ``agent_id`` (only those of ``tenant``, if given); return
-    how many were stopped."""
-    agent = validation.required_text(agent_id, "agent_id")
-    tenant = validation.text(tenant, "tenant", optional=True)
-    sessions = runtime.tables.sessions.c
-    where = sessions.agent_id == agent
-    scope_payload: dict[str, Any] = {"scope": "agent", "agent_id": agent}
-    if tenant is not None:
-        where = and_(where, sessions.tenant == tenant)
-        scope_payload["tenant"] = tenant
-    return _kill_where(connection, runtime, where, reason, scope_payload)
-
-
-def kill_tenant(
-    connection: Connection, runtime: Runtime, tenant: str, reason: str | None = None
-) -> int:
-    """Stop every open session of ``tenant``; return how many were stopped."""
-    name = validation.required_text(tenant, "tenant")
-    where = runtime.tables.sessions.c.tenant == name
-    return _kill_where(connection, runtime, where, reason, {"scope": "tenant", "tenant": name})
-
-
-def kill_all(connection: Connection, runtime: Runtime, reason: str | None = None) -> int:
-    """Stop every open session in this database; return how many were stopped."""
-    return _kill_where(connection, runtime, true(), reason, {"scope": "all"})

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Float,
@@ -49,6 +50,7 @@ SESSION_STATUSES = ("created", "active", "paused", "completed", "aborted")
 TICKET_STATUSES = ("pending", "approved", "denied", "expired", "consumed")
 RESERVATION_STATUSES = ("held", "settled", "released", "expired")
 API_KEY_ROLES = ("agent", "approver", "admin", "viewer")
+KILL_SCOPES = ("agent", "tenant", "all")
 
 LOGICAL_TABLES = (
     "policies",
@@ -64,6 +66,7 @@ LOGICAL_TABLES = (
     "token_ledger",
     "token_reservations",
     "api_keys",
+    "kill_switches",
 )
 
 # What the baseline revision created: any database ACP ever made holds all of these.
@@ -89,6 +92,7 @@ class AcpTables:
     token_ledger: Table
     token_reservations: Table
     api_keys: Table
+    kill_switches: Table
 
     def all(self) -> tuple[Table, ...]:
         return tuple(getattr(self, name) for name in LOGICAL_TABLES)
@@ -401,6 +405,20 @@ def build_tables(layout: Layout) -> AcpTables:
         Index(None, "tenant"),
     )
 
+    kill_switches = table(
+        "kill_switches",
+        # A standing kill of an agent, a tenant or everything: no session opens in its scope
+        # until it is lifted. '' stands for "any" (tenant, agent_id are never empty).
+        Column("scope", String(16), primary_key=True),
+        Column("tenant", String(ID_LENGTH), primary_key=True),
+        Column("agent_id", String(ID_LENGTH), primary_key=True),
+        Column("active", Boolean(), nullable=False),
+        Column("reason", String(ID_LENGTH)),
+        Column("killed_at", UTCDateTime()),
+        Column("lifted_at", UTCDateTime()),
+        CheckConstraint(_in("scope", KILL_SCOPES), name="scope"),
+    )
+
     return AcpTables(
         layout=layout,
         metadata=md,
@@ -417,4 +435,5 @@ def build_tables(layout: Layout) -> AcpTables:
         token_ledger=token_ledger,
         token_reservations=token_reservations,
         api_keys=api_keys,
+        kill_switches=kill_switches,
     )

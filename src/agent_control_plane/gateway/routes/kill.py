@@ -1,4 +1,5 @@
-"""The kill switch: one session, an agent's sessions, a tenant's sessions, or all."""
+"""The kill switch: one session, an agent's sessions, a tenant's sessions, or all; and the
+standing kills that bar new sessions until they are lifted."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from agent_control_plane.errors import InvalidInputError
-from agent_control_plane.gateway.auth import Operator, Plane, tenant_filter, visible_session
-from agent_control_plane.gateway.schemas import Kill, Killed
+from agent_control_plane.gateway.auth import (
+    Operator,
+    Plane,
+    Reader,
+    tenant_filter,
+    visible_session,
+)
+from agent_control_plane.gateway.schemas import Kill, Killed, Lift, Lifted, StandingKillView
 from agent_control_plane.rules import validation
 
 router = APIRouter(prefix="/v1", tags=["kill switch"])
@@ -39,3 +46,30 @@ def kill(body: Kill, plane: Plane, principal: Operator) -> Any:
     else:
         stopped = plane.kill_all(reason=body.reason)
     return Killed(scope=body.scope, target=body.target, stopped=stopped)
+
+
+@router.post("/kill/lift", response_model=Lifted)
+def lift(body: Lift, plane: Plane, principal: Operator) -> Any:
+    """Lift a standing kill so that sessions may open again in its scope (stopped sessions
+    stay stopped). A tenant key lifts only within its tenant, as it kills."""
+    if (body.scope == "all") != (body.target is None):
+        raise InvalidInputError("target", "give a target for agent or tenant, none for all")
+    if body.scope == "agent":
+        lifted = plane.lift_kill(agent_id=body.target, tenant=principal.tenant)
+    elif body.scope == "tenant":
+        lifted = plane.lift_kill(tenant=tenant_filter(principal, body.target))
+    elif principal.tenant is not None:
+        lifted = plane.lift_kill(tenant=principal.tenant)
+    else:
+        lifted = plane.lift_kill()
+    return Lifted(scope=body.scope, target=body.target, lifted=lifted)
+
+
+@router.get("/kills", response_model=list[StandingKillView])
+def standing_kills(plane: Plane, principal: Reader, include_lifted: bool = False) -> Any:
+    """Standing kills (and, if asked, lifted ones). A tenant key sees those of its tenant
+    and those that name no tenant (which cover it too)."""
+    found = plane.list_kills(include_lifted=include_lifted)
+    if principal.tenant is None:
+        return found
+    return [kill for kill in found if kill.tenant in (None, principal.tenant)]

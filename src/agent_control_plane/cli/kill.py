@@ -1,0 +1,120 @@
+"""The kill switch on the command line: stop sessions, lift standing kills, list them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from agent_control_plane.cli.common import (
+    JsonOption,
+    PrefixOption,
+    SchemaOption,
+    UrlOption,
+    console,
+    emit_json,
+    emit_json_list,
+    fail,
+    opened,
+    plain,
+)
+
+
+class KillScope(StrEnum):
+    session = "session"
+    agent = "agent"
+    tenant = "tenant"
+    all = "all"
+
+
+def kill(
+    scope: Annotated[KillScope, typer.Argument(help="What to stop.")],
+    target: Annotated[
+        str | None, typer.Argument(help="The session id, agent id or tenant (not with 'all').")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm 'all'.")] = False,
+    lift: Annotated[
+        bool,
+        typer.Option("--lift", help="Lift the standing kill of this agent, tenant or all."),
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Stop sessions now: one session, every open session of an agent or a tenant, or all
+    (with --yes). Prints how many were stopped. Killing an agent, a tenant or all also
+    bars new sessions there until the kill is lifted with --lift."""
+    if (scope is KillScope.all) != (target is None):
+        raise fail("give a target for session, agent or tenant, and none for all")
+    if lift:
+        _lift(scope, target, as_json, url, schema, table_prefix)
+        return
+    if scope is KillScope.all and not yes:
+        raise fail("refusing to stop every session without --yes")
+    with opened(url, schema, table_prefix) as cp:
+        if scope is KillScope.all:
+            stopped = cp.kill_all(reason=reason)
+        elif scope is KillScope.session:
+            stopped = cp.kill_session(str(target), reason=reason)
+        elif scope is KillScope.agent:
+            stopped = cp.kill_agent(str(target), reason=reason)
+        else:
+            stopped = cp.kill_tenant(str(target), reason=reason)
+    if as_json:
+        emit_json({"scope": scope.value, "target": target, "stopped": stopped})
+        return
+    console.print(f"stopped {stopped} session(s)")
+
+
+def _lift(
+    scope: KillScope,
+    target: str | None,
+    as_json: bool,
+    url: str | None,
+    schema: str | None,
+    table_prefix: str | None,
+) -> None:
+    if scope is KillScope.session:
+        raise fail("a stopped session never reopens: --lift takes agent, tenant or all")
+    with opened(url, schema, table_prefix) as cp:
+        if scope is KillScope.agent:
+            lifted = cp.lift_kill(agent_id=target)
+        elif scope is KillScope.tenant:
+            lifted = cp.lift_kill(tenant=target)
+        else:
+            lifted = cp.lift_kill()
+    if as_json:
+        emit_json({"scope": scope.value, "target": target, "lifted": lifted})
+        return
+    console.print("lifted the kill" if lifted else "no standing kill there: nothing to lift")
+
+
+def kills(
+    include_lifted: Annotated[
+        bool, typer.Option("--include-lifted", help="Also kills that were lifted.")
+    ] = False,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    schema: SchemaOption = None,
+    table_prefix: PrefixOption = None,
+) -> None:
+    """Standing kills: agents, tenants or everything barred from opening sessions."""
+    with opened(url, schema, table_prefix) as cp:
+        found = cp.list_kills(include_lifted=include_lifted)
+    if as_json:
+        emit_json_list([plain(kill) for kill in found])
+        return
+    table = Table("scope", "killed", "since", "reason", "lifted")
+    for item in found:
+        table.add_row(
+            item.scope,
+            item.target,
+            str(item.killed_at),
+            item.reason or "",
+            "" if item.lifted_at is None else str(item.lifted_at),
+        )
+    console.print(table)

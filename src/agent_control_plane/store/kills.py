@@ -1,0 +1,130 @@
+"""Standing kills: the rows that bar new sessions of a killed agent, tenant or everything.
+
+Every kill of a scope and every session opening first lock one row, the kill of "all":
+a kill locks it exclusively, an opening shares it. So an opening either commits before
+the kill's sweep (which then stops its session) or reads the standing kills after the
+kill committed (and is refused). The row is created on first use, so tables created
+by hand need no seed row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from agent_control_plane.models import StandingKill
+from agent_control_plane.runtime import Runtime
+
+ANY = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One standing kill's key; ANY ('') where the kill names no tenant or agent."""
+
+    scope: str
+    tenant: str = ANY
+    agent_id: str = ANY
+
+    def where(self, table: Any) -> Any:
+        k = table.c
+        return and_(k.scope == self.scope, k.tenant == self.tenant, k.agent_id == self.agent_id)
+
+
+EVERYTHING = Scope("all")
+
+
+def _insert(runtime: Runtime, values: dict[str, Any], on_conflict: dict[str, Any] | None) -> Any:
+    table = runtime.tables.kill_switches
+    if runtime.dialect in ("mysql", "mariadb"):
+        # A no-op ON DUPLICATE KEY UPDATE, not INSERT IGNORE: see store.tokens.ensure_window.
+        changes = on_conflict or {"scope": table.c.scope}
+        return mysql.insert(table).values(values).on_duplicate_key_update(**changes)
+    dialect_insert = postgresql.insert if runtime.dialect == "postgresql" else sqlite.insert
+    statement = dialect_insert(table).values(values)
+    if on_conflict is None:
+        return statement.on_conflict_do_nothing()
+    return statement.on_conflict_do_update(
+        index_elements=["scope", "tenant", "agent_id"], set_=on_conflict
+    )
+
+
+def lock_everything(connection: Connection, runtime: Runtime, *, exclusive: bool) -> None:
+    """Lock the "all" row, creating it (inactive) if it does not exist yet."""
+    table = runtime.tables.kill_switches
+    query = select(table.c.active).where(EVERYTHING.where(table))
+    query = query.with_for_update(read=not exclusive)
+    if connection.execute(query).first() is None:
+        values = {"scope": "all", "tenant": ANY, "agent_id": ANY, "active": False}
+        connection.execute(_insert(runtime, values, None))
+        connection.execute(query).one()
+
+
+def standing(
+    connection: Connection, runtime: Runtime, tenant: str | None, agent_id: str
+) -> list[StandingKill]:
+    """The active kills that cover a session of ``agent_id`` in ``tenant``."""
+    table = runtime.tables.kill_switches
+    k = table.c
+    covering = [EVERYTHING.where(table), Scope("agent", ANY, agent_id).where(table)]
+    if tenant is not None:
+        covering += [
+            Scope("tenant", tenant).where(table),
+            Scope("agent", tenant, agent_id).where(table),
+        ]
+    query = select(table).where(k.active.is_(True), or_(*covering)).order_by(k.scope)
+    return [to_standing(row._mapping) for row in connection.execute(query)]
+
+
+def activate(
+    connection: Connection, runtime: Runtime, scope: Scope, reason: str | None, now: datetime
+) -> None:
+    values = {
+        "scope": scope.scope,
+        "tenant": scope.tenant,
+        "agent_id": scope.agent_id,
+        "active": True,
+        "reason": reason,
+        "killed_at": now,
+        "lifted_at": None,
+    }
+    changes = {"active": True, "reason": reason, "killed_at": now, "lifted_at": None}
+    connection.execute(_insert(runtime, values, changes))
+
+
+def lift(connection: Connection, runtime: Runtime, scope: Scope, now: datetime) -> bool:
+    table = runtime.tables.kill_switches
+    statement = (
+        update(table)
+        .where(scope.where(table), table.c.active.is_(True))
+        .values(active=False, lifted_at=now)
+    )
+    return bool(connection.execute(statement).rowcount)
+
+
+def every(connection: Connection, runtime: Runtime, *, active_only: bool) -> list[StandingKill]:
+    """Every kill of a scope ever made (the "all" row only once it was used), in order."""
+    table = runtime.tables.kill_switches
+    k = table.c
+    query = select(table).where(k.killed_at.is_not(None))
+    if active_only:
+        query = query.where(k.active.is_(True))
+    query = query.order_by(k.scope, k.tenant, k.agent_id)
+    return [to_standing(row._mapping) for row in connection.execute(query)]
+
+
+def to_standing(row: Any) -> StandingKill:
+    return StandingKill(
+        scope=row["scope"],
+        tenant=row["tenant"] or None,
+        agent_id=row["agent_id"] or None,
+        active=bool(row["active"]),
+        reason=row["reason"],
+        killed_at=row["killed_at"],
+        lifted_at=row["lifted_at"],
+    )
