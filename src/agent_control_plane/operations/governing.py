@@ -226,7 +226,7 @@ def record_outcome(
     facts = runtime.session_facts(connection, decision.session_id)
     request = [status, str(actual), payload]
 
-    def work(_claim: Claim | None) -> tuple[Event, dict[str, Any]]:
+    def work(claim: Claim | None) -> tuple[Event, dict[str, Any]]:
         recorded = event_store.by_seq(connection, runtime, decision.session_id, decision.event_seq)
         if (
             recorded is None
@@ -252,10 +252,12 @@ def record_outcome(
                 "result": payload,
             },
         )
-        values = event_store.append(connection, runtime, Slot.of(row), event, now)
-        stored = event_store.by_seq(connection, runtime, decision.session_id, values["seq"])
+        # The record goes in with the event (one statement on PostgreSQL).
+        data = {"seq": row.seq}
+        event_store.append(connection, runtime, Slot.of(row), event, now, claim, data)
+        stored = event_store.by_seq(connection, runtime, decision.session_id, row.seq)
         assert stored is not None
-        return stored, {"seq": stored.seq}
+        return stored, data
 
     def replay(data: dict[str, Any]) -> Event:
         with connection.begin():

@@ -20,7 +20,7 @@ from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.store import idempotency
 from agent_control_plane.store.idempotency import Claim
-from agent_control_plane.store.prepared import execute
+from agent_control_plane.store.prepared import execute, fetch
 from agent_control_plane.store.rows import sessions_of_tenant, to_model
 
 
@@ -222,14 +222,22 @@ def newest_id(connection: Connection, runtime: Runtime, tenant: str | None) -> i
     return None if newest is None else int(newest)
 
 
+@lru_cache(maxsize=32)
+def _by_seq(tables: AcpTables) -> Executable:
+    events = tables.events
+    return select(events).where(
+        events.c.session_id == bindparam("s_session", type_=events.c.session_id.type),
+        events.c.seq == bindparam("s_seq", type_=events.c.seq.type),
+    )
+
+
 def by_seq(
     connection: Connection, runtime: Runtime, session_id: uuid.UUID, seq: int
 ) -> Event | None:
-    events = runtime.tables.events
-    row = connection.execute(
-        select(events).where(events.c.session_id == session_id, events.c.seq == seq)
-    ).one_or_none()
-    return None if row is None else to_event(row)
+    rows = fetch(
+        connection, runtime, _by_seq(runtime.tables), {"s_session": session_id, "s_seq": seq}
+    )
+    return to_model(Event, rows[0]) if rows else None
 
 
 def chain_rows(

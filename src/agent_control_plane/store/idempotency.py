@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.schema.types import UTCDateTime
+from agent_control_plane.store.prepared import fetch
 
 
 @dataclass(slots=True)
@@ -82,10 +83,10 @@ def record(
 
 
 def find(connection: Connection, runtime: Runtime, scope: str, key: str) -> Stored | None:
-    row = connection.execute(
-        _find_statement(runtime.tables), {"i_scope": scope, "i_key": key}
-    ).one_or_none()
-    return None if row is None else Stored(row.request_digest, row.result)
+    rows = fetch(
+        connection, runtime, _find_statement(runtime.tables), {"i_scope": scope, "i_key": key}
+    )
+    return Stored(rows[0]["request_digest"], rows[0]["result"]) if rows else None
 
 
 def prune(connection: Connection, runtime: Runtime, before: datetime, limit: int) -> int:
