@@ -10,6 +10,7 @@ from rich.table import Table
 from bench.floor import concurrent_floor_ops_per_second, floor_ops_per_second
 from bench.governing import (
     concurrent_govern_ops_per_second,
+    govern_and_outcome_per_second,
     govern_ops_per_second,
     statements_per_decision,
 )
@@ -52,6 +53,13 @@ def run(dialect: str, seconds: float, table: Table) -> None:
         if dialect == "sqlite":
             added = instrumentation_microseconds_per_call(url, seconds)
             table.add_row(dialect, "OpenTelemetry cost per govern call", f"{added:,.0f} µs", "")
+        steps = govern_and_outcome_per_second(url, seconds)
+        table.add_row(
+            dialect,
+            "govern + record_outcome (one agent step)",
+            f"{steps:,.0f} steps/s",
+            f"{steps / floor:.2f}",
+        )
         count, statements = statements_per_decision(url)
         table.add_row(dialect, "statements per decision", f"{count}: {' '.join(statements)}", "")
         token_pairs = pairs_per_second(url, seconds)

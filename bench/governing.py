@@ -31,6 +31,18 @@ def govern_ops_per_second(url: str, seconds: float) -> float:
         return ops_per_second(lambda: _one(cp, sid), seconds)
 
 
+def _one_with_outcome(cp: ControlPlane, sid: uuid.UUID) -> None:
+    decision = cp.govern(sid, "work", cost="0.0001", idempotency_key=f"k{next(_keys)}")
+    cp.record_outcome(decision, "succeeded", actual_cost="0.00005")
+
+
+def govern_and_outcome_per_second(url: str, seconds: float) -> float:
+    """An agent's whole step: govern, act, record_outcome (settling a smaller actual cost)."""
+    with ControlPlane.open(url) as cp:
+        sid = _session(cp)
+        return ops_per_second(lambda: _one_with_outcome(cp, sid), seconds)
+
+
 def statements_per_decision(url: str) -> tuple[int, list[str]]:
     """Statements the database receives for one warm govern, BEGIN and COMMIT included."""
     with ControlPlane.open(url) as cp:

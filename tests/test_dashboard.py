@@ -198,6 +198,17 @@ def test_a_tenant_key_sees_and_decides_only_its_tenant(
     assert client.http.post("/ui/kill", data=kill_all).status_code == 303
     assert plane.get_session(ours.session_id).status == "aborted"
     assert plane.get_session(theirs.session_id).status == "active"
+    # The tenant's "all" stands: listed with a Lift button; another tenant's kill is not shown.
+    plane.kill_agent("intruder", tenant="globex")
+    sessions = client.http.get("/ui/sessions").text
+    assert "Standing kills" in sessions
+    assert "tenant &#39;acme&#39;" in sessions
+    assert "intruder" not in sessions
+    lift = {"csrf_token": token, "scope": "all"}
+    assert client.http.post("/ui/kill/lift", data={"scope": "all"}).status_code == 403  # no CSRF
+    assert client.http.post("/ui/kill/lift", data=lift).status_code == 303
+    assert [kill.target for kill in plane.list_kills()] == ["agent 'intruder' in tenant 'globex'"]
+    assert "Standing kills" not in client.http.get("/ui/sessions").text
     feed = client.http.get("/ui/events.json").json()
     assert {event["session_id"] for event in feed["events"]} == {str(ours.session_id)}
 

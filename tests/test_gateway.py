@@ -233,6 +233,25 @@ def test_tenant_keys_are_confined_to_their_tenant(gateway: Gateway) -> None:
     assert acme_agent.post("/v1/sessions", _session_body(policy)).status_code == 201
     assert acme_viewer.get("/v1/kills").json() == []
     assert len(acme_viewer.get("/v1/kills", params={"include_lifted": True}).json()) == 2
+    # A global key names the tenant an agent's kill was confined to.
+    gateway.control_plane.kill_agent("intruder", tenant="globex")
+    assert acme_viewer.get("/v1/kills").json() == []
+    assert_problem(
+        acme_admin.post(
+            "/v1/kill/lift", {"scope": "agent", "target": "intruder", "tenant": "globex"}
+        ),
+        403,
+        "forbidden",
+    )
+    assert_problem(
+        root.post("/v1/kill/lift", {"scope": "tenant", "target": "globex", "tenant": "globex"}),
+        422,
+        "invalid_input",
+    )
+    lifted = root.post(
+        "/v1/kill/lift", {"scope": "agent", "target": "intruder", "tenant": "globex"}
+    )
+    assert lifted.json()["lifted"] is True
 
 
 def test_token_budgets_and_reservations(sqlite_gateway: Gateway) -> None:

@@ -1,4 +1,5 @@
-"""What an operator does: sign in and out, approve or deny tickets, stop sessions.
+"""What an operator does: sign in and out, approve or deny tickets, stop sessions, lift
+standing kills.
 
 Every POST here carries the session's CSRF token (``require_csrf`` on the router). The
 approver recorded is always the signed-in key's identity, never a form field.
@@ -19,7 +20,7 @@ from agent_control_plane.dashboard.pages import render
 from agent_control_plane.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
 from agent_control_plane.gateway.auth import visible_session, visible_ticket
 from agent_control_plane.gateway.routes import kill as gateway_kill
-from agent_control_plane.gateway.schemas import Kill
+from agent_control_plane.gateway.schemas import Kill, Lift
 from agent_control_plane.rules.keys import Permission
 
 router = APIRouter(dependencies=[Depends(auth.require_csrf)])
@@ -120,6 +121,27 @@ def kill(
     auth.flash(request, "ok", f"Kill {what}: stopped {stopped} session(s).")
     if scope == "session":
         return _back(request, "session_page", session_id=target)
+    return _back(request, "sessions_page")
+
+
+@router.post("/kill/lift", name="lift_kill")
+def lift_kill(
+    request: Request,
+    plane: Plane,
+    principal: Viewer,
+    scope: Annotated[Literal["agent", "tenant", "all"], Form()],
+    target: Annotated[str, Form(max_length=200)] = "",
+    tenant: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Lift a standing kill with the gateway's rules (a tenant key lifts only its tenant's)."""
+    auth.needs(principal, Permission.OPERATE)
+    try:
+        body = Lift(scope=scope, target=target.strip() or None, tenant=tenant.strip() or None)
+    except pydantic.ValidationError as exc:
+        raise InvalidInputError("target", f"not a valid target: {target!r}") from exc
+    lifted = gateway_kill.lift(body, plane, principal).lifted
+    what = scope if scope == "all" else f"{scope} {target}"
+    auth.flash(request, "ok", f"Lifted the kill of {what}." if lifted else "Nothing to lift.")
     return _back(request, "sessions_page")
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from agent_control_plane.dashboard import auth, views
 from agent_control_plane.dashboard.auth import Plane, Viewer
 from agent_control_plane.gateway.auth import visible_session
+from agent_control_plane.gateway.routes import kill as gateway_kill
 from agent_control_plane.models import AuditReport, Event, Principal, Session
 from agent_control_plane.rules.keys import Permission
 
@@ -100,7 +101,8 @@ def sessions_page(
     ] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> HTMLResponse:
-    """Sessions newest first with their budget bars; a tenant key sees its tenant's."""
+    """Sessions newest first with their budget bars, and the standing kills; a tenant key
+    sees its tenant's."""
     page = plane.list_sessions(
         status=status or None, tenant=principal.tenant, limit=PAGE_SIZE, cursor=cursor or None
     )
@@ -108,6 +110,7 @@ def sessions_page(
         request,
         "sessions.html",
         principal,
+        kills=gateway_kill.standing_kills(plane, principal),
         sessions=page.items,
         bars={session.id: _bars(session) for session in page.items},
         status=status or "",

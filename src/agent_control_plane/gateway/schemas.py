@@ -224,6 +224,9 @@ class Killed(View):
 class Lift(Body):
     scope: Literal["agent", "tenant", "all"]
     target: Text | None = Field(None, description="Agent id or tenant; none for all")
+    tenant: Text | None = Field(
+        None, description="For an agent: the tenant its kill named (a tenant key: its own)"
+    )
 
 
 class Lifted(View):

@@ -54,8 +54,10 @@ def lift(body: Lift, plane: Plane, principal: Operator) -> Any:
     stay stopped). A tenant key lifts only within its tenant, as it kills."""
     if (body.scope == "all") != (body.target is None):
         raise InvalidInputError("target", "give a target for agent or tenant, none for all")
+    if body.tenant is not None and body.scope != "agent":
+        raise InvalidInputError("tenant", "only an agent's kill names a tenant besides its target")
     if body.scope == "agent":
-        lifted = plane.lift_kill(agent_id=body.target, tenant=principal.tenant)
+        lifted = plane.lift_kill(agent_id=body.target, tenant=tenant_filter(principal, body.tenant))
     elif body.scope == "tenant":
         lifted = plane.lift_kill(tenant=tenant_filter(principal, body.target))
     elif principal.tenant is not None:
