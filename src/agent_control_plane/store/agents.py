@@ -6,11 +6,11 @@ import uuid
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.models import Agent, Delegation
 from agent_control_plane.runtime import Runtime
+from agent_control_plane.store import dialect
 from agent_control_plane.store.rows import to_model
 
 
@@ -18,16 +18,7 @@ def upsert(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> 
     """Insert the agent, or update everything but its creation time, in one statement."""
     agents = runtime.tables.agents
     changes = {k: v for k, v in values.items() if k not in ("id", "created_at")}
-    if runtime.dialect in ("mysql", "mariadb"):
-        statement: Any = mysql.insert(agents).values(values).on_duplicate_key_update(**changes)
-    else:
-        dialect_insert = postgresql.insert if runtime.dialect == "postgresql" else sqlite.insert
-        statement = (
-            dialect_insert(agents)
-            .values(values)
-            .on_conflict_do_update(index_elements=[agents.c.id], set_=changes)
-        )
-    connection.execute(statement)
+    connection.execute(dialect.upsert(runtime, agents, values, ("id",), changes))
 
 
 def get(connection: Connection, runtime: Runtime, agent_id: str) -> Agent | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Update, select
+from sqlalchemy import ColumnElement, Row, Table, Update, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -50,6 +51,31 @@ def update_many(
         connection.execute(statement.where(key.in_(chunk)))
         rows.extend(connection.execute(select(*columns).where(key.in_(chunk))))
     return rows
+
+
+def upsert(
+    runtime: Runtime,
+    table: Table,
+    values: dict[str, Any],
+    key: Sequence[str],
+    changes: dict[str, Any] | None = None,
+) -> Any:
+    """INSERT ``values``, or on a duplicate ``key`` apply ``changes`` to the row there
+    (None: leave it as it is). Any number of concurrent writers succeed.
+
+    MySQL/MariaDB get ON DUPLICATE KEY UPDATE even with no changes (a no-op update of the
+    key), never INSERT IGNORE: IGNORE takes a shared lock on a duplicate that a later
+    UPDATE in the transaction must upgrade, and concurrent first writers deadlock. The
+    no-op locks the row exclusively at once, so they queue instead.
+    """
+    if runtime.dialect in ("mysql", "mariadb"):
+        on_duplicate = changes or {key[0]: table.c[key[0]]}
+        return mysql.insert(table).values(values).on_duplicate_key_update(**on_duplicate)
+    dialect_insert = postgresql.insert if runtime.dialect == "postgresql" else sqlite.insert
+    statement = dialect_insert(table).values(values)
+    if changes is None:
+        return statement.on_conflict_do_nothing(index_elements=list(key))
+    return statement.on_conflict_do_update(index_elements=list(key), set_=changes)
 
 
 def violates(error: IntegrityError, constraint: str) -> bool:

@@ -14,13 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.models import StandingKill
 from agent_control_plane.runtime import Runtime
+from agent_control_plane.store.dialect import upsert
 
 ANY = ""
+KEY = ("scope", "tenant", "agent_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,21 +40,6 @@ class Scope:
 EVERYTHING = Scope("all")
 
 
-def _insert(runtime: Runtime, values: dict[str, Any], on_conflict: dict[str, Any] | None) -> Any:
-    table = runtime.tables.kill_switches
-    if runtime.dialect in ("mysql", "mariadb"):
-        # A no-op ON DUPLICATE KEY UPDATE, not INSERT IGNORE: see store.tokens.ensure_window.
-        changes = on_conflict or {"scope": table.c.scope}
-        return mysql.insert(table).values(values).on_duplicate_key_update(**changes)
-    dialect_insert = postgresql.insert if runtime.dialect == "postgresql" else sqlite.insert
-    statement = dialect_insert(table).values(values)
-    if on_conflict is None:
-        return statement.on_conflict_do_nothing()
-    return statement.on_conflict_do_update(
-        index_elements=["scope", "tenant", "agent_id"], set_=on_conflict
-    )
-
-
 def lock_everything(connection: Connection, runtime: Runtime, *, exclusive: bool) -> None:
     """Lock the "all" row, creating it (inactive) if it does not exist yet."""
     table = runtime.tables.kill_switches
@@ -61,7 +47,7 @@ def lock_everything(connection: Connection, runtime: Runtime, *, exclusive: bool
     query = query.with_for_update(read=not exclusive)
     if connection.execute(query).first() is None:
         values = {"scope": "all", "tenant": ANY, "agent_id": ANY, "active": False}
-        connection.execute(_insert(runtime, values, None))
+        connection.execute(upsert(runtime, table, values, KEY))
         connection.execute(query).one()
 
 
@@ -94,7 +80,7 @@ def activate(
         "lifted_at": None,
     }
     changes = {"active": True, "reason": reason, "killed_at": now, "lifted_at": None}
-    connection.execute(_insert(runtime, values, changes))
+    connection.execute(upsert(runtime, runtime.tables.kill_switches, values, KEY, changes))
 
 
 def lift(connection: Connection, runtime: Runtime, scope: Scope, now: datetime) -> bool:

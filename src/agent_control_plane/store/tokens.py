@@ -21,13 +21,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.models import Reservation, TokenBudget
 from agent_control_plane.rules.tokens import IDENTITY_FIELDS
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
+from agent_control_plane.store.dialect import upsert
 from agent_control_plane.store.prepared import execute, fetch
 from agent_control_plane.store.rows import to_model
 
@@ -120,20 +120,7 @@ def ensure_window(
         "requests_reserved": 0,
         "updated_at": now,
     }
-    statement: Any
-    if runtime.dialect in ("mysql", "mariadb"):
-        # Not INSERT IGNORE: on a duplicate it takes a shared lock that the hold's UPDATE
-        # must then upgrade, and concurrent first writers deadlock. A no-op ON DUPLICATE
-        # KEY UPDATE locks the row exclusively at once, so they queue instead.
-        statement = (
-            mysql.insert(windows)
-            .values(values)
-            .on_duplicate_key_update(budget_id=windows.c.budget_id)
-        )
-    else:
-        dialect_insert = postgresql.insert if runtime.dialect == "postgresql" else sqlite.insert
-        statement = dialect_insert(windows).values(values).on_conflict_do_nothing()
-    connection.execute(statement)
+    connection.execute(upsert(runtime, windows, values, ("budget_id", "window_start")))
 
 
 @lru_cache(maxsize=64)
