@@ -18,6 +18,8 @@ POLICY = {
     "name": "gateway-test",
     "tiers": {"always_approve": ["refund"], "auto_approve": ["read"]},
     "risk": {},
+    # What an agent key may ask for when it opens a session under this policy.
+    "limits": {"max_cost": "10.00", "max_actions": 100},
 }
 
 

@@ -150,11 +150,19 @@ def test_roles_and_keys(sqlite_gateway: Gateway) -> None:
     assert approver.get("/v1/approvals").status_code == 200
     own = _open(agent, policy)
     assert agent.post(f"/v1/sessions/{own['id']}/govern", {"action": "read"}).status_code == 200
+    # An agent asks only within the policy's limits, and only under a policy that has them.
+    greedy = agent.post("/v1/sessions", _session_body(policy, max_cost="10.01"))
+    assert_problem(greedy, 422, "invalid_input")
+    assert greedy.json()["field"] == "max_cost"
+    uncapped = {key: value for key, value in POLICY.items() if key != "limits"}
+    uncapped_id = admin.post("/v1/policies", {**uncapped, "name": "uncapped"}).json()["id"]
+    assert_problem(agent.post("/v1/sessions", _session_body(uncapped_id)), 403, "forbidden")
+    assert admin.post("/v1/sessions", _session_body(uncapped_id, max_cost="99")).status_code == 201
 
     paused = admin.post(f"/v1/sessions/{sid}/pause", {"reason": "look"})
     assert paused.json()["status"] == "paused"
     killed = admin.post("/v1/kill", {"scope": "all", "reason": "incident"})
-    assert killed.json() == {"scope": "all", "target": None, "stopped": 2}
+    assert killed.json() == {"scope": "all", "target": None, "stopped": 3}
     assert admin.get(f"/v1/sessions/{sid}").json()["killed"] is True
     assert_problem(
         admin.post("/v1/kill", {"scope": "session"}), 422, "invalid_input"

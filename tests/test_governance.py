@@ -371,6 +371,21 @@ def test_pruning_takes_the_oldest_ids_and_stops_at_the_first_young_record(
         assert first == cp.govern(sid, "work", idempotency_key="young")
 
 
+def test_a_policys_limits_cap_the_budgets_a_session_may_be_given(
+    control_plane: ControlPlane,
+) -> None:
+    cp = control_plane
+    capped = {**SUPPORT_BOT, "name": "capped", "limits": {"max_cost": "2.00", "max_actions": 5}}
+    before = counts(cp)
+    with pytest.raises(InvalidInputError, match=r"max_cost.*above the policy's limit"):
+        open_session(cp, policy=capped, max_cost="2.01", max_actions=5)
+    with pytest.raises(InvalidInputError, match=r"max_actions.*above the policy's limit"):
+        open_session(cp, policy=capped, max_cost="2.00", max_actions=6)
+    assert counts(cp) == before  # refused before anything was written
+    sid = open_session(cp, policy=capped, max_cost="2.00", max_actions=5)
+    assert cp.get_session(sid).max_cost == Decimal("2.00")
+
+
 def test_idempotency_retention_is_a_setting(
     database: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:

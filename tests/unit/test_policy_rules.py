@@ -325,3 +325,29 @@ def test_same_meaning_same_digest_different_meaning_different_digest() -> None:
     c = parse_policy({"name": "p", "tiers": {"blocked": ["y"]}})
     assert a.digest == b.digest != c.digest
     assert isinstance(a, PolicyDocument)
+
+
+def test_session_limits_are_exact_round_trip_and_leave_old_digests_alone(tmp_path: Path) -> None:
+    plain = parse_policy({"name": "p", "tiers": {"blocked": ["x"]}})
+    assert "limits" not in plain.to_json_data()  # digests of policies without limits unchanged
+    capped = parse_policy(
+        {"name": "p", "tiers": {"blocked": ["x"]}, "limits": {"max_cost": "5", "max_actions": 9}}
+    )
+    assert capped.digest != plain.digest
+    assert capped.limits.complete
+    assert capped.limits.excess(Decimal("5"), 9) is None
+    assert capped.limits.excess(Decimal("5.000000001"), 1) == (
+        "max_cost",
+        "5.000000001 is above the policy's limit of 5.000000000",
+    )
+    assert capped.limits.excess(Decimal(0), 10) == (
+        "max_actions",
+        "10 is above the policy's limit of 9",
+    )
+    path = tmp_path / "capped.yaml"
+    path.write_text(dump_policy(capped, "yaml"))
+    assert load_policy_file(path) == capped
+    assert not parse_policy({"name": "p", "limits": {"max_cost": "1"}}).limits.complete
+    for bad in ({"max_cost": 0.5}, {"max_cost": "-1"}, {"max_actions": -1}, {"max_time": 3}):
+        with pytest.raises(PolicyError, match="limits"):
+            parse_policy({"name": "p", "limits": bad})

@@ -42,7 +42,8 @@ def open_session(
     idempotency_key: str | None = None,
 ) -> Session:
     """Open a session for ``agent_id`` under ``policy`` (a document, a YAML/JSON path or a
-    stored policy id), with a cost budget (exact USD) and an action budget."""
+    stored policy id), with a cost budget (exact USD) and an action budget, neither above
+    the policy's ``limits``."""
     values = {
         "name": validation.text(name, "name", optional=True),
         "agent_id": validation.required_text(agent_id, "agent_id"),
@@ -54,6 +55,11 @@ def open_session(
     }
     key = validation.idempotency_key(idempotency_key)
     policy_id = resolve_policy(connection, runtime, policy)
+    excess = runtime.policy(connection, policy_id).document.limits.excess(
+        values["max_cost"], values["max_actions"]
+    )
+    if excess is not None:
+        raise InvalidInputError(*excess)
     request = {**values, "policy_id": str(policy_id), "expires_at": str(expires_at)}
 
     def work(_claim: Claim | None) -> tuple[Session, dict[str, Any]]:

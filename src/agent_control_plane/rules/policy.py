@@ -179,15 +179,7 @@ class ToolMapping(_Model):
     @field_validator("cost", mode="before")
     @classmethod
     def _cost(cls, value: Any) -> Decimal:
-        if isinstance(value, float):
-            raise ValueError('write the cost as a string, e.g. "0.001" (floats are inexact)')
-        try:
-            amount = to_money(value)
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
-        if amount < 0:
-            raise ValueError(f"must not be negative (got {amount})")
-        return amount
+        return _money_field(value)
 
     @field_validator("resource")
     @classmethod
@@ -195,6 +187,45 @@ class ToolMapping(_Model):
         if value is not None:
             template_fields(value)
         return value
+
+
+def _money_field(value: Any) -> Decimal:
+    """A policy amount: exact (a string or int, never a float), not negative."""
+    if isinstance(value, float):
+        raise ValueError('write the amount as a string, e.g. "0.001" (floats are inexact)')
+    try:
+        amount = to_money(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    if amount < 0:
+        raise ValueError(f"must not be negative (got {amount})")
+    return amount
+
+
+class SessionLimits(_Model):
+    """The most a session under this policy may be given (``limits: {max_cost: "5.00",
+    max_actions: 100}``): a ceiling set by whoever wrote the policy on what an opener, an
+    agent's API key say, may ask for."""
+
+    max_cost: Decimal | None = None
+    max_actions: int | None = Field(default=None, ge=0)
+
+    @field_validator("max_cost", mode="before")
+    @classmethod
+    def _cost(cls, value: Any) -> Decimal | None:
+        return None if value is None else _money_field(value)
+
+    @property
+    def complete(self) -> bool:
+        return self.max_cost is not None and self.max_actions is not None
+
+    def excess(self, max_cost: Decimal, max_actions: int) -> tuple[str, str] | None:
+        """(field, message) for the first asked budget above its limit, else None."""
+        if self.max_cost is not None and max_cost > self.max_cost:
+            return "max_cost", f"{max_cost} is above the policy's limit of {self.max_cost}"
+        if self.max_actions is not None and max_actions > self.max_actions:
+            return "max_actions", f"{max_actions} is above the policy's limit of {self.max_actions}"
+        return None
 
 
 def template_fields(template: str) -> list[str]:
@@ -231,6 +262,7 @@ class PolicyDocument(_Model):
     steer_retries: int | None = Field(default=3, ge=0)
     capabilities: dict[str, str] = Field(default_factory=dict)
     tools: dict[str, ToolMapping] = Field(default_factory=dict, max_length=1000)
+    limits: SessionLimits = Field(default_factory=SessionLimits)
 
     @field_validator("tools")
     @classmethod

@@ -30,10 +30,17 @@ SessionStatus = Annotated[str | None, Query(pattern=r"^(created|active|paused|co
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionView)
 def open_session(body: OpenSession, plane: Plane, principal: Actor) -> Any:
     """Open a session. A tenant key opens it in its own tenant; an agent key must name a
-    stored policy by id (it cannot write its own policy)."""
+    stored policy by id (it cannot write its own policy) whose ``limits`` cap both budgets
+    (so an agent cannot grant itself a budget)."""
     tenant = tenant_filter(principal, body.tenant)
-    if principal.role == Role.AGENT and not isinstance(body.policy, uuid.UUID):
-        raise PermissionDeniedError("an agent key must name a stored policy by its id")
+    if principal.role == Role.AGENT:
+        if not isinstance(body.policy, uuid.UUID):
+            raise PermissionDeniedError("an agent key must name a stored policy by its id")
+        if not plane.get_policy(body.policy).document.limits.complete:
+            raise PermissionDeniedError(
+                "an agent key may open sessions only under a policy whose limits set both "
+                "max_cost and max_actions: the budgets it may ask for"
+            )
     return plane.open_session(
         body.name,
         agent_id=body.agent_id,
