@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx2  # the HTTP client the MCP SDK's transports take
 import mcp_types as types
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
@@ -255,11 +256,12 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
     raise AssertionError(f"nothing listens on {port}")
 
 
-async def test_streamable_http_variant(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'acp.db'}"
+@asynccontextmanager
+async def _http_proxy(tmp_path: Path, url: str, *options: str) -> AsyncIterator[str]:
+    """A proxy serving streamable HTTP; yields its /mcp address."""
     sid = open_session(url)
     port = _free_port()
-    command = [*PROXY, "--url", url, "--session", sid, "--listen", f"127.0.0.1:{port}"]
+    command = [*PROXY, "--url", url, "--session", sid, "--listen", f"127.0.0.1:{port}", *options]
     env = {**os.environ, "ACP_TEST_TOOL_LOG": str(tmp_path / "ran.jsonl")}
     with (tmp_path / "proxy.stderr").open("w") as errlog:
         process = subprocess.Popen(
@@ -267,18 +269,55 @@ async def test_streamable_http_variant(tmp_path: Path) -> None:
         )
     try:
         _wait_for_port(port, process)
-        async with (
-            streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write),
-            ClientSession(read, write) as client,
-        ):
-            await client.initialize()
-            assert not (await client.call_tool("echo", {"text": "over http"})).is_error
-            refused = await client.call_tool("delete_file", {"path": "/x"})
-            assert acp_meta(refused)["reason"] == "tier.blocked:fs.delete"
+        yield f"http://127.0.0.1:{port}/mcp"
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, (tmp_path / "proxy.stderr").read_text()
+
+
+@asynccontextmanager
+async def _http_client(address: str, key: str | None) -> AsyncIterator[ClientSession]:
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        streamable_http_client(address, http_client=http) as (read, write),
+        ClientSession(read, write) as client,
+    ):
+        await client.initialize()
+        yield client
+
+
+async def test_streamable_http_variant_takes_calls_only_with_an_api_key(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'acp.db'}"
+    with ControlPlane.open(url) as cp:
+        agent_key = cp.create_api_key("agent", name="tools").key
+        viewer_key = cp.create_api_key("viewer").key
+        other_tenant = cp.create_api_key("agent", tenant="globex").key
+    async with _http_proxy(tmp_path, url) as address:
+        async with _http_client(address, agent_key) as client:
+            assert not (await client.call_tool("echo", {"text": "over http"})).is_error
+            refused = await client.call_tool("delete_file", {"path": "/x"})
+            assert acp_meta(refused)["reason"] == "tier.blocked:fs.delete"
+        headers = {"Accept": "application/json, text/event-stream"}
+        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+            hello = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+            assert (await http.post(address, json=hello)).status_code == 401
+            for key, status in ((f"{agent_key}x", 401), (viewer_key, 403), (other_tenant, 403)):
+                answer = await http.post(
+                    address, json=hello, headers={"Authorization": f"Bearer {key}"}
+                )
+                assert answer.status_code == status, (key, answer.text)
     assert ran(tmp_path) == [{"tool": "echo", "text": "over http"}]
+
+
+async def test_streamable_http_variant_anonymous_on_request(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'acp.db'}"
+    async with (
+        _http_proxy(tmp_path, url, "--allow-anonymous") as address,
+        _http_client(address, None) as client,
+    ):
+        assert not (await client.call_tool("echo", {"text": "anyone"})).is_error
+    assert ran(tmp_path) == [{"tool": "echo", "text": "anyone"}]
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,13 @@ def mcp_proxy(
         str | None,
         typer.Option("--listen", help="Serve streamable HTTP on HOST:PORT instead of stdio."),
     ] = None,
+    allow_anonymous: Annotated[
+        bool,
+        typer.Option(
+            "--allow-anonymous",
+            help="With --listen: take calls without an API key (a trusted local network only).",
+        ),
+    ] = False,
 ) -> None:
     """Proxy MCP over stdio (or HTTP with --listen): every tools/call is governed first.
 
@@ -87,6 +94,7 @@ def mcp_proxy(
             max_actions=max_actions,
             hide_blocked=hide_blocked,
             listen=None if listen is None else parse_listen(listen),
+            anonymous=allow_anonymous,
         )
     except ConfigurationError as exc:
         raise fail(str(exc)) from exc

@@ -16,13 +16,16 @@ from typing import Any
 import mcp_types as types
 import uvicorn
 from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
+from pydantic import AnyHttpUrl
 
 from agent_control_plane.control_plane import AsyncControlPlane
 from agent_control_plane.errors import ConfigurationError, InvalidTransitionError
 from agent_control_plane.integrations.mcp_proxy.governor import ToolGovernor
+from agent_control_plane.integrations.mcp_proxy.keys import TOOLS_SCOPE, ApiKeyVerifier
 from agent_control_plane.rules.policy import PolicyDocument, load_policy_file
 from agent_control_plane.rules.routing import CompiledPolicy
 
@@ -43,6 +46,8 @@ class ProxySettings:
     max_actions: int = 1000
     hide_blocked: bool = False
     listen: tuple[str, int] | None = None
+    # Serve HTTP without asking clients for an API key (a trusted local network only).
+    anonymous: bool = False
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -71,6 +76,7 @@ class Attached:
     session_id: uuid.UUID
     policy: PolicyDocument
     opened: bool
+    tenant: str | None
 
 
 async def attach(control_plane: AsyncControlPlane, settings: ProxySettings) -> Attached:
@@ -84,7 +90,7 @@ async def attach(control_plane: AsyncControlPlane, settings: ProxySettings) -> A
                 f"session {session.id} runs policy {stored.name!r} as stored, which differs "
                 f"from {settings.policy_file}; omit --policy or open a new session with it"
             )
-        return Attached(session.id, stored, opened=False)
+        return Attached(session.id, stored, opened=False, tenant=session.tenant)
     if document is None:
         raise ConfigurationError("give --policy FILE to open a session, or --session ID")
     session = await control_plane.open_session(
@@ -95,7 +101,7 @@ async def attach(control_plane: AsyncControlPlane, settings: ProxySettings) -> A
         max_cost=settings.max_cost,
         max_actions=settings.max_actions,
     )
-    return Attached(session.id, document, opened=True)
+    return Attached(session.id, document, opened=True, tenant=session.tenant)
 
 
 @asynccontextmanager
@@ -162,7 +168,18 @@ async def serve(settings: ProxySettings, announce: Callable[[str], None]) -> Non
                     await server.run(read, write, server.create_initialization_options())
             else:
                 host, port = settings.listen
-                app = server.streamable_http_app(host=host)
+                if settings.anonymous:
+                    app = server.streamable_http_app(host=host)
+                else:
+                    app = server.streamable_http_app(
+                        host=host,
+                        auth=AuthSettings(
+                            issuer_url=AnyHttpUrl(f"http://{host}:{port}"),
+                            resource_server_url=None,
+                            required_scopes=[TOOLS_SCOPE],
+                        ),
+                        token_verifier=ApiKeyVerifier(control_plane, attached.tenant),
+                    )
                 config = uvicorn.Config(app, host=host, port=port, log_level="warning")
                 await _HttpServer(config).serve()
         if attached.opened:

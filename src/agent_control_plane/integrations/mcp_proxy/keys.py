@@ -1,0 +1,37 @@
+"""Who may call tools through the HTTP proxy: a client presenting an ACP API key.
+
+The key goes in ``Authorization: Bearer acp_…``, checked by the MCP SDK's own bearer
+middleware with this verifier. Agent and admin keys may call tools; a key confined to a
+tenant only through a proxy serving that tenant's session.
+"""
+
+from __future__ import annotations
+
+from mcp.server.auth.provider import AccessToken
+
+from agent_control_plane.control_plane import AsyncControlPlane
+from agent_control_plane.errors import AuthenticationError
+
+TOOLS_SCOPE = "acp:tools"
+TOOL_ROLES = ("agent", "admin")
+
+
+class ApiKeyVerifier:
+    """An MCP ``TokenVerifier`` backed by ACP's API keys."""
+
+    def __init__(self, control_plane: AsyncControlPlane, tenant: str | None) -> None:
+        self._control_plane = control_plane
+        self._tenant = tenant
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            principal = await self._control_plane.authenticate_api_key(token)
+        except AuthenticationError:
+            return None  # 401
+        allowed = principal.role in TOOL_ROLES and principal.sees(self._tenant)
+        return AccessToken(
+            token=token,
+            client_id=principal.identity,
+            # Without the scope the SDK answers 403 insufficient_scope.
+            scopes=[TOOLS_SCOPE] if allowed else [],
+        )
