@@ -21,6 +21,7 @@ from agent_control_plane.store import idempotency
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
 from agent_control_plane.store.idempotency import Claim
+from agent_control_plane.store.rows import to_model
 
 OUTCOME_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -254,10 +255,10 @@ def record_outcome(
         )
         # The record goes in with the event (one statement on PostgreSQL).
         data = {"seq": row.seq}
-        event_store.append(connection, runtime, Slot.of(row), event, now, claim, data)
-        stored = event_store.by_seq(connection, runtime, decision.session_id, row.seq)
-        assert stored is not None
-        return stored, data
+        values = event_store.append(
+            connection, runtime, Slot.of(row), event, now, claim, data, with_id=True
+        )
+        return to_model(Event, values), data
 
     def replay(data: dict[str, Any]) -> Event:
         with connection.begin():

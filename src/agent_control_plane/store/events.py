@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Insert, Row, Update, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -20,7 +20,7 @@ from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.store import idempotency
 from agent_control_plane.store.idempotency import Claim
-from agent_control_plane.store.prepared import execute, fetch
+from agent_control_plane.store.prepared import execute, fetch, insert_id
 from agent_control_plane.store.rows import sessions_of_tenant, to_model
 
 
@@ -99,14 +99,23 @@ def _move_head(tables: AcpTables) -> Update:
 
 
 @lru_cache(maxsize=64)
-def _append_in_one(tables: AcpTables, with_claim: bool) -> Executable:
-    """PostgreSQL: event, head and idempotency record in one statement (one round trip)."""
-    event_cte = _insert_event(tables).cte("acp_new_event")
+def _append_in_one(tables: AcpTables, with_claim: bool, with_id: bool) -> Executable:
+    """PostgreSQL: event, head and idempotency record in one statement (one round trip),
+    returning the event's id if asked."""
+    inserted = _insert_event(tables)
+    if with_id:
+        inserted = inserted.returning(tables.events.c.id)
+    event_cte = inserted.cte("acp_new_event")
+    last: Any
     if not with_claim:
-        return _move_head(tables).add_cte(event_cte)
-    return idempotency.insert_statement(tables).add_cte(
-        event_cte, _move_head(tables).cte("acp_new_head")
-    )
+        last = _move_head(tables).add_cte(event_cte)
+    else:
+        last = idempotency.insert_statement(tables).add_cte(
+            event_cte, _move_head(tables).cte("acp_new_head")
+        )
+    if with_id:
+        last = last.returning(select(event_cte.c.id).scalar_subquery().label("id"))
+    return cast(Executable, last)
 
 
 _COLUMNS = (
@@ -132,23 +141,31 @@ def append(
     now: datetime,
     claim: Claim | None = None,
     claim_result: dict[str, Any] | None = None,
+    *,
+    with_id: bool = False,
 ) -> dict[str, Any]:
     """Insert the event in ``slot`` (allocated by a session statement), move the session's
     chain head to it and, given a claim, write the idempotency record; return the event's
-    values. PostgreSQL does all of it in one statement."""
+    values (with its ``id`` if asked). PostgreSQL does all of it in one statement."""
     values = _values(slot.session_id, slot.seq, slot.prev_hash, event, now)
     parameters = {f"e_{name}": values[name] for name in _COLUMNS}
     parameters.update(h_session=slot.session_id, h_hash=values["hash"])
     if claim is not None:
         parameters.update(claim.parameters(claim_result or {}, now))
     if runtime.dialect == "postgresql":
-        statements = [_append_in_one(runtime.tables, claim is not None)]
+        statement = _append_in_one(runtime.tables, claim is not None, with_id)
+        if with_id:
+            values["id"] = fetch(connection, runtime, statement, parameters)[0]["id"]
+        else:
+            execute(connection, runtime, statement, parameters)
     else:
-        statements = [_insert_event(runtime.tables), _move_head(runtime.tables)]
+        if with_id:
+            values["id"] = insert_id(connection, runtime, _insert_event(runtime.tables), parameters)
+        else:
+            execute(connection, runtime, _insert_event(runtime.tables), parameters)
+        execute(connection, runtime, _move_head(runtime.tables), parameters)
         if claim is not None:
-            statements.append(idempotency.insert_statement(runtime.tables))
-    for statement in statements:
-        execute(connection, runtime, statement, parameters)
+            execute(connection, runtime, idempotency.insert_statement(runtime.tables), parameters)
     if claim is not None:
         claim.recorded = True
     return values

@@ -61,6 +61,10 @@ class Prepared:
     def execute(self, connection: Connection, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         return self._run(connection, parameters, fetch=True)[0]
 
+    def execute_lastrowid(self, connection: Connection, parameters: dict[str, Any]) -> int:
+        """Run an INSERT; return the id the database gave its row."""
+        return self._run(connection, parameters, fetch=False, lastrowid=True)[1]
+
     def _bind(self, parameters: dict[str, Any]) -> Any:
         get = parameters.get
         if self._positional:
@@ -74,13 +78,18 @@ class Prepared:
         }
 
     def _run(
-        self, connection: Connection, parameters: dict[str, Any], *, fetch: bool
+        self,
+        connection: Connection,
+        parameters: dict[str, Any],
+        *,
+        fetch: bool,
+        lastrowid: bool = False,
     ) -> tuple[list[dict[str, Any]], int]:
         values = self._bind(parameters)
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(self.sql, values)
-            count = cursor.rowcount
+            count = cursor.lastrowid if lastrowid else cursor.rowcount
             if not (fetch and self.keys):
                 return [], count
             rows = cursor.fetchall()
@@ -123,3 +132,14 @@ def execute(
     if runtime.direct_execution:
         return prepared(statement, connection.dialect).execute_count(connection, parameters)
     return int(connection.execute(statement, parameters).rowcount)
+
+
+def insert_id(
+    connection: Connection, runtime: Runtime, statement: Executable, parameters: dict[str, Any]
+) -> int:
+    """Run a cached INSERT of one row; return the id the database gave it (SQLite, MySQL)."""
+    if runtime.direct_execution:
+        return prepared(statement, connection.dialect).execute_lastrowid(connection, parameters)
+    new_id = connection.execute(statement, parameters).lastrowid
+    assert new_id is not None
+    return int(new_id)
