@@ -50,13 +50,13 @@ def test_an_operator_approves_kills_and_reads_the_trail(database: TestDatabase) 
         assert cp.govern(sid, "refund", args={"amount": 5}).allowed
 
     assert acp("kill", "all", *url)[0] == 2  # needs --yes
-    code, output = acp("kill", "agent", "bot", "--reason", "incident", *url)
+    code, output = acp("kill", "agent", "bot", "--reason", "incident", "--by", "oncall", *url)
     assert (code, "stopped 2 session(s)" in output) == (0, True)
     assert "stopped 0 session(s)" in acp("kill", "session", str(sid), *url)[1]
     code, output = acp("kills", "--json", *url)
-    assert [(k["scope"], k["agent_id"], k["reason"]) for k in json.loads(output)] == [
-        ("agent", "bot", "incident")
-    ]
+    assert [
+        (k["scope"], k["agent_id"], k["reason"], k["killed_by"]) for k in json.loads(output)
+    ] == [("agent", "bot", "incident", "oncall")]
     assert "agent 'bot'" in acp("kills", *url)[1]
     assert acp("kill", "session", str(sid), "--lift", *url)[0] == 2  # sessions never reopen
     code, output = acp("kill", "agent", "bot", "--lift", *url)

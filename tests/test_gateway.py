@@ -228,6 +228,7 @@ def test_tenant_keys_are_confined_to_their_tenant(gateway: Gateway) -> None:
         ("agent", "acme", "bot"),
         ("tenant", "acme", None),
     }
+    assert {k["killed_by"] for k in kills} == {f"key:{(acme_admin.key or '').split('_')[1]}"}
     assert_problem(
         acme_admin.post("/v1/kill/lift", {"scope": "tenant", "target": "globex"}), 403, "forbidden"
     )

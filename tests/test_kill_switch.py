@@ -31,8 +31,10 @@ def test_a_killed_agent_opens_no_session_until_the_kill_is_lifted(
 ) -> None:
     cp = control_plane
     running = _open(cp, "a1")
-    assert cp.kill_agent("a1", reason="runaway") == 1
+    assert cp.kill_agent("a1", reason="runaway", by="alice") == 1
     assert cp.get_session(running).status == "aborted"
+    (killed,) = [e for e in cp.events(running) if e.kind == "session.killed"]
+    assert (killed.reason, killed.payload["by"]) == ("runaway", "alice")
 
     before = _session_count(cp)
     with pytest.raises(KilledScopeError, match=r"agent 'a1' was killed .*runaway"):
@@ -44,10 +46,10 @@ def test_a_killed_agent_opens_no_session_until_the_kill_is_lifted(
 
     (standing,) = cp.list_kills()
     assert (standing.scope, standing.agent_id, standing.tenant) == ("agent", "a1", None)
-    assert (standing.active, standing.reason) == (True, "runaway")
+    assert (standing.active, standing.reason, standing.killed_by) == (True, "runaway", "alice")
     assert standing.killed_at is not None
 
-    assert cp.lift_kill(agent_id="a1") is True
+    assert cp.lift_kill(agent_id="a1", by="bob") is True
     assert cp.lift_kill(agent_id="a1") is False  # nothing standing any more
     assert cp.get_session(running).status == "aborted"  # a stopped session stays stopped
     sid = cp.open_session(
@@ -56,7 +58,16 @@ def test_a_killed_agent_opens_no_session_until_the_kill_is_lifted(
     assert cp.govern(sid, "work").allowed
     assert cp.list_kills() == []
     (lifted,) = cp.list_kills(include_lifted=True)
-    assert (lifted.active, lifted.lifted_at is not None) == (False, True)
+    assert (lifted.active, lifted.lifted_at is not None, lifted.lifted_by) == (False, True, "bob")
+    # Killed again: standing again, by whoever killed it this time, no longer lifted.
+    cp.kill_agent("a1", reason="again")
+    (again,) = cp.list_kills()
+    assert (again.reason, again.killed_by, again.lifted_at, again.lifted_by) == (
+        "again",
+        None,
+        None,
+        None,
+    )
 
 
 def test_each_scope_covers_exactly_its_sessions(control_plane: ControlPlane) -> None:
@@ -97,6 +108,9 @@ def test_lifting_checks_its_input(control_plane: ControlPlane) -> None:
         control_plane.lift_kill(agent_id="")
     with pytest.raises(InvalidInputError, match="tenant"):
         control_plane.lift_kill(tenant="x" * 201)
+    with pytest.raises(InvalidInputError, match="by"):
+        control_plane.kill_agent("a1", by="")
+    assert control_plane.list_kills() == []  # refused before anything was written
 
 
 def test_no_session_of_a_killed_agent_survives_a_race_with_openings(

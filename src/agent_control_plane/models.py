@@ -315,7 +315,9 @@ class StandingKill:
     active: bool
     reason: str | None
     killed_at: datetime | None
+    killed_by: str | None
     lifted_at: datetime | None
+    lifted_by: str | None
 
     @property
     def target(self) -> str:

@@ -40,6 +40,7 @@ def kill(
         typer.Option("--lift", help="Lift the standing kill of this agent, tenant or all."),
     ] = False,
     reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
+    by: Annotated[str | None, typer.Option(help="Who does it, for the audit trail.")] = None,
     as_json: JsonOption = False,
     url: UrlOption = None,
     schema: SchemaOption = None,
@@ -51,19 +52,19 @@ def kill(
     if (scope is KillScope.all) != (target is None):
         raise fail("give a target for session, agent or tenant, and none for all")
     if lift:
-        _lift(scope, target, as_json, url, schema, table_prefix)
+        _lift(scope, target, by, as_json, url, schema, table_prefix)
         return
     if scope is KillScope.all and not yes:
         raise fail("refusing to stop every session without --yes")
     with opened(url, schema, table_prefix) as cp:
         if scope is KillScope.all:
-            stopped = cp.kill_all(reason=reason)
+            stopped = cp.kill_all(reason=reason, by=by)
         elif scope is KillScope.session:
-            stopped = cp.kill_session(str(target), reason=reason)
+            stopped = cp.kill_session(str(target), reason=reason, by=by)
         elif scope is KillScope.agent:
-            stopped = cp.kill_agent(str(target), reason=reason)
+            stopped = cp.kill_agent(str(target), reason=reason, by=by)
         else:
-            stopped = cp.kill_tenant(str(target), reason=reason)
+            stopped = cp.kill_tenant(str(target), reason=reason, by=by)
     if as_json:
         emit_json({"scope": scope.value, "target": target, "stopped": stopped})
         return
@@ -73,6 +74,7 @@ def kill(
 def _lift(
     scope: KillScope,
     target: str | None,
+    by: str | None,
     as_json: bool,
     url: str | None,
     schema: str | None,
@@ -82,11 +84,11 @@ def _lift(
         raise fail("a stopped session never reopens: --lift takes agent, tenant or all")
     with opened(url, schema, table_prefix) as cp:
         if scope is KillScope.agent:
-            lifted = cp.lift_kill(agent_id=target)
+            lifted = cp.lift_kill(agent_id=target, by=by)
         elif scope is KillScope.tenant:
-            lifted = cp.lift_kill(tenant=target)
+            lifted = cp.lift_kill(tenant=target, by=by)
         else:
-            lifted = cp.lift_kill()
+            lifted = cp.lift_kill(by=by)
     if as_json:
         emit_json({"scope": scope.value, "target": target, "lifted": lifted})
         return
@@ -108,13 +110,15 @@ def kills(
     if as_json:
         emit_json_list([plain(kill) for kill in found])
         return
-    table = Table("scope", "killed", "since", "reason", "lifted")
+    table = Table("scope", "killed", "since", "by", "reason", "lifted")
     for item in found:
+        lifted = "" if item.lifted_at is None else f"{item.lifted_at} by {item.lifted_by or '?'}"
         table.add_row(
             item.scope,
             item.target,
             str(item.killed_at),
+            item.killed_by or "",
             item.reason or "",
-            "" if item.lifted_at is None else str(item.lifted_at),
+            lifted,
         )
     console.print(table)

@@ -242,7 +242,9 @@ class StandingKillView(View):
     active: bool
     reason: str | None
     killed_at: datetime | None
+    killed_by: str | None
     lifted_at: datetime | None
+    lifted_by: str | None
 
 
 # --- token budgets ----------------------------------------------------------------------------

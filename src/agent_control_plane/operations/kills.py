@@ -25,16 +25,21 @@ def _kill_where(
     runtime: Runtime,
     where: ColumnElement[bool],
     reason: str | None,
+    by: str | None,
     scope_payload: dict[str, Any],
     standing: Scope | None = None,
 ) -> int:
     reason = validation.text(reason, "reason", optional=True)
+    by = validation.text(by, "by", optional=True)
+    payload: dict[str, Any] = {"status": "aborted", **scope_payload}
+    if by is not None:
+        payload["by"] = by
     with connection.begin():
         now = runtime.clock()
         if standing is not None:
             # Waits for sessions being opened right now: the sweep below then sees them.
             kill_store.lock_everything(connection, runtime, exclusive=True)
-            kill_store.activate(connection, runtime, standing, reason, now)
+            kill_store.activate(connection, runtime, standing, reason, by, now)
         rows = session_store.transition_many(
             connection, runtime, where, lifecycle.KILL, now, reason
         )
@@ -42,21 +47,26 @@ def _kill_where(
             connection,
             runtime,
             rows,
-            NewEvent(
-                lifecycle.KILL.event, reason=reason, payload={"status": "aborted", **scope_payload}
-            ),
+            NewEvent(lifecycle.KILL.event, reason=reason, payload=payload),
             now,
         )
     return len(rows)
 
 
 def kill_session(
-    connection: Connection, runtime: Runtime, session_id: uuid.UUID | str, reason: str | None = None
+    connection: Connection,
+    runtime: Runtime,
+    session_id: uuid.UUID | str,
+    reason: str | None = None,
+    *,
+    by: str | None = None,
 ) -> int:
-    """Stop the session now (paused included); return 1 if it was stopped, 0 if already ended."""
+    """Stop the session now (paused included); return 1 if it was stopped, 0 if already ended.
+    ``by`` names who did it in the audit trail (the gateway records the API key)."""
     sid = validation.session_id(session_id)
     sessions = runtime.tables.sessions.c
-    stopped = _kill_where(connection, runtime, sessions.id == sid, reason, {"scope": "session"})
+    where = sessions.id == sid
+    stopped = _kill_where(connection, runtime, where, reason, by, {"scope": "session"})
     if stopped == 0:
         with connection.begin():
             if session_store.status_of(connection, runtime, sid) is None:
@@ -71,6 +81,7 @@ def kill_agent(
     reason: str | None = None,
     *,
     tenant: str | None = None,
+    by: str | None = None,
 ) -> int:
     """Stop every open session of ``agent_id`` (only those of ``tenant``, if given) and bar
     new ones until ``lift_kill(agent_id=…)``; return how many were stopped."""
@@ -83,24 +94,31 @@ def kill_agent(
         where = and_(where, sessions.tenant == tenant)
         scope_payload["tenant"] = tenant
     standing = Scope("agent", tenant or ANY, agent)
-    return _kill_where(connection, runtime, where, reason, scope_payload, standing)
+    return _kill_where(connection, runtime, where, reason, by, scope_payload, standing)
 
 
 def kill_tenant(
-    connection: Connection, runtime: Runtime, tenant: str, reason: str | None = None
+    connection: Connection,
+    runtime: Runtime,
+    tenant: str,
+    reason: str | None = None,
+    *,
+    by: str | None = None,
 ) -> int:
     """Stop every open session of ``tenant`` and bar new ones until
     ``lift_kill(tenant=…)``; return how many were stopped."""
     name = validation.required_text(tenant, "tenant")
     where = runtime.tables.sessions.c.tenant == name
     payload = {"scope": "tenant", "tenant": name}
-    return _kill_where(connection, runtime, where, reason, payload, Scope("tenant", name))
+    return _kill_where(connection, runtime, where, reason, by, payload, Scope("tenant", name))
 
 
-def kill_all(connection: Connection, runtime: Runtime, reason: str | None = None) -> int:
+def kill_all(
+    connection: Connection, runtime: Runtime, reason: str | None = None, *, by: str | None = None
+) -> int:
     """Stop every open session in this database and bar new ones until ``lift_kill()``;
     return how many were stopped."""
-    return _kill_where(connection, runtime, true(), reason, {"scope": "all"}, EVERYTHING)
+    return _kill_where(connection, runtime, true(), reason, by, {"scope": "all"}, EVERYTHING)
 
 
 def _scope_of(agent_id: str | None, tenant: str | None) -> Scope:
@@ -119,13 +137,16 @@ def lift_kill(
     *,
     agent_id: str | None = None,
     tenant: str | None = None,
+    by: str | None = None,
 ) -> bool:
     """Lift the standing kill made by ``kill_agent(agent_id, tenant=…)``,
     ``kill_tenant(tenant)`` or, with neither, ``kill_all()``: new sessions may open again
-    (stopped sessions stay stopped). Return whether such a kill was standing."""
+    (stopped sessions stay stopped). ``by`` is kept as who lifted it. Return whether such
+    a kill was standing."""
     standing = _scope_of(agent_id, tenant)
+    lifted_by = validation.text(by, "by", optional=True)
     with connection.begin():
-        return kill_store.lift(connection, runtime, standing, runtime.clock())
+        return kill_store.lift(connection, runtime, standing, lifted_by, runtime.clock())
 
 
 def list_kills(

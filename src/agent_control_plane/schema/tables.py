@@ -415,7 +415,9 @@ def build_tables(layout: Layout) -> AcpTables:
         Column("active", Boolean(), nullable=False),
         Column("reason", String(ID_LENGTH)),
         Column("killed_at", UTCDateTime()),
+        Column("killed_by", String(ID_LENGTH)),
         Column("lifted_at", UTCDateTime()),
+        Column("lifted_by", String(ID_LENGTH)),
         CheckConstraint(_in("scope", KILL_SCOPES), name="scope"),
     )
 

@@ -68,27 +68,33 @@ def standing(
 
 
 def activate(
-    connection: Connection, runtime: Runtime, scope: Scope, reason: str | None, now: datetime
+    connection: Connection,
+    runtime: Runtime,
+    scope: Scope,
+    reason: str | None,
+    by: str | None,
+    now: datetime,
 ) -> None:
-    values = {
-        "scope": scope.scope,
-        "tenant": scope.tenant,
-        "agent_id": scope.agent_id,
+    changes = {
         "active": True,
         "reason": reason,
         "killed_at": now,
+        "killed_by": by,
         "lifted_at": None,
+        "lifted_by": None,
     }
-    changes = {"active": True, "reason": reason, "killed_at": now, "lifted_at": None}
+    values = {"scope": scope.scope, "tenant": scope.tenant, "agent_id": scope.agent_id, **changes}
     connection.execute(upsert(runtime, runtime.tables.kill_switches, values, KEY, changes))
 
 
-def lift(connection: Connection, runtime: Runtime, scope: Scope, now: datetime) -> bool:
+def lift(
+    connection: Connection, runtime: Runtime, scope: Scope, by: str | None, now: datetime
+) -> bool:
     table = runtime.tables.kill_switches
     statement = (
         update(table)
         .where(scope.where(table), table.c.active.is_(True))
-        .values(active=False, lifted_at=now)
+        .values(active=False, lifted_at=now, lifted_by=by)
     )
     return bool(connection.execute(statement).rowcount)
 
@@ -112,5 +118,7 @@ def to_standing(row: Any) -> StandingKill:
         active=bool(row["active"]),
         reason=row["reason"],
         killed_at=row["killed_at"],
+        killed_by=row["killed_by"],
         lifted_at=row["lifted_at"],
+        lifted_by=row["lifted_by"],
     )

@@ -23,7 +23,8 @@ router = APIRouter(prefix="/v1", tags=["kill switch"])
 
 @router.post("/kill", response_model=Killed)
 def kill(body: Kill, plane: Plane, principal: Operator) -> Any:
-    """Stop sessions now and say how many were stopped. A tenant key's ``agent`` and
+    """Stop sessions now and say how many were stopped; the key is recorded as who did it.
+    A tenant key's ``agent`` and
     ``all`` stop only its own tenant's sessions (``all`` is ``tenant`` of its tenant), and
     ``tenant`` accepts only its own tenant (403 otherwise)."""
     if (body.scope == "all") != (body.target is None):
@@ -33,18 +34,20 @@ def kill(body: Kill, plane: Plane, principal: Operator) -> Any:
     if body.scope == "session":
         session_id = validation.session_id(body.target)
         visible_session(plane, principal, session_id)
-        stopped = plane.kill_session(session_id, reason=body.reason)
+        stopped = plane.kill_session(session_id, reason=body.reason, by=principal.identity)
     elif body.scope == "agent":
         assert body.target is not None
-        stopped = plane.kill_agent(body.target, reason=body.reason, tenant=principal.tenant)
+        stopped = plane.kill_agent(
+            body.target, reason=body.reason, tenant=principal.tenant, by=principal.identity
+        )
     elif body.scope == "tenant":
         tenant = tenant_filter(principal, body.target)
         assert tenant is not None
-        stopped = plane.kill_tenant(tenant, reason=body.reason)
+        stopped = plane.kill_tenant(tenant, reason=body.reason, by=principal.identity)
     elif principal.tenant is not None:
-        stopped = plane.kill_tenant(principal.tenant, reason=body.reason)
+        stopped = plane.kill_tenant(principal.tenant, reason=body.reason, by=principal.identity)
     else:
-        stopped = plane.kill_all(reason=body.reason)
+        stopped = plane.kill_all(reason=body.reason, by=principal.identity)
     return Killed(scope=body.scope, target=body.target, stopped=stopped)
 
 
@@ -57,13 +60,19 @@ def lift(body: Lift, plane: Plane, principal: Operator) -> Any:
     if body.tenant is not None and body.scope != "agent":
         raise InvalidInputError("tenant", "only an agent's kill names a tenant besides its target")
     if body.scope == "agent":
-        lifted = plane.lift_kill(agent_id=body.target, tenant=tenant_filter(principal, body.tenant))
+        lifted = plane.lift_kill(
+            agent_id=body.target,
+            tenant=tenant_filter(principal, body.tenant),
+            by=principal.identity,
+        )
     elif body.scope == "tenant":
-        lifted = plane.lift_kill(tenant=tenant_filter(principal, body.target))
+        lifted = plane.lift_kill(
+            tenant=tenant_filter(principal, body.target), by=principal.identity
+        )
     elif principal.tenant is not None:
-        lifted = plane.lift_kill(tenant=principal.tenant)
+        lifted = plane.lift_kill(tenant=principal.tenant, by=principal.identity)
     else:
-        lifted = plane.lift_kill()
+        lifted = plane.lift_kill(by=principal.identity)
     return Lifted(scope=body.scope, target=body.target, lifted=lifted)
 
 
