@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
 
 from agent_control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.errors import InvalidInputError, KilledScopeError
+from tests.databases import TestDatabase
 from tests.policies import SUPPORT_BOT
 
 
@@ -159,6 +163,50 @@ def test_no_session_of_a_killed_agent_survives_a_race_with_openings(
     assert statuses == {"aborted"}, survivors
     with pytest.raises(KilledScopeError):
         _open(cp, "swarm")
+
+
+def _opening_process(url: str, opened: object, deadline: float) -> int:
+    """Open sessions of agent "swarm" (governing once in each) until refused; count them."""
+    count = 0
+    with ControlPlane.open(url, migrate="verify") as cp:
+        while time.monotonic() < deadline:
+            try:
+                sid = _open(cp, "swarm")
+            except KilledScopeError:
+                return count
+            cp.govern(sid, "work")
+            count += 1
+            opened.value += 1  # type: ignore[attr-defined]
+    raise AssertionError("never refused: the kill did not stand")
+
+
+def test_no_session_of_a_killed_agent_survives_processes_racing_the_kill(
+    control_plane: ControlPlane, database: TestDatabase
+) -> None:
+    """The same race across 4 processes, each with its own connection pool."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        opened = manager.Value("i", 0)
+        deadline = time.monotonic() + 120
+        with ProcessPoolExecutor(4, mp_context=context) as pool:
+            futures = [
+                pool.submit(_opening_process, database.url_string, opened, deadline)
+                for _ in range(4)
+            ]
+            while opened.value < 8 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            stopped = control_plane.kill_agent("swarm")
+            counts = [future.result(timeout=180) for future in futures]
+    assert stopped >= 8
+    sessions = control_plane.tables.sessions
+    with control_plane.engine.connect() as connection:
+        statuses = list(
+            connection.execute(
+                select(sessions.c.status).where(sessions.c.agent_id == "swarm")
+            ).scalars()
+        )
+    assert len(statuses) == sum(counts)  # every opening that committed was counted
+    assert set(statuses) == {"aborted"}
 
 
 async def test_standing_kills_async(async_control_plane: AsyncControlPlane) -> None:
