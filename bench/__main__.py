@@ -9,6 +9,7 @@ from rich.table import Table
 
 from bench.floor import concurrent_floor_ops_per_second, floor_ops_per_second
 from bench.governing import (
+    async_govern_ops_per_second,
     concurrent_govern_ops_per_second,
     govern_and_outcome_per_second,
     govern_ops_per_second,
@@ -53,6 +54,13 @@ def run(dialect: str, seconds: float, table: Table) -> None:
         if dialect == "sqlite":
             added = instrumentation_microseconds_per_call(url, seconds)
             table.add_row(dialect, "OpenTelemetry cost per govern call", f"{added:,.0f} µs", "")
+        awaited = async_govern_ops_per_second(url, seconds)
+        table.add_row(
+            dialect,
+            "AsyncControlPlane.govern, awaited one at a time",
+            f"{awaited:,.0f} ops/s",
+            f"{awaited / floor:.2f}",
+        )
         steps = govern_and_outcome_per_second(url, seconds)
         table.add_row(
             dialect,

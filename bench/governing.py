@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 import uuid
 from typing import Any
 
 from sqlalchemy import event
 
-from agent_control_plane import ControlPlane
+from agent_control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.store.prepared import Prepared
 from bench.timing import concurrent_ops_per_second, ops_per_second
 
@@ -41,6 +43,27 @@ def govern_and_outcome_per_second(url: str, seconds: float) -> float:
     with ControlPlane.open(url) as cp:
         sid = _session(cp)
         return ops_per_second(lambda: _one_with_outcome(cp, sid), seconds)
+
+
+def async_govern_ops_per_second(url: str, seconds: float) -> float:
+    """AsyncControlPlane.govern awaited in a loop (on SQLite: one worker-thread hop each)."""
+
+    async def measure() -> float:
+        async with await AsyncControlPlane.open(url) as cp:
+            sid = (
+                await cp.open_session(
+                    agent_id="bench", policy=POLICY, max_cost=10**8, max_actions=10**12
+                )
+            ).id
+            for _ in range(20):
+                await cp.govern(sid, "work", cost="0.0001", idempotency_key=f"k{next(_keys)}")
+            count, started = 0, time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                await cp.govern(sid, "work", cost="0.0001", idempotency_key=f"k{next(_keys)}")
+                count += 1
+            return count / (time.perf_counter() - started)
+
+    return asyncio.run(measure())
 
 
 def statements_per_decision(url: str) -> tuple[int, list[str]]:

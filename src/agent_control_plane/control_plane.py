@@ -23,6 +23,7 @@ from agent_control_plane.engine import (
     create_sync_engine,
     governed_async_engine,
     governed_engine,
+    threaded_sqlite_engine,
 )
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.evaluators import Evaluator
@@ -341,6 +342,7 @@ class AsyncControlPlane(_ControlPlaneBase):
         super().__init__(engine.dialect, opening)
         self._engine = governed_async_engine(engine)
         self._source_engine = engine
+        self._threaded = threaded_sqlite_engine(engine) if self._owns_engine else None
 
     @classmethod
     async def open(
@@ -391,6 +393,8 @@ class AsyncControlPlane(_ControlPlaneBase):
         self.uninstrument()
         if not self._closed and self._owns_engine:
             await self._source_engine.dispose()
+            if self._threaded is not None:
+                self._threaded.dispose()
         self._runtime.evaluators.close()
         self._closed = True
 

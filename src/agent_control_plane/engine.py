@@ -135,3 +135,18 @@ def governed_async_engine(engine: AsyncEngine) -> AsyncEngine:
     ours = engine.execution_options(**{_MARK: True})
     event.listen(ours.sync_engine, "begin", _begin_immediate)
     return ours
+
+
+def threaded_sqlite_engine(engine: AsyncEngine) -> Engine | None:
+    """For an aiosqlite engine ACP created on a database file: a pysqlite engine on the same
+    file, governed like ACP's sync engines, else None.
+
+    aiosqlite hops to its own thread for every driver call, a dozen per decision. Running a
+    whole operation on a pysqlite connection in a worker thread makes that one hop. Not for
+    ``:memory:`` (another connection would see another database) and not for a host's
+    engine (whose connections and pragmas are the host's).
+    """
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not _is_file_sqlite(url):
+        return None
+    return governed_engine(create_sync_engine(url.set(drivername="sqlite+pysqlite")))

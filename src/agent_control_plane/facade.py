@@ -2,17 +2,19 @@
 
 An operation is ``fn(connection, runtime, *args, **kwargs)``; the sync method runs it
 on a pooled connection, the async method runs the very same function through
-``AsyncConnection.run_sync``. No rule or statement exists twice.
+``AsyncConnection.run_sync`` (or, on a SQLite file ACP opened itself, on a pysqlite
+connection in a worker thread). No rule or statement exists twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from agent_control_plane.runtime import Runtime
 
@@ -32,11 +34,18 @@ def _public_signature(operation: Callable[..., Any], *, asynchronous: bool) -> i
     return signature.replace(parameters=[self_parameter, *parameters])
 
 
+def run_on(
+    engine: Engine, runtime: Runtime, operation: Operation[P, R], *args: Any, **kwargs: Any
+) -> R:
+    """Run ``operation`` on a pooled connection of a sync engine."""
+    with engine.connect() as connection:
+        return operation(connection, runtime, *args, **kwargs)
+
+
 def sync_method(operation: Operation[P, R]) -> Callable[Concatenate[ControlPlane, P], R]:
     @functools.wraps(operation)
     def method(self: ControlPlane, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self._engine.connect() as connection:
-            return operation(connection, self._runtime, *args, **kwargs)
+        return run_on(self._engine, self._runtime, operation, *args, **kwargs)
 
     del method.__wrapped__
     method.__signature__ = _public_signature(operation, asynchronous=False)  # type: ignore[attr-defined]
@@ -49,6 +58,12 @@ def async_method(
     @functools.wraps(operation)
     async def method(self: AsyncControlPlane, /, *args: P.args, **kwargs: P.kwargs) -> R:
         runtime = self._runtime
+        threaded = self._threaded
+        if threaded is not None:
+            # SQLite file ACP opened itself: the whole operation in one worker thread.
+            return await asyncio.to_thread(
+                lambda: run_on(threaded, runtime, operation, *args, **kwargs)
+            )
         async with self._engine.connect() as connection:
             return await connection.run_sync(
                 lambda sync_connection: operation(sync_connection, runtime, *args, **kwargs)
