@@ -41,16 +41,29 @@ def update_many(
     key: ColumnElement[Any],
     columns: Sequence[ColumnElement[Any]],
 ) -> list[Row[Any]]:
-    """Run an UPDATE over every row matching ``where``; return ``columns`` after it."""
+    """Run an UPDATE over every row matching ``where``; return ``columns`` after it.
+
+    MariaDB has no UPDATE ... RETURNING, so the rows are locked, updated and read back by
+    key. Its locking read under READ COMMITTED can step over a row whose indexed column
+    another transaction changes mid-scan (a session's first decision moves it from
+    created to active): it waits on the old index entry, then skips it, and the new entry
+    lies behind the cursor. So it sweeps again until a pass finds no row it has not
+    updated; each pass sees what committed meanwhile.
+    """
     if runtime.update_returning:
         return list(connection.execute(statement.where(where).returning(*columns)))
-    keys = list(connection.execute(select(key).where(where).with_for_update()).scalars())
+    done: set[Any] = set()
     rows: list[Row[Any]] = []
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        connection.execute(statement.where(key.in_(chunk)))
-        rows.extend(connection.execute(select(*columns).where(key.in_(chunk))))
-    return rows
+    while True:
+        found = connection.execute(select(key).where(where).with_for_update()).scalars()
+        keys = [k for k in found if k not in done]
+        if not keys:
+            return rows
+        done.update(keys)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            connection.execute(statement.where(key.in_(chunk)))
+            rows.extend(connection.execute(select(*columns).where(key.in_(chunk))))
 
 
 def upsert(
