@@ -21,7 +21,6 @@ from agent_control_plane.store import idempotency
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
 from agent_control_plane.store.idempotency import Claim
-from agent_control_plane.store.rows import to_model
 
 OUTCOME_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -258,7 +257,7 @@ def record_outcome(
         values = event_store.append(
             connection, runtime, Slot.of(row), event, now, claim, data, with_id=True
         )
-        return to_model(Event, values), data
+        return event_store.to_event(values), data
 
     def replay(data: dict[str, Any]) -> Event:
         with connection.begin():

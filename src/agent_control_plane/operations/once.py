@@ -43,8 +43,7 @@ def run_once(
     rolled back by the unique constraint — cheaper when retries are rare and ``work``
     cannot fail on a replay.
     """
-    request_digest = "" if key is None else digest(request)
-    claim = None if key is None else Claim(scope, key, request_digest)
+    claim = None if key is None else Claim(scope, key, digest(request))
     stored: Stored | None = None
     try:
         try:
@@ -70,7 +69,8 @@ def run_once(
         raise GovernanceUnavailableError(
             f"the database failed, so nothing was decided or written (fail closed): {error.orig}"
         ) from error
-    if stored.request_digest != request_digest:
+    assert claim is not None  # only a keyed request finds a stored result
+    if stored.request_digest != claim.request_digest:
         raise IdempotencyConflictError(
             f"idempotency key {key!r} was already used for a different request in {scope!r}; "
             "use a new key for a new request"

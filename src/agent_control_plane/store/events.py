@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -191,7 +191,7 @@ def append_many(
     )
 
 
-def to_event(row: Row[Any]) -> Event:
+def to_event(row: Row[Any] | Mapping[str, Any]) -> Event:
     return to_model(Event, row)
 
 
@@ -254,7 +254,7 @@ def by_seq(
     rows = fetch(
         connection, runtime, _by_seq(runtime.tables), {"s_session": session_id, "s_seq": seq}
     )
-    return to_model(Event, rows[0]) if rows else None
+    return to_event(rows[0]) if rows else None
 
 
 def chain_rows(

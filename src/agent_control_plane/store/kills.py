@@ -21,7 +21,6 @@ from agent_control_plane.runtime import Runtime
 from agent_control_plane.store.dialect import upsert
 
 ANY = ""
-KEY = ("scope", "tenant", "agent_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +31,11 @@ class Scope:
     tenant: str = ANY
     agent_id: str = ANY
 
+    def key(self) -> dict[str, str]:
+        return {"scope": self.scope, "tenant": self.tenant, "agent_id": self.agent_id}
+
     def where(self, table: Any) -> Any:
-        k = table.c
-        return and_(k.scope == self.scope, k.tenant == self.tenant, k.agent_id == self.agent_id)
+        return and_(*(table.c[name] == value for name, value in self.key().items()))
 
 
 EVERYTHING = Scope("all")
@@ -46,8 +47,8 @@ def lock_everything(connection: Connection, runtime: Runtime, *, exclusive: bool
     query = select(table.c.active).where(EVERYTHING.where(table))
     query = query.with_for_update(read=not exclusive)
     if connection.execute(query).first() is None:
-        values = {"scope": "all", "tenant": ANY, "agent_id": ANY, "active": False}
-        connection.execute(upsert(runtime, table, values, KEY))
+        values = {**EVERYTHING.key(), "active": False}
+        connection.execute(upsert(runtime, table, values, tuple(EVERYTHING.key())))
         connection.execute(query).one()
 
 
@@ -83,8 +84,9 @@ def activate(
         "lifted_at": None,
         "lifted_by": None,
     }
-    values = {"scope": scope.scope, "tenant": scope.tenant, "agent_id": scope.agent_id, **changes}
-    connection.execute(upsert(runtime, runtime.tables.kill_switches, values, KEY, changes))
+    values = {**scope.key(), **changes}
+    table = runtime.tables.kill_switches
+    connection.execute(upsert(runtime, table, values, tuple(scope.key()), changes))
 
 
 def lift(

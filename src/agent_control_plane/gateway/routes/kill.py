@@ -16,38 +16,48 @@ from agent_control_plane.gateway.auth import (
     visible_session,
 )
 from agent_control_plane.gateway.schemas import Kill, Killed, Lift, Lifted, StandingKillView
+from agent_control_plane.models import Principal
 from agent_control_plane.rules import validation
 
 router = APIRouter(prefix="/v1", tags=["kill switch"])
 
 
+def _standing_scope(
+    principal: Principal, scope: str, target: str | None, tenant: str | None = None
+) -> dict[str, str | None]:
+    """The ``agent_id``/``tenant`` a kill or lift of ``scope`` names, held to a tenant key's
+    own tenant: its ``all`` is its tenant, its ``agent`` the agent within its tenant, and
+    another tenant is a 403."""
+    if scope == "agent":
+        return {"agent_id": target, "tenant": tenant_filter(principal, tenant)}
+    if scope == "tenant":
+        return {"tenant": tenant_filter(principal, target)}
+    return {"tenant": principal.tenant}
+
+
 @router.post("/kill", response_model=Killed)
 def kill(body: Kill, plane: Plane, principal: Operator) -> Any:
     """Stop sessions now and say how many were stopped; the key is recorded as who did it.
-    A tenant key's ``agent`` and
-    ``all`` stop only its own tenant's sessions (``all`` is ``tenant`` of its tenant), and
-    ``tenant`` accepts only its own tenant (403 otherwise)."""
+    A tenant key's ``agent`` and ``all`` stop only its own tenant's sessions (``all`` is
+    ``tenant`` of its tenant), and ``tenant`` accepts only its own tenant (403 otherwise)."""
     if (body.scope == "all") != (body.target is None):
         raise InvalidInputError(
             "target", "give a target for session, agent or tenant, none for all"
         )
+    by = principal.identity
     if body.scope == "session":
         session_id = validation.session_id(body.target)
         visible_session(plane, principal, session_id)
-        stopped = plane.kill_session(session_id, reason=body.reason, by=principal.identity)
-    elif body.scope == "agent":
-        assert body.target is not None
-        stopped = plane.kill_agent(
-            body.target, reason=body.reason, tenant=principal.tenant, by=principal.identity
-        )
-    elif body.scope == "tenant":
-        tenant = tenant_filter(principal, body.target)
-        assert tenant is not None
-        stopped = plane.kill_tenant(tenant, reason=body.reason, by=principal.identity)
-    elif principal.tenant is not None:
-        stopped = plane.kill_tenant(principal.tenant, reason=body.reason, by=principal.identity)
+        stopped = plane.kill_session(session_id, reason=body.reason, by=by)
     else:
-        stopped = plane.kill_all(reason=body.reason, by=principal.identity)
+        named = _standing_scope(principal, body.scope, body.target)
+        agent_id, tenant = named.get("agent_id"), named["tenant"]
+        if agent_id is not None:
+            stopped = plane.kill_agent(agent_id, reason=body.reason, tenant=tenant, by=by)
+        elif tenant is not None:
+            stopped = plane.kill_tenant(tenant, reason=body.reason, by=by)
+        else:
+            stopped = plane.kill_all(reason=body.reason, by=by)
     return Killed(scope=body.scope, target=body.target, stopped=stopped)
 
 
@@ -59,20 +69,8 @@ def lift(body: Lift, plane: Plane, principal: Operator) -> Any:
         raise InvalidInputError("target", "give a target for agent or tenant, none for all")
     if body.tenant is not None and body.scope != "agent":
         raise InvalidInputError("tenant", "only an agent's kill names a tenant besides its target")
-    if body.scope == "agent":
-        lifted = plane.lift_kill(
-            agent_id=body.target,
-            tenant=tenant_filter(principal, body.tenant),
-            by=principal.identity,
-        )
-    elif body.scope == "tenant":
-        lifted = plane.lift_kill(
-            tenant=tenant_filter(principal, body.target), by=principal.identity
-        )
-    elif principal.tenant is not None:
-        lifted = plane.lift_kill(tenant=principal.tenant, by=principal.identity)
-    else:
-        lifted = plane.lift_kill(by=principal.identity)
+    named = _standing_scope(principal, body.scope, body.target, body.tenant)
+    lifted = plane.lift_kill(**named, by=principal.identity)
     return Lifted(scope=body.scope, target=body.target, lifted=lifted)
 
 
