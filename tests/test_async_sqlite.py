@@ -24,7 +24,9 @@ async def test_a_file_it_opened_runs_operations_on_a_worker_thread(tmp_path: Pat
         assert cp._threaded is not None
         threads: set[int] = set()
         event.listen(
-            cp._threaded, "before_cursor_execute", lambda *a: threads.add(threading.get_ident())
+            cp._threaded.engine,
+            "before_cursor_execute",
+            lambda *a: threads.add(threading.get_ident()),
         )
         through_aiosqlite: list[str] = []
         _count_statements(cp.engine.sync_engine, through_aiosqlite)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_control_plane.config import MigrateMode
+from agent_control_plane.connections import Connections
 from agent_control_plane.engine import (
     create_async_engine_for,
     create_sync_engine,
@@ -183,6 +184,7 @@ class ControlPlane(_ControlPlaneBase):
         super().__init__(engine.dialect, opening)
         self._engine = governed_engine(engine)
         self._source_engine = engine
+        self._connections = Connections.for_engine(self._engine, owned=self._owns_engine)
 
     @classmethod
     def open(
@@ -243,6 +245,7 @@ class ControlPlane(_ControlPlaneBase):
     def close(self) -> None:
         """Release the connection pool (only if ACP created the engine)."""
         self.uninstrument()
+        self._connections.close()
         if not self._closed and self._owns_engine:
             self._source_engine.dispose()
         self._runtime.evaluators.close()
@@ -342,7 +345,8 @@ class AsyncControlPlane(_ControlPlaneBase):
         super().__init__(engine.dialect, opening)
         self._engine = governed_async_engine(engine)
         self._source_engine = engine
-        self._threaded = threaded_sqlite_engine(engine) if self._owns_engine else None
+        threaded = threaded_sqlite_engine(engine) if self._owns_engine else None
+        self._threaded = None if threaded is None else Connections.for_engine(threaded, owned=True)
 
     @classmethod
     async def open(
@@ -394,7 +398,8 @@ class AsyncControlPlane(_ControlPlaneBase):
         if not self._closed and self._owns_engine:
             await self._source_engine.dispose()
             if self._threaded is not None:
-                self._threaded.dispose()
+                self._threaded.close()
+                self._threaded.engine.dispose()
         self._runtime.evaluators.close()
         self._closed = True
 

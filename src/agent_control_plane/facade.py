@@ -14,8 +14,9 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
+from agent_control_plane.connections import Connections
 from agent_control_plane.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -35,17 +36,20 @@ def _public_signature(operation: Callable[..., Any], *, asynchronous: bool) -> i
 
 
 def run_on(
-    engine: Engine, runtime: Runtime, operation: Operation[P, R], *args: Any, **kwargs: Any
+    connections: Connections,
+    runtime: Runtime,
+    operation: Operation[P, R],
+    *args: Any,
+    **kwargs: Any,
 ) -> R:
-    """Run ``operation`` on a pooled connection of a sync engine."""
-    with engine.connect() as connection:
-        return operation(connection, runtime, *args, **kwargs)
+    """Run ``operation`` on a connection of a sync engine."""
+    return connections.run(operation, runtime, *args, **kwargs)
 
 
 def sync_method(operation: Operation[P, R]) -> Callable[Concatenate[ControlPlane, P], R]:
     @functools.wraps(operation)
     def method(self: ControlPlane, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return run_on(self._engine, self._runtime, operation, *args, **kwargs)
+        return run_on(self._connections, self._runtime, operation, *args, **kwargs)
 
     del method.__wrapped__
     method.__signature__ = _public_signature(operation, asynchronous=False)  # type: ignore[attr-defined]
