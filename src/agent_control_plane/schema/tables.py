@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.schema import SchemaItem
 
@@ -108,6 +110,21 @@ def _id(name: str = "id") -> Column[object]:
 
 def _created() -> Column[object]:
     return Column("created_at", UTCDateTime(), nullable=False)
+
+
+def partial(where: str) -> dict[str, Any]:
+    """Index options for an index of only the rows that ``where`` selects, on SQLite and
+    PostgreSQL. MySQL/MariaDB has no partial indexes, so there the index holds every row.
+    A query that should use the index states ``where`` as a literal, so that each
+    database's planner sees it implied (a bound parameter would hide it)."""
+    return {"sqlite_where": text(where), "postgresql_where": text(where)}
+
+
+# The conditions of the partial indexes; queries repeat them with these literals.
+NOT_A_DECISION = "kind <> 'decision'"
+HELD = "status = 'held'"
+WITH_SESSION = "session_id IS NOT NULL"
+WITH_RESERVATION = "reservation_id IS NOT NULL"
 
 
 def _identity_columns() -> list[Column[object]]:
@@ -203,7 +220,9 @@ def build_tables(layout: Layout) -> AcpTables:
         Column("prev_hash", String(DIGEST_LENGTH), nullable=False),
         Column("hash", String(DIGEST_LENGTH), nullable=False),
         UniqueConstraint("session_id", "seq"),
-        Index(None, "kind", "id"),
+        # Decisions are most events: a feed of decisions walks the ids and finds them
+        # at once, so indexing them by kind would only cost every decision a page.
+        Index(None, "kind", "id", **partial(NOT_A_DECISION)),
         Index(None, "session_id", "action"),
     )
 
@@ -363,8 +382,9 @@ def build_tables(layout: Layout) -> AcpTables:
         _created(),
         Column("settled_at", UTCDateTime()),
         CheckConstraint(_in("status", RESERVATION_STATUSES), name="status"),
-        Index(None, "status", "expires_at"),
-        Index(None, "session_id"),
+        # The expiry sweep looks for held reservations only; settled ones leave the index.
+        Index(None, "status", "expires_at", **partial(HELD)),
+        Index(None, "session_id", **partial(WITH_SESSION)),
     )
 
     token_ledger = table(
@@ -381,10 +401,11 @@ def build_tables(layout: Layout) -> AcpTables:
         Column("cost_usd", Money(), nullable=False),
         _created(),
         # The usage report filters on time and groups afterwards. session_id and
-        # reservation_id back foreign keys (InnoDB needs them) and the settle lookup.
+        # reservation_id back foreign keys (InnoDB needs them) and the settle lookup;
+        # no lookup is for a NULL one.
         Index(None, "created_at"),
-        Index(None, "session_id"),
-        Index(None, "reservation_id"),
+        Index(None, "session_id", **partial(WITH_SESSION)),
+        Index(None, "reservation_id", **partial(WITH_RESERVATION)),
     )
 
     api_keys = table(

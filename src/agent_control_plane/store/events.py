@@ -10,7 +10,17 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Insert, Row, Update, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Insert,
+    Row,
+    Update,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import Executable
 
@@ -220,6 +230,8 @@ def feed(
     query = select(events).where(events.c.id > after_id)
     if kind is not None:
         query = query.where(events.c.kind == kind)
+        if kind != "decision":  # the condition of the partial (kind, id) index
+            query = query.where(events.c.kind != literal_column("'decision'"))
     if tenant is not None:
         query = query.where(
             events.c.session_id.in_(sessions_of_tenant(runtime.tables.sessions, tenant))

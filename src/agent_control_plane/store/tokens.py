@@ -17,6 +17,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -362,7 +363,8 @@ def expired_held(
     r = runtime.tables.token_reservations.c
     query = (
         select(r.id)
-        .where(r.status == "held", r.expires_at <= now)
+        # A literal, as in the partial index's condition, for every planner to match it.
+        .where(r.status == literal_column("'held'"), r.expires_at <= now)
         .order_by(r.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
