@@ -39,6 +39,7 @@ from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import tokens as token_store
 from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.settle_pg import settle_in_one_statement
+from agent_control_plane.store.tokens import Finished
 
 logger = logging.getLogger("agent_control_plane.tokens")
 
@@ -445,7 +446,7 @@ def _reservation_id(reservation: Reservation | uuid.UUID | str) -> uuid.UUID:
 def _unhold(
     connection: Connection,
     runtime: Runtime,
-    reservation: Reservation,
+    reservation: Finished,
     usage: TokenUsage | None,
     cost: Decimal,
     now: datetime,
@@ -484,13 +485,14 @@ def settle(
             return record
     with connection.begin():
         now = runtime.clock()
-        finished = token_store.finish_reservation(connection, runtime, rid, "settled", now)
-        if finished is None:
+        settled = token_store.finish_reservation(connection, runtime, rid, "settled", now)
+        if settled is None:
             return _already_settled(connection, runtime, rid, usage)
-        settled, ids = finished
         cost = runtime.prices.price(settled.model).cost(usage)
         _unhold(connection, runtime, settled, usage, cost, now)
-        return _ledger(connection, runtime, settled.id, settled.model, usage, cost, now, ids)
+        return _ledger(
+            connection, runtime, settled.id, settled.model, usage, cost, now, settled.ids
+        )
 
 
 def _already_settled(
@@ -544,8 +546,7 @@ def release(
         now = runtime.clock()
         finished = token_store.finish_reservation(connection, runtime, rid, "released", now)
         if finished is not None:
-            _unhold(connection, runtime, finished[0], None, Decimal(0), now)
-            return finished[0]
+            _unhold(connection, runtime, finished, None, Decimal(0), now)
         found = token_store.get_reservation(connection, runtime, rid)
     if found is None:
         raise ReservationNotFoundError(f"no token reservation {rid}")
@@ -557,7 +558,7 @@ def release_expired_batch(connection: Connection, runtime: Runtime, limit: int) 
     with connection.begin():
         now = runtime.clock()
         finished = [
-            done[0]
+            done
             for rid in token_store.expired_held(connection, runtime, now, limit)
             if (done := token_store.finish_reservation(connection, runtime, rid, "expired", now))
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -306,11 +307,35 @@ def insert_reservation(connection: Connection, runtime: Runtime, values: dict[st
     _insert(connection, runtime, runtime.tables.token_reservations, values)
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What a finished reservation held, and who it was for: all that settling or
+    releasing it needs (its other columns are not read back)."""
+
+    id: uuid.UUID
+    model: str
+    holds: list[list[str]]
+    reserved_tokens: int
+    reserved_cost: Decimal
+    ids: dict[str, Any]
+
+
+_FINISHED_COLUMNS = (
+    "id",
+    "model",
+    "holds",
+    "reserved_tokens",
+    "reserved_cost",
+    *(f"{name}_id" for name in IDENTITY_FIELDS),
+    "session_id",
+)
+
+
 def finish_reservation(
     connection: Connection, runtime: Runtime, reservation_id: uuid.UUID, status: str, now: datetime
-) -> tuple[Reservation, dict[str, Any]] | None:
-    """Move a held reservation to ``status``; return it and its identity columns, or None
-    if it was no longer held."""
+) -> Finished | None:
+    """Move a held reservation to ``status``; return what it held, or None if it was no
+    longer held."""
     reservations = runtime.tables.token_reservations
     parameters = {"f_id": reservation_id, "f_status": status, "f_now": now}
     mapping: Any
@@ -322,13 +347,20 @@ def finish_reservation(
     else:
         if not execute(connection, runtime, _finish(runtime.tables, False), parameters):
             return None
+        columns = [reservations.c[name] for name in _FINISHED_COLUMNS]
         mapping = (
-            connection.execute(select(reservations).where(reservations.c.id == reservation_id))
+            connection.execute(select(*columns).where(reservations.c.id == reservation_id))
             .one()
             ._mapping
         )
-    ids = {name: mapping[name] for name in (*(f"{n}_id" for n in IDENTITY_FIELDS), "session_id")}
-    return to_model(Reservation, mapping), ids
+    return Finished(
+        id=mapping["id"],
+        model=mapping["model"],
+        holds=mapping["holds"],
+        reserved_tokens=mapping["reserved_tokens"],
+        reserved_cost=mapping["reserved_cost"],
+        ids={name: mapping[name] for name in _FINISHED_COLUMNS[5:]},
+    )
 
 
 @lru_cache(maxsize=32)
@@ -343,7 +375,7 @@ def _finish(tables: AcpTables, returning: bool) -> Update:
             settled_at=bindparam("f_now", type_=r.settled_at.type),
         )
     )
-    return statement.returning(*r) if returning else statement
+    return statement.returning(*(r[name] for name in _FINISHED_COLUMNS)) if returning else statement
 
 
 def get_reservation(
