@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
@@ -98,6 +98,16 @@ def _governed_flow(cp: ControlPlane) -> None:
     assert cp.verify_audit().ok
 
 
+def _schema_of(engine: Engine) -> tuple[set[str], set[tuple[str, str]]]:
+    """ACP's tables, and every index with its definition."""
+    with engine.connect() as connection:
+        tables = set(inspect(connection).get_table_names(schema="acp"))
+        indexes = connection.execute(
+            text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'acp'")
+        )
+        return tables, {(str(name), str(definition)) for name, definition in indexes}
+
+
 def test_a_role_granted_by_the_upgrade_governs_but_cannot_change_the_schema(
     pg_database: TestDatabase, pg_role: Role
 ) -> None:
@@ -106,17 +116,17 @@ def test_a_role_granted_by_the_upgrade_governs_but_cannot_change_the_schema(
     assert code == 0, output
     assert f'GRANT SELECT ON TABLE acp.version TO "{pg_role.name}"' in output
 
-    # Behind the package's head, migrate="auto" as the role stops with a clear error...
-    with pytest.raises(MigrationError, match=r"may not change ACP's schema.*--grant-to"):
-        ControlPlane.open(pg_role.url, migrate="auto")
-    # ... and changed nothing: still at the previous revision, no new table.
     admin = create_engine(pg_database.url)
     try:
+        before = _schema_of(admin)
+        # Behind the package's head, migrate="auto" as the role stops with a clear error...
+        with pytest.raises(MigrationError, match=r"may not change ACP's schema.*--grant-to"):
+            ControlPlane.open(pg_role.url, migrate="auto")
+        # ... and changed nothing: still at the previous revision, same tables and indexes.
         with admin.connect() as connection:
             revision = connection.execute(text("SELECT version_num FROM acp.version")).scalar()
-            tables = set(inspect(connection).get_table_names(schema="acp"))
         assert revision == PREVIOUS
-        assert "kill_switches" not in tables  # the newest revision creates it
+        assert _schema_of(admin) == before
 
         code, output = _acp("db", "upgrade", *owner, "--grant-to", pg_role.name)
         assert code == 0, output

@@ -37,20 +37,31 @@ class Prepared:
         )
         defaults = compiled.construct_params(_check=False)
         processors = compiled._bind_processors
-        self._binds: list[tuple[str, Any, Processor]] = [
-            (name, defaults.get(name), processors.get(name)) for name in names
+        self._names = names
+        self._defaults = [defaults.get(name) for name in names]
+        # Most parameters need no conversion: only these positions go through a processor.
+        self._bind_processors: list[tuple[int, Callable[[Any], Any]]] = [
+            (index, process)
+            for index, name in enumerate(names)
+            if (process := processors.get(name)) is not None
         ]
         self.keys: list[str] = [column[0] for column in compiled._result_columns]
         self._types = [column[3] for column in compiled._result_columns]
-        self._results: list[Processor] | None = None
+        self._results: list[tuple[str, Callable[[Any], Any]]] | None = None
         self._dialect = dialect
         self._dbapi_error = dialect.loaded_dbapi.Error
 
-    def _result_processors(self, description: Any) -> list[Processor]:
+    def _result_processors(self, description: Any) -> list[tuple[str, Callable[[Any], Any]]]:
+        """The result columns that need a conversion, with their processors."""
         if self._results is None:
-            self._results = [
+            processors = [
                 type_._cached_result_processor(self._dialect, column[1])
                 for type_, column in zip(self._types, description, strict=True)
+            ]
+            self._results = [
+                (key, process)
+                for key, process in zip(self.keys, processors, strict=True)
+                if process is not None
             ]
         return self._results
 
@@ -67,15 +78,10 @@ class Prepared:
 
     def _bind(self, parameters: dict[str, Any]) -> Any:
         get = parameters.get
-        if self._positional:
-            return [
-                get(name, default) if process is None else process(get(name, default))
-                for name, default, process in self._binds
-            ]
-        return {
-            name: get(name, default) if process is None else process(get(name, default))
-            for name, default, process in self._binds
-        }
+        values = list(map(get, self._names, self._defaults))
+        for index, process in self._bind_processors:
+            values[index] = process(values[index])
+        return values if self._positional else dict(zip(self._names, values, strict=True))
 
     def _run(
         self,
@@ -101,13 +107,11 @@ class Prepared:
         finally:
             cursor.close()
         keys = self.keys
-        return [
-            {
-                key: value if process is None else process(value)
-                for key, process, value in zip(keys, processors, row, strict=True)
-            }
-            for row in rows
-        ], count
+        mappings = [dict(zip(keys, row, strict=True)) for row in rows]
+        for mapping in mappings:
+            for key, process in processors:
+                mapping[key] = process(mapping[key])
+        return mappings, count
 
 
 @lru_cache(maxsize=128)

@@ -294,9 +294,15 @@ def _insert_all(table: Any) -> Any:
     )
 
 
+@lru_cache(maxsize=32)
+def _parameter_names(table: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((f"v_{column.name}", column.name) for column in table.c)
+
+
 def _insert_parameters(table: Any, values: dict[str, Any]) -> dict[str, Any]:
     """Every column's parameter: a column ``values`` leaves out is NULL."""
-    return {f"v_{column.name}": values.get(column.name) for column in table.c}
+    get = values.get
+    return {parameter: get(column) for parameter, column in _parameter_names(table)}
 
 
 def _insert(connection: Connection, runtime: Runtime, table: Any, values: dict[str, Any]) -> None:
