@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.evaluators import EvaluatorRegistry
+from agent_control_plane.models import TokenBudget
 from agent_control_plane.rules.models_policy import ModelPolicy
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import (
@@ -81,6 +82,10 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     policies: dict[uuid.UUID, CompiledPolicy] = field(default_factory=dict)
     sessions: dict[uuid.UUID, SessionFacts] = field(default_factory=dict)
+    # The token budgets reserve_tokens read per identity, with the budget epoch of the read.
+    token_budgets: dict[tuple[Any, ...], tuple[int, list[TokenBudget]]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def for_connection_dialect(cls, tables: AcpTables, dialect: Any, **options: Any) -> Runtime:

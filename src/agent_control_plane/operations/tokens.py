@@ -195,14 +195,64 @@ def _applicable(
     return token_store.candidates(connection, runtime, fields, session_id)
 
 
-def _check_model(budgets: list[TokenBudget], model: str) -> None:
+_REMEMBERED_IDENTITIES = 4096
+
+
+def _budgets_to_hold(
+    connection: Connection,
+    runtime: Runtime,
+    identity: Identity,
+    session_id: uuid.UUID | None,
+    model: str,
+    tokens: int,
+    cost: Decimal,
+    now: datetime,
+) -> tuple[list[TokenBudget], datetime | None]:
+    """The budgets a reservation must hold, in id order, with the model checked against
+    them; and the window start of the first one if it is already held.
+
+    The budgets read for an identity are remembered with the budget epoch they were read
+    at. While the epoch is unchanged they are still exactly the budgets that apply, so
+    the first hold itself checks the epoch instead of reading the budgets again. If that
+    hold does not apply (the budgets changed, the window is new or full), nothing was
+    written and the budgets are read afresh.
+    """
+    key = (identity.org, identity.team, identity.user, identity.agent, session_id)
+    remembered = runtime.token_budgets.get(key)
+    # A model the remembered budgets refuse is refused only by budgets read afresh.
+    if remembered is not None and _model_refusal(remembered[1], model) is None:
+        epoch, budgets = remembered
+        first = budgets[0] if budgets else None
+        if first is not None and rolling_length(first.period) is None:
+            start = window_start(first.period, now, parse_timezone(first.timezone))
+            if token_store.hold(connection, runtime, first, start, tokens, cost, now, epoch=epoch):
+                return budgets, start
+        elif token_store.budget_epoch(connection, runtime) == epoch:
+            return budgets, None
+    # The epoch first: budgets read after it are at least as new as it says.
+    epoch_read = token_store.budget_epoch(connection, runtime)
+    budgets = _applicable(connection, runtime, identity, session_id)
+    if epoch_read is not None:
+        if len(runtime.token_budgets) >= _REMEMBERED_IDENTITIES:
+            runtime.token_budgets.clear()
+        runtime.token_budgets[key] = (epoch_read, budgets)
+    _check_model(budgets, model)
+    return budgets, None
+
+
+def _model_refusal(budgets: list[TokenBudget], model: str) -> str | None:
     for budget in budgets:
         if budget.denied_models and model in budget.denied_models:
-            raise ModelNotAllowedError(f"model {model!r} is denied by token budget {budget.id}")
+            return f"model {model!r} is denied by token budget {budget.id}"
         if budget.allowed_models is not None and model not in budget.allowed_models:
-            raise ModelNotAllowedError(
-                f"model {model!r} is not among the models token budget {budget.id} allows"
-            )
+            return f"model {model!r} is not among the models token budget {budget.id} allows"
+    return None
+
+
+def _check_model(budgets: list[TokenBudget], model: str) -> None:
+    refusal = _model_refusal(budgets, model)
+    if refusal is not None:
+        raise ModelNotAllowedError(refusal)
 
 
 def _over(budget: TokenBudget, totals: Any, tokens: int, cost: Decimal, requests: int) -> bool:
@@ -361,13 +411,16 @@ def reserve_tokens(
 
     def work(_claim: Claim | None) -> tuple[Reservation, dict[str, Any]]:
         now = runtime.clock()
-        budgets = _applicable(connection, runtime, identity, sid)
-        _check_model(budgets, model)
+        budgets, held_first = _budgets_to_hold(
+            connection, runtime, identity, sid, model, worst.total, cost, now
+        )
         holds: list[list[str]] = []
         warnings: list[str] = []
         for budget in budgets:
             length = rolling_length(budget.period)
-            if length is not None:
+            if held_first is not None and budget is budgets[0]:
+                holds.append([str(budget.id), held_first.isoformat()])
+            elif length is not None:
                 holds.append(
                     _hold_rolling(connection, runtime, budget, length, worst.total, cost, now)
                 )

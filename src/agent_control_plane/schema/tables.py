@@ -69,6 +69,7 @@ LOGICAL_TABLES = (
     "token_reservations",
     "api_keys",
     "kill_switches",
+    "token_budget_epoch",
 )
 
 # What the baseline revision created: any database ACP ever made holds all of these.
@@ -95,6 +96,7 @@ class AcpTables:
     token_reservations: Table
     api_keys: Table
     kill_switches: Table
+    token_budget_epoch: Table
 
     def all(self) -> tuple[Table, ...]:
         return tuple(getattr(self, name) for name in LOGICAL_TABLES)
@@ -442,6 +444,14 @@ def build_tables(layout: Layout) -> AcpTables:
         CheckConstraint(_in("scope", KILL_SCOPES), name="scope"),
     )
 
+    token_budget_epoch = table(
+        "token_budget_epoch",
+        # One row, counted up in the transaction of every change to token budgets: a
+        # process may reuse the budgets it read while the count is unchanged.
+        Column("id", Integer(), primary_key=True, autoincrement=False),
+        Column("epoch", BigInteger(), nullable=False),
+    )
+
     return AcpTables(
         layout=layout,
         metadata=md,
@@ -459,4 +469,5 @@ def build_tables(layout: Layout) -> AcpTables:
         token_reservations=token_reservations,
         api_keys=api_keys,
         kill_switches=kill_switches,
+        token_budget_epoch=token_budget_epoch,
     )

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Row,
     Select,
     Update,
@@ -44,6 +45,7 @@ def to_reservation(row: Row[Any]) -> Reservation:
 
 def insert_budget(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
     connection.execute(insert(runtime.tables.token_budgets), values)
+    _count_change(connection, runtime)
 
 
 def update_budget(
@@ -51,12 +53,52 @@ def update_budget(
 ) -> bool:
     budgets = runtime.tables.token_budgets
     statement = update(budgets).where(budgets.c.id == budget_id).values(**values)
-    return bool(connection.execute(statement).rowcount)
+    changed = bool(connection.execute(statement).rowcount)
+    _count_change(connection, runtime)
+    return changed
 
 
 def delete_budget(connection: Connection, runtime: Runtime, budget_id: uuid.UUID) -> bool:
     budgets = runtime.tables.token_budgets
-    return bool(connection.execute(delete(budgets).where(budgets.c.id == budget_id)).rowcount)
+    deleted = bool(connection.execute(delete(budgets).where(budgets.c.id == budget_id)).rowcount)
+    _count_change(connection, runtime)
+    return deleted
+
+
+_EPOCH_ROW = 1
+
+
+def _count_change(connection: Connection, runtime: Runtime) -> None:
+    """Count a change to the budgets, in the transaction that makes it, so that every
+    process's remembered budgets stop matching once it commits."""
+    epoch = runtime.tables.token_budget_epoch
+    connection.execute(
+        upsert(
+            runtime,
+            epoch,
+            {"id": _EPOCH_ROW, "epoch": 1},
+            ("id",),
+            {"epoch": epoch.c.epoch + 1},
+        )
+    )
+
+
+@lru_cache(maxsize=32)
+def _epoch_now(tables: AcpTables) -> Any:
+    epoch = tables.token_budget_epoch
+    return select(epoch.c.epoch).where(epoch.c.id == _EPOCH_ROW).scalar_subquery()
+
+
+@lru_cache(maxsize=32)
+def _read_epoch(tables: AcpTables) -> Select[Any]:
+    return select(_epoch_now(tables).label("epoch"))
+
+
+def budget_epoch(connection: Connection, runtime: Runtime) -> int | None:
+    """How many times the budgets have changed (None in a database that never counted)."""
+    rows = fetch(connection, runtime, _read_epoch(runtime.tables), {})
+    epoch = rows[0]["epoch"] if rows else None
+    return None if epoch is None else int(epoch)
 
 
 def get_budget(
@@ -126,7 +168,7 @@ def ensure_window(
 
 
 @lru_cache(maxsize=64)
-def _hold(tables: AcpTables, limits: tuple[bool, bool, bool]) -> Update:
+def _hold(tables: AcpTables, limits: tuple[bool, bool, bool], at_epoch: bool = False) -> Update:
     w = tables.token_windows.c
     tokens = bindparam("h_tokens", type_=w.tokens_reserved.type)
     cost = bindparam("h_cost", type_=w.cost_reserved.type)
@@ -148,6 +190,8 @@ def _hold(tables: AcpTables, limits: tuple[bool, bool, bool]) -> Update:
             w.requests_used + w.requests_reserved + 1
             <= bindparam("h_max_requests", type_=w.requests_used.type)
         )
+    if at_epoch:
+        conditions.append(_epoch_now(tables) == bindparam("h_epoch", type_=BigInteger()))
     return (
         update(tables.token_windows)
         .where(*conditions)
@@ -168,8 +212,11 @@ def hold(
     tokens: int,
     cost: Decimal,
     now: datetime,
+    *,
+    epoch: int | None = None,
 ) -> bool:
-    """Reserve on one window only if used + reserved + this stays within every limit."""
+    """Reserve on one window only if used + reserved + this stays within every limit, and,
+    given an ``epoch``, only if the budgets have not changed since it was read."""
     limits = (
         budget.max_tokens is not None,
         budget.max_cost_usd is not None,
@@ -184,8 +231,10 @@ def hold(
         "h_max_tokens": budget.max_tokens,
         "h_max_cost": budget.max_cost_usd,
         "h_max_requests": budget.max_requests,
+        "h_epoch": epoch,
     }
-    return _changed(connection, runtime, _hold(runtime.tables, limits), parameters)
+    statement = _hold(runtime.tables, limits, epoch is not None)
+    return _changed(connection, runtime, statement, parameters)
 
 
 def _changed(
