@@ -17,18 +17,19 @@ from agent_control_plane.store import events
 
 
 def main(url: str, session_id: str, marker: str, pause_after: int) -> None:
-    append = events.append
+    # Every event is written by events.write, whether the charge placed it or not.
+    write = events.write
     decisions = 0
 
-    def append_then_maybe_pause(*args: Any, **kwargs: Any) -> Any:
+    def write_then_maybe_pause(*args: Any, **kwargs: Any) -> Any:
         nonlocal decisions
         decisions += 1
         if marker and decisions == pause_after:
             Path(marker).write_text("charged, event not yet written")
             time.sleep(120)
-        return append(*args, **kwargs)
+        return write(*args, **kwargs)
 
-    events.append = append_then_maybe_pause
+    events.write = write_then_maybe_pause
     with ControlPlane.open(url, migrate="verify") as cp:
         while True:
             cp.govern(session_id, "work", cost="0.001")

@@ -157,7 +157,7 @@ def test_what_is_remembered_is_bounded(
     pair: tuple[ControlPlane, ControlPlane], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cp, _ = pair
-    monkeypatch.setattr(token_operations, "_REMEMBERED_IDENTITIES", 3)
+    monkeypatch.setattr(token_operations, "REMEMBERED_ENTRIES", 3)
     for user in range(10):
         cp.reserve_tokens(
             Identity(org="acme", user=f"u{user}"), "small", input_tokens=1, max_output_tokens=0

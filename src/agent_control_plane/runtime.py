@@ -64,6 +64,11 @@ class SessionFacts:
     agent_id: str
 
 
+# How many sessions' chain heads (and identities' token budgets) a process remembers at
+# most; past that it forgets them all and reads afresh.
+REMEMBERED_ENTRIES = 4096
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -82,6 +87,9 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     policies: dict[uuid.UUID, CompiledPolicy] = field(default_factory=dict)
     sessions: dict[uuid.UUID, SessionFacts] = field(default_factory=dict)
+    # Per session, the seq and hash of the event this process wrote last: where the next
+    # one goes if no other writer came between (checked by the statement that uses it).
+    chain_heads: dict[uuid.UUID, tuple[int, str]] = field(default_factory=dict)
     # The token budgets reserve_tokens read per identity, with the budget epoch of the read.
     token_budgets: dict[tuple[Any, ...], tuple[int, list[TokenBudget]]] = field(
         default_factory=dict
@@ -132,6 +140,11 @@ class Runtime:
                 snapshot = policy_store.get(connection, self, policy_id)
             compiled = self.remember_policy(policy_id, CompiledPolicy.compile(snapshot.document))
         return compiled
+
+    def remember_head(self, session_id: uuid.UUID, next_seq: int, head: str) -> None:
+        if len(self.chain_heads) >= REMEMBERED_ENTRIES and session_id not in self.chain_heads:
+            self.chain_heads.clear()
+        self.chain_heads[session_id] = (next_seq, head)
 
     def remember_policy(self, policy_id: uuid.UUID, compiled: CompiledPolicy) -> CompiledPolicy:
         self.evaluators.require(compiled.document.evaluators())

@@ -102,10 +102,28 @@ def _decide(
     now = runtime.clock()
     document = policy.document
     outcome, reason, charged, ticket_id = route.outcome, route.reason, False, None
+    key = None if claim is None else claim.key
     row = None
+    written: dict[str, Any] | None = None  # the event, if the charge already placed it
     if outcome is Outcome.ALLOWED and not policy.dry_run and not document.needs_history:
         # The common case: one statement checks status, expiry and budgets, and charges.
-        row = session_store.charge(connection, runtime, session_id, proposal.cost, now)
+        # Where this process wrote the session's last event, the event is built first and
+        # that statement also moves the chain head to it, unless another writer came between.
+        known = runtime.chain_heads.get(session_id)
+        if known is not None:
+            payload = _payload(proposal, policy, facts, True, None, key, None, correlation)
+            event = NewEvent(
+                "decision", proposal.action, outcome.value, reason, proposal.cost, payload
+            )
+            written = event_store.event_values(Slot(session_id, *known), event, now)
+            head = (*known, written["hash"])
+            row = session_store.charge(
+                connection, runtime, session_id, proposal.cost, now, head=head
+            )
+            if row is None:
+                written = None
+        if row is None:
+            row = session_store.charge(connection, runtime, session_id, proposal.cost, now)
         charged = row is not None
     if row is None:
         # Lock the session row (allocating the seq) and decide under the lock.
@@ -153,22 +171,7 @@ def _decide(
                     )
                     if claim is not None and bound is None:
                         approvals.bind_ticket(connection, runtime, claim, ticket_id, now)
-    key = None if claim is None else claim.key
     guidance = route.guidance if outcome is Outcome.STEER else None
-    payload = {
-        "resource": proposal.resource,
-        "args": proposal.args,
-        "weight": proposal.weight,
-        "score": proposal.score,
-        "charged": charged,
-        "dry_run": policy.dry_run,
-        "guidance": guidance,
-        "policy_id": str(facts.policy_id),
-        "idempotency_key": key,
-        "ticket_id": None if ticket_id is None else str(ticket_id),
-    }
-    if correlation is not None:
-        payload["context"] = correlation
     decision = Decision(
         outcome=outcome,
         reason=reason,
@@ -193,16 +196,49 @@ def _decide(
         if idempotency.find(connection, runtime, claim.scope, claim.key) is not None:
             raise idempotency.AlreadyRecorded
         claim.final = False
+    record = claim if claim is not None and claim.final else None
+    if written is not None:
+        event_store.write(connection, runtime, written, record, data, head_moved=True)
+        return decision, data
+    payload = _payload(proposal, policy, facts, charged, guidance, key, ticket_id, correlation)
     event_store.append(
         connection,
         runtime,
         Slot.of(row),
         NewEvent("decision", proposal.action, outcome.value, reason, proposal.cost, payload),
         now,
-        claim if claim is not None and claim.final else None,
+        record,
         data,
     )
     return decision, data
+
+
+def _payload(
+    proposal: Proposal,
+    policy: CompiledPolicy,
+    facts: SessionFacts,
+    charged: bool,
+    guidance: str | None,
+    key: str | None,
+    ticket_id: uuid.UUID | None,
+    correlation: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What a decision event records besides its action, outcome, reason and cost."""
+    payload = {
+        "resource": proposal.resource,
+        "args": proposal.args,
+        "weight": proposal.weight,
+        "score": proposal.score,
+        "charged": charged,
+        "dry_run": policy.dry_run,
+        "guidance": guidance,
+        "policy_id": str(facts.policy_id),
+        "idempotency_key": key,
+        "ticket_id": None if ticket_id is None else str(ticket_id),
+    }
+    if correlation is not None:
+        payload["context"] = correlation
+    return payload
 
 
 def record_outcome(

@@ -35,7 +35,7 @@ from agent_control_plane.rules.tokens import (
     soft_limits_reached,
     window_start,
 )
-from agent_control_plane.runtime import Runtime
+from agent_control_plane.runtime import REMEMBERED_ENTRIES, Runtime
 from agent_control_plane.store import tokens as token_store
 from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.settle_pg import settle_in_one_statement
@@ -195,9 +195,6 @@ def _applicable(
     return token_store.candidates(connection, runtime, fields, session_id)
 
 
-_REMEMBERED_IDENTITIES = 4096
-
-
 def _budgets_to_hold(
     connection: Connection,
     runtime: Runtime,
@@ -233,7 +230,7 @@ def _budgets_to_hold(
     epoch_read = token_store.budget_epoch(connection, runtime)
     budgets = _applicable(connection, runtime, identity, session_id)
     if epoch_read is not None:
-        if len(runtime.token_budgets) >= _REMEMBERED_IDENTITIES:
+        if len(runtime.token_budgets) >= REMEMBERED_ENTRIES:
             runtime.token_budgets.clear()
         runtime.token_budgets[key] = (epoch_read, budgets)
     _check_model(budgets, model)

@@ -109,16 +109,22 @@ def _move_head(tables: AcpTables) -> Update:
 
 
 @lru_cache(maxsize=64)
-def _append_in_one(tables: AcpTables, with_claim: bool, with_id: bool) -> Executable:
+def _append_in_one(
+    tables: AcpTables, with_claim: bool, with_id: bool, move_head: bool = True
+) -> Executable:
     """PostgreSQL: event, head and idempotency record in one statement (one round trip),
     returning the event's id if asked."""
     inserted = _insert_event(tables)
     if with_id:
         inserted = inserted.returning(tables.events.c.id)
+    if not (with_claim or move_head):
+        return inserted
     event_cte = inserted.cte("acp_new_event")
     last: Any
     if not with_claim:
         last = _move_head(tables).add_cte(event_cte)
+    elif not move_head:
+        last = idempotency.insert_statement(tables).add_cte(event_cte)
     else:
         last = idempotency.insert_statement(tables).add_cte(
             event_cte, _move_head(tables).cte("acp_new_head")
@@ -143,6 +149,11 @@ _COLUMNS = (
 )
 
 
+def event_values(slot: Slot, event: NewEvent, now: datetime) -> dict[str, Any]:
+    """The row of ``event`` in ``slot``, hash included."""
+    return _values(slot.session_id, slot.seq, slot.prev_hash, event, now)
+
+
 def append(
     connection: Connection,
     runtime: Runtime,
@@ -157,13 +168,30 @@ def append(
     """Insert the event in ``slot`` (allocated by a session statement), move the session's
     chain head to it and, given a claim, write the idempotency record; return the event's
     values (with its ``id`` if asked). PostgreSQL does all of it in one statement."""
-    values = _values(slot.session_id, slot.seq, slot.prev_hash, event, now)
+    values = event_values(slot, event, now)
+    write(connection, runtime, values, claim, claim_result, with_id=with_id)
+    return values
+
+
+def write(
+    connection: Connection,
+    runtime: Runtime,
+    values: dict[str, Any],
+    claim: Claim | None = None,
+    claim_result: dict[str, Any] | None = None,
+    *,
+    with_id: bool = False,
+    head_moved: bool = False,
+) -> None:
+    """Write an event's ``values`` as :func:`append` does. ``head_moved``: the statement
+    that allocated its slot already moved the session's chain head to it."""
+    now = values["created_at"]
     parameters = {f"e_{name}": values[name] for name in _COLUMNS}
-    parameters.update(h_session=slot.session_id, h_hash=values["hash"])
+    parameters.update(h_session=values["session_id"], h_hash=values["hash"])
     if claim is not None:
         parameters.update(claim.parameters(claim_result or {}, now))
     if runtime.dialect == "postgresql":
-        statement = _append_in_one(runtime.tables, claim is not None, with_id)
+        statement = _append_in_one(runtime.tables, claim is not None, with_id, not head_moved)
         if with_id:
             values["id"] = fetch(connection, runtime, statement, parameters)[0]["id"]
         else:
@@ -173,12 +201,13 @@ def append(
             values["id"] = insert_id(connection, runtime, _insert_event(runtime.tables), parameters)
         else:
             execute(connection, runtime, _insert_event(runtime.tables), parameters)
-        execute(connection, runtime, _move_head(runtime.tables), parameters)
+        if not head_moved:
+            execute(connection, runtime, _move_head(runtime.tables), parameters)
         if claim is not None:
             execute(connection, runtime, idempotency.insert_statement(runtime.tables), parameters)
     if claim is not None:
         claim.recorded = True
-    return values
+    runtime.remember_head(values["session_id"], values["seq"] + 1, values["hash"])
 
 
 def append_many(

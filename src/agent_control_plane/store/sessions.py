@@ -87,9 +87,15 @@ def facts(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> Se
 
 @lru_cache(maxsize=32)
 def _charge(
-    tables: AcpTables, returning: bool, advance_seq: bool = True, statuses: tuple[str, ...] = ()
+    tables: AcpTables,
+    returning: bool,
+    advance_seq: bool = True,
+    statuses: tuple[str, ...] = (),
+    moves_head: bool = False,
 ) -> Update:
-    """The charge, for sessions in ``statuses`` (default: every live status)."""
+    """The charge, for sessions in ``statuses`` (default: every live status). With
+    ``moves_head``, it also moves the chain head to the event going in the seq it
+    allocates, only if that seq and the current head are the ones the event was built on."""
     s = tables.sessions.c
     now = bindparam("p_now", type_=UTCDateTime())
     cost = bindparam("p_cost", type_=Money())
@@ -114,6 +120,11 @@ def _charge(
     )
     if advance_seq:
         statement = statement.values(next_seq=s.next_seq + 1)
+    if moves_head:
+        statement = statement.where(
+            s.next_seq == bindparam("p_seq", type_=s.next_seq.type),
+            s.last_event_hash == bindparam("p_prev", type_=s.last_event_hash.type),
+        ).values(last_event_hash=bindparam("p_head", type_=s.last_event_hash.type))
     return statement.returning(*_allocated_columns(tables)) if returning else statement
 
 
@@ -166,23 +177,37 @@ def charge(
     now: datetime,
     *,
     advance_seq: bool = True,
+    head: tuple[int, str, str] | None = None,
 ) -> Allocated | None:
     """Charge one action and ``cost`` and allocate an event seq — only if the session is
     live, unexpired and within both budgets. None means refused (nothing changed).
-    ``advance_seq=False`` charges a decision whose seq was already allocated."""
-    parameters = {"p_session": session_id, "p_cost": cost, "p_now": now}
+    ``advance_seq=False`` charges a decision whose seq was already allocated.
+    ``head`` (the seq and previous hash an event was built on, and its hash) also moves the
+    chain head to that event, and refuses unless the seq and previous hash are current."""
+    parameters: dict[str, Any] = {"p_session": session_id, "p_cost": cost, "p_now": now}
+    moves_head = head is not None
+    if head is not None:
+        parameters.update(p_seq=head[0], p_prev=head[1], p_head=head[2])
     if runtime.dialect != "sqlite":
         return _run(
             connection,
             runtime,
-            lambda returning: _charge(runtime.tables, returning, advance_seq),
+            lambda returning: _charge(
+                runtime.tables, returning, advance_seq, moves_head=moves_head
+            ),
             parameters,
         )
     # SQLite rewrites every index on a column an UPDATE sets, even to the same value, and
     # four of the session indexes hold status: so an active session is charged without
     # setting it, and only a session's first action (created -> active) sets it.
     for statuses in (("active",), ("created",)):
-        build = partial(_charge, runtime.tables, advance_seq=advance_seq, statuses=statuses)
+        build = partial(
+            _charge,
+            runtime.tables,
+            advance_seq=advance_seq,
+            statuses=statuses,
+            moves_head=moves_head,
+        )
         allocated = _run(connection, runtime, build, parameters)
         if allocated is not None:
             return allocated

@@ -1,0 +1,131 @@
+"""A decision in a session whose last event this process wrote is built before its charge,
+and the charge moves the chain head to it, only if no other writer came between."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from agent_control_plane import ControlPlane
+from agent_control_plane.store.prepared import Prepared
+from tests.databases import TestDatabase
+from tests.policies import SUPPORT_BOT
+from tests.test_concurrency import all_events
+
+
+@pytest.fixture
+def pair(database: TestDatabase) -> Iterator[tuple[ControlPlane, ControlPlane]]:
+    """Two ControlPlanes on one database: as two processes, each remembers its own heads."""
+    with (
+        ControlPlane.open(database.url_string) as one,
+        ControlPlane.open(database.url_string) as other,
+    ):
+        yield one, other
+
+
+def _statements(cp: ControlPlane, call: Any) -> list[str]:
+    """The statements ``call`` sends, through SQLAlchemy or straight to the driver."""
+    seen: list[str] = []
+    direct = Prepared._run
+
+    def counted(self: Prepared, *args: Any, **kwargs: Any) -> Any:
+        seen.append(self.sql.split()[0].upper())
+        return direct(self, *args, **kwargs)
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        seen.append(statement.split()[0].upper())
+
+    event.listen(cp.engine, "before_cursor_execute", on_execute)
+    Prepared._run = counted  # type: ignore[method-assign]
+    try:
+        call()
+    finally:
+        Prepared._run = direct  # type: ignore[method-assign]
+        event.remove(cp.engine, "before_cursor_execute", on_execute)
+    return seen
+
+
+def _consistent(cp: ControlPlane, sid: Any) -> None:
+    events = all_events(cp, sid)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    allowed = [e for e in events if e.kind == "decision" and e.outcome == "allowed"]
+    session = cp.get_session(sid)
+    assert session.actions_used == len(allowed)
+    assert session.cost_used == sum(
+        (Decimal(str(e.payload.get("settled", e.cost))) for e in events if e.kind == "outcome"),
+        Decimal(0),
+    ) + sum((e.cost or Decimal(0) for e in allowed), Decimal(0))
+    assert cp.verify_audit(sid).ok
+
+
+def test_the_charge_places_the_event_when_this_process_wrote_the_last_one(
+    control_plane: ControlPlane, database: TestDatabase
+) -> None:
+    cp = control_plane
+    sid = cp.open_session(agent_id="a", policy=SUPPORT_BOT, max_cost="10", max_actions=100).id
+    cp.govern(sid, "work")  # created -> active
+    cp._runtime.chain_heads.clear()  # as after another writer: the head must be read
+    unplaced = _statements(cp, lambda: cp.govern(sid, "work", idempotency_key="one"))
+    placed = _statements(cp, lambda: cp.govern(sid, "work", idempotency_key="two"))
+    # Unplaced, the head moves in a statement of its own (SQLite, MariaDB) or in a part of
+    # the event's statement (PostgreSQL); placed, the charge moves it.
+    assert len(placed) == len(unplaced) - (0 if database.dialect == "postgresql" else 1)
+    assert placed.count("UPDATE") == 1
+    assert cp.verify_audit(sid).ok
+
+
+def test_writers_that_interleave_keep_one_chain(
+    pair: tuple[ControlPlane, ControlPlane],
+) -> None:
+    one, other = pair
+    sid = one.open_session(agent_id="a", policy=SUPPORT_BOT, max_cost="100", max_actions=100).id
+    for round_ in range(6):
+        decision = one.govern(sid, "work", cost="0.5")
+        one.govern(sid, "work", cost="0.25")  # placed by the charge: one wrote the last event
+        other.govern(sid, "work", cost="1")  # other's head is stale: it must not be used
+        other.record_outcome(decision, "succeeded", actual_cost="0.4")
+        one.emit(sid, "note", {"round": round_})
+        one.govern(sid, "work")  # one's head is stale again
+    _consistent(one, sid)
+    assert one.get_session(sid).actions_used == 24
+
+
+def test_a_remembered_head_the_database_does_not_have_is_never_used(
+    control_plane: ControlPlane,
+) -> None:
+    cp = control_plane
+    sid = cp.open_session(agent_id="a", policy=SUPPORT_BOT, max_cost="10", max_actions=100).id
+    cp.govern(sid, "work", idempotency_key="k")
+    next_seq, head = cp._runtime.chain_heads[sid]
+    # What a transaction that rolled back after writing its event would leave behind: the
+    # right seq with a hash that never committed, or a seq that is not the next one.
+    for remembered in ((next_seq, "f" * 64), (next_seq + 1, head), (next_seq - 1, head)):
+        cp._runtime.chain_heads[sid] = remembered
+        assert cp.govern(sid, "work").allowed
+    # A retry is rolled back by the key's unique constraint after writing its event.
+    assert cp.govern(sid, "work", idempotency_key="k").event_seq == 2
+    assert cp.govern(sid, "work").allowed
+    _consistent(cp, sid)
+    decisions = [e.seq for e in all_events(cp, sid) if e.kind == "decision"]
+    assert decisions == [2, 3, 4, 5, 6]
+
+
+def test_a_killed_or_spent_session_is_refused_on_the_placed_path(
+    control_plane: ControlPlane,
+) -> None:
+    cp = control_plane
+    sid = cp.open_session(agent_id="a", policy=SUPPORT_BOT, max_cost="10", max_actions=2).id
+    assert cp.govern(sid, "work").allowed
+    assert cp.govern(sid, "work").allowed
+    spent = cp.govern(sid, "work")
+    assert not spent.allowed
+    other = cp.open_session(agent_id="b", policy=SUPPORT_BOT, max_cost="10", max_actions=9).id
+    assert cp.govern(other, "work").allowed
+    cp.kill_session(other, reason="test")
+    assert not cp.govern(other, "work").allowed
+    _consistent(cp, sid)
+    _consistent(cp, other)
