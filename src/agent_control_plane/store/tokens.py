@@ -31,7 +31,7 @@ from agent_control_plane.rules.tokens import IDENTITY_FIELDS
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.store.dialect import upsert
-from agent_control_plane.store.prepared import execute, fetch
+from agent_control_plane.store.prepared import execute, fetch, insert_id
 from agent_control_plane.store.rows import to_model
 
 
@@ -466,15 +466,14 @@ def _insert_ledger_returning_id(tables: AcpTables) -> Any:
 
 
 def insert_ledger(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> int:
+    """Insert a ledger row; return its id (RETURNING on PostgreSQL, the driver's lastrowid
+    on SQLite and MySQL/MariaDB, as for events)."""
     ledger = runtime.tables.token_ledger
-    if connection.dialect.insert_returning:
+    parameters = _insert_parameters(ledger, values)
+    if runtime.dialect == "postgresql":
         statement = _insert_ledger_returning_id(runtime.tables)
-        rows = fetch(connection, runtime, statement, _insert_parameters(ledger, values))
-        return int(rows[0]["id"])
-    result = connection.execute(insert(ledger), values)
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
+        return int(fetch(connection, runtime, statement, parameters)[0]["id"])
+    return insert_id(connection, runtime, _insert_all(ledger), parameters)
 
 
 def ledger_for(
