@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from agent_control_plane.store import idempotency
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
 from agent_control_plane.store.idempotency import Claim
+from agent_control_plane.store.sessions import Allocated
 
 OUTCOME_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -104,24 +106,12 @@ def _decide(
     outcome, reason, charged, ticket_id = route.outcome, route.reason, False, None
     key = None if claim is None else claim.key
     row = None
-    written: dict[str, Any] | None = None  # the event, if the charge already placed it
+    written = None  # the decision's event, if the charge placed it
     if outcome is Outcome.ALLOWED and not policy.dry_run and not document.needs_history:
         # The common case: one statement checks status, expiry and budgets, and charges.
-        # Where this process wrote the session's last event, the event is built first and
-        # that statement also moves the chain head to it, unless another writer came between.
-        known = runtime.chain_heads.get(session_id)
-        if known is not None:
-            payload = _payload(proposal, policy, facts, True, None, key, None, correlation)
-            event = NewEvent(
-                "decision", proposal.action, outcome.value, reason, proposal.cost, payload
-            )
-            written = event_store.event_values(Slot(session_id, *known), event, now)
-            head = (*known, written["hash"])
-            row = session_store.charge(
-                connection, runtime, session_id, proposal.cost, now, head=head
-            )
-            if row is None:
-                written = None
+        payload = _payload(proposal, policy, facts, True, None, key, None, correlation)
+        event = NewEvent("decision", proposal.action, outcome.value, reason, proposal.cost, payload)
+        row, written = _charge_placing(connection, runtime, session_id, proposal.cost, event, now)
         if row is None:
             row = session_store.charge(connection, runtime, session_id, proposal.cost, now)
         charged = row is not None
@@ -211,6 +201,27 @@ def _decide(
         data,
     )
     return decision, data
+
+
+def _charge_placing(
+    connection: Connection,
+    runtime: Runtime,
+    session_id: uuid.UUID,
+    cost: Decimal,
+    event: NewEvent,
+    now: datetime,
+) -> tuple[Allocated | None, dict[str, Any] | None]:
+    """Where this process wrote the session's last event: build ``event`` in the next slot
+    first, and charge with the statement that also moves the chain head to it. Its row and
+    the event's values; (None, None) if there is no remembered head, or the charge changed
+    nothing (another writer came between, or it is refused: the caller finds out which)."""
+    known = runtime.chain_heads.get(session_id)
+    if known is None:
+        return None, None
+    values = event_store.event_values(Slot(session_id, *known), event, now)
+    head = (*known, values["hash"])
+    row = session_store.charge(connection, runtime, session_id, cost, now, head=head)
+    return (row, values) if row is not None else (None, None)
 
 
 def _payload(
