@@ -24,6 +24,17 @@ def control_plane(database: TestDatabase) -> Iterator[ControlPlane]:
 
 
 @pytest.fixture
+def two_control_planes(database: TestDatabase) -> Iterator[tuple[ControlPlane, ControlPlane]]:
+    """Two ControlPlanes on one fresh database: as two processes, each with its own memory
+    (remembered chain heads, token budgets, policies)."""
+    with (
+        ControlPlane.open(database.url_string) as one,
+        ControlPlane.open(database.url_string) as other,
+    ):
+        yield one, other
+
+
+@pytest.fixture
 async def async_control_plane(database: TestDatabase) -> AsyncIterator[AsyncControlPlane]:
     async with await AsyncControlPlane.open(database.async_url_string) as opened:
         yield opened

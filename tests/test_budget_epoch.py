@@ -4,64 +4,39 @@ statement fewer per reservation, and never a stale budget, whichever process cha
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-from sqlalchemy import event
 
 from agent_control_plane import ControlPlane
 from agent_control_plane.errors import ModelNotAllowedError, TokenBudgetExhausted
 from agent_control_plane.operations import tokens as token_operations
 from agent_control_plane.rules.tokens import Identity, TokenUsage
 from agent_control_plane.store import tokens as token_store
-from agent_control_plane.store.prepared import Prepared
-from tests.databases import TestDatabase
+from tests.statements import statements_sent
 
 PRICES = {"small": {"input": "1", "output": "1"}, "other": {"input": "1", "output": "1"}}
 ALICE = Identity(org="acme", user="alice")
 
 
 @pytest.fixture
-def pair(database: TestDatabase) -> Iterator[tuple[ControlPlane, ControlPlane]]:
-    """Two ControlPlanes on one database: as two processes, each remembers on its own."""
-    with (
-        ControlPlane.open(database.url_string) as one,
-        ControlPlane.open(database.url_string) as other,
-    ):
-        one.set_prices(PRICES)
-        other.set_prices(PRICES)
-        yield one, other
+def pair(
+    two_control_planes: tuple[ControlPlane, ControlPlane],
+) -> tuple[ControlPlane, ControlPlane]:
+    for cp in two_control_planes:
+        cp.set_prices(PRICES)
+    return two_control_planes
 
 
 def _reads_of_budgets(cp: ControlPlane, call: Callable[[], object]) -> int:
-    """How many statements ``call`` sends that read the token budgets table, whether
-    through SQLAlchemy or straight to the driver."""
+    """How many statements ``call`` sends that read the token budgets table."""
     budgets = cp.tables.token_budgets.name
-    seen: list[str] = []
-
-    def note(statement: str) -> None:
-        reads = re.search(rf"FROM (\w+\.)?{budgets}\b", statement)
-        if statement.lstrip().upper().startswith("SELECT") and reads:
-            seen.append(statement)
-
-    def on_execute(conn: object, cursor: object, statement: str, *rest: object) -> None:
-        note(statement)
-
-    direct = Prepared._run
-
-    def counted(self: Prepared, *args: Any, **kwargs: Any) -> Any:
-        note(self.sql)
-        return direct(self, *args, **kwargs)
-
-    event.listen(cp.engine, "before_cursor_execute", on_execute)
-    Prepared._run = counted  # type: ignore[method-assign]
-    try:
-        call()
-    finally:
-        Prepared._run = direct  # type: ignore[method-assign]
-        event.remove(cp.engine, "before_cursor_execute", on_execute)
-    return len(seen)
+    return sum(
+        1
+        for statement in statements_sent(cp, call)
+        if statement.lstrip().upper().startswith("SELECT")
+        and re.search(rf"FROM (\w+\.)?{budgets}\b", statement)
+    )
 
 
 def _reserve(cp: ControlPlane, tokens: int = 10, model: str = "small") -> object:

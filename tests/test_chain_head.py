@@ -3,50 +3,18 @@ and the charge moves the chain head to it, only if no other writer came between.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import pytest
-from sqlalchemy import event
-
 from agent_control_plane import ControlPlane
-from agent_control_plane.store.prepared import Prepared
 from tests.databases import TestDatabase
 from tests.policies import SUPPORT_BOT
+from tests.statements import statements_sent
 from tests.test_concurrency import all_events
 
 
-@pytest.fixture
-def pair(database: TestDatabase) -> Iterator[tuple[ControlPlane, ControlPlane]]:
-    """Two ControlPlanes on one database: as two processes, each remembers its own heads."""
-    with (
-        ControlPlane.open(database.url_string) as one,
-        ControlPlane.open(database.url_string) as other,
-    ):
-        yield one, other
-
-
 def _statements(cp: ControlPlane, call: Any) -> list[str]:
-    """The statements ``call`` sends, through SQLAlchemy or straight to the driver."""
-    seen: list[str] = []
-    direct = Prepared._run
-
-    def counted(self: Prepared, *args: Any, **kwargs: Any) -> Any:
-        seen.append(self.sql.split()[0].upper())
-        return direct(self, *args, **kwargs)
-
-    def on_execute(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        seen.append(statement.split()[0].upper())
-
-    event.listen(cp.engine, "before_cursor_execute", on_execute)
-    Prepared._run = counted  # type: ignore[method-assign]
-    try:
-        call()
-    finally:
-        Prepared._run = direct  # type: ignore[method-assign]
-        event.remove(cp.engine, "before_cursor_execute", on_execute)
-    return seen
+    return [statement.split()[0].upper() for statement in statements_sent(cp, call)]
 
 
 def _consistent(cp: ControlPlane, sid: Any) -> None:
@@ -79,9 +47,9 @@ def test_the_charge_places_the_event_when_this_process_wrote_the_last_one(
 
 
 def test_writers_that_interleave_keep_one_chain(
-    pair: tuple[ControlPlane, ControlPlane],
+    two_control_planes: tuple[ControlPlane, ControlPlane],
 ) -> None:
-    one, other = pair
+    one, other = two_control_planes
     sid = one.open_session(agent_id="a", policy=SUPPORT_BOT, max_cost="100", max_actions=100).id
     for round_ in range(6):
         decision = one.govern(sid, "work", cost="0.5")
