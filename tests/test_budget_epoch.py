@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from agent_control_plane import ControlPlane
+from agent_control_plane import runtime as runtime_module
 from agent_control_plane.errors import ModelNotAllowedError, TokenBudgetExhausted
-from agent_control_plane.operations import tokens as token_operations
 from agent_control_plane.rules.tokens import Identity, TokenUsage
 from agent_control_plane.store import tokens as token_store
 from tests.statements import statements_sent
@@ -111,6 +111,8 @@ def test_every_budget_change_counts_once_and_a_failed_one_not_at_all(
     assert _epoch(cp) == 2
     assert cp.delete_token_budget(budget.id)
     assert _epoch(cp) == 3
+    assert not cp.delete_token_budget(budget.id)
+    assert _epoch(cp) == 3  # nothing deleted, nothing counted
 
 
 def test_a_rolling_budget_first_checks_the_epoch_by_reading_it(
@@ -132,7 +134,7 @@ def test_what_is_remembered_is_bounded(
     pair: tuple[ControlPlane, ControlPlane], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cp, _ = pair
-    monkeypatch.setattr(token_operations, "REMEMBERED_ENTRIES", 3)
+    monkeypatch.setattr(runtime_module, "REMEMBERED_ENTRIES", 3)
     for user in range(10):
         cp.reserve_tokens(
             Identity(org="acme", user=f"u{user}"), "small", input_tokens=1, max_output_tokens=0

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from agent_control_plane.connections import Connections
 from agent_control_plane.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -35,21 +34,10 @@ def _public_signature(operation: Callable[..., Any], *, asynchronous: bool) -> i
     return signature.replace(parameters=[self_parameter, *parameters])
 
 
-def run_on(
-    connections: Connections,
-    runtime: Runtime,
-    operation: Operation[P, R],
-    *args: Any,
-    **kwargs: Any,
-) -> R:
-    """Run ``operation`` on a connection of a sync engine."""
-    return connections.run(operation, runtime, *args, **kwargs)
-
-
 def sync_method(operation: Operation[P, R]) -> Callable[Concatenate[ControlPlane, P], R]:
     @functools.wraps(operation)
     def method(self: ControlPlane, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return run_on(self._connections, self._runtime, operation, *args, **kwargs)
+        return self._connections.run(operation, self._runtime, *args, **kwargs)
 
     del method.__wrapped__
     method.__signature__ = _public_signature(operation, asynchronous=False)  # type: ignore[attr-defined]
@@ -66,7 +54,7 @@ def async_method(
         if threaded is not None:
             # SQLite file ACP opened itself: the whole operation in one worker thread.
             return await asyncio.to_thread(
-                lambda: run_on(threaded, runtime, operation, *args, **kwargs)
+                lambda: threaded.run(operation, runtime, *args, **kwargs)
             )
         async with self._engine.connect() as connection:
             return await connection.run_sync(

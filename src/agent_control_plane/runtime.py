@@ -69,6 +69,12 @@ class SessionFacts:
 REMEMBERED_ENTRIES = 4096
 
 
+def _remember(memory: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memory) >= REMEMBERED_ENTRIES and key not in memory:
+        memory.clear()
+    memory[key] = value
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -142,9 +148,12 @@ class Runtime:
         return compiled
 
     def remember_head(self, session_id: uuid.UUID, next_seq: int, head: str) -> None:
-        if len(self.chain_heads) >= REMEMBERED_ENTRIES and session_id not in self.chain_heads:
-            self.chain_heads.clear()
-        self.chain_heads[session_id] = (next_seq, head)
+        _remember(self.chain_heads, session_id, (next_seq, head))
+
+    def remember_budgets(
+        self, identity: tuple[Any, ...], epoch: int, budgets: list[TokenBudget]
+    ) -> None:
+        _remember(self.token_budgets, identity, (epoch, budgets))
 
     def remember_policy(self, policy_id: uuid.UUID, compiled: CompiledPolicy) -> CompiledPolicy:
         self.evaluators.require(compiled.document.evaluators())

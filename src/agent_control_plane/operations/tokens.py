@@ -35,7 +35,7 @@ from agent_control_plane.rules.tokens import (
     soft_limits_reached,
     window_start,
 )
-from agent_control_plane.runtime import REMEMBERED_ENTRIES, Runtime
+from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import tokens as token_store
 from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.settle_pg import settle_in_one_statement
@@ -216,6 +216,7 @@ def _budgets_to_hold(
     """
     key = (identity.org, identity.team, identity.user, identity.agent, session_id)
     remembered = runtime.token_budgets.get(key)
+    current: int | None = None
     # A model the remembered budgets refuse is refused only by budgets read afresh.
     if remembered is not None and _model_refusal(remembered[1], model) is None:
         epoch, budgets = remembered
@@ -224,15 +225,16 @@ def _budgets_to_hold(
             start = window_start(first.period, now, parse_timezone(first.timezone))
             if token_store.hold(connection, runtime, first, start, tokens, cost, now, epoch=epoch):
                 return budgets, start
-        elif token_store.budget_epoch(connection, runtime) == epoch:
-            return budgets, None
+        else:
+            current = token_store.budget_epoch(connection, runtime)
+            if current == epoch:
+                return budgets, None
     # The epoch first: budgets read after it are at least as new as it says.
-    epoch_read = token_store.budget_epoch(connection, runtime)
+    if current is None:
+        current = token_store.budget_epoch(connection, runtime)
     budgets = _applicable(connection, runtime, identity, session_id)
-    if epoch_read is not None:
-        if len(runtime.token_budgets) >= REMEMBERED_ENTRIES:
-            runtime.token_budgets.clear()
-        runtime.token_budgets[key] = (epoch_read, budgets)
+    if current is not None:
+        runtime.remember_budgets(key, current, budgets)
     _check_model(budgets, model)
     return budgets, None
 

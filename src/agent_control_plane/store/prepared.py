@@ -21,8 +21,6 @@ from sqlalchemy.sql.expression import Executable
 
 from agent_control_plane.runtime import Runtime
 
-Processor = Callable[[Any], Any] | None
-
 
 class Prepared:
     def __init__(self, statement: Executable, dialect: Dialect) -> None:

@@ -54,14 +54,16 @@ def update_budget(
     budgets = runtime.tables.token_budgets
     statement = update(budgets).where(budgets.c.id == budget_id).values(**values)
     changed = bool(connection.execute(statement).rowcount)
-    _count_change(connection, runtime)
+    if changed:
+        _count_change(connection, runtime)
     return changed
 
 
 def delete_budget(connection: Connection, runtime: Runtime, budget_id: uuid.UUID) -> bool:
     budgets = runtime.tables.token_budgets
     deleted = bool(connection.execute(delete(budgets).where(budgets.c.id == budget_id)).rowcount)
-    _count_change(connection, runtime)
+    if deleted:
+        _count_change(connection, runtime)
     return deleted
 
 
