@@ -84,6 +84,34 @@ async def test_a_call_timed_out_by_wait_for_records_cancelled(
     assert (outcome.outcome, outcome.payload["result"]["error"]) == ("cancelled", "CancelledError")
 
 
+async def test_a_call_timed_out_by_asyncio_timeout_records_cancelled(
+    async_control_plane: AsyncControlPlane,
+) -> None:
+    acp = async_control_plane
+    sid = await _async_session(acp)
+    started = asyncio.Event()
+    deadlines: list[asyncio.Timeout] = []
+
+    @acp.governed("fetch", session=sid)
+    async def fetch() -> str:
+        started.set()
+        await asyncio.sleep(600)
+        return "never"
+
+    async def caller() -> None:
+        async with asyncio.timeout(None) as deadline:
+            deadlines.append(deadline)
+            await fetch()
+
+    task = asyncio.create_task(caller())
+    await started.wait()
+    deadlines[0].reschedule(asyncio.get_running_loop().time())  # time is up, now
+    with pytest.raises(TimeoutError):
+        await task
+    outcome = (await acp.events(sid))[-1]
+    assert (outcome.kind, outcome.outcome) == ("outcome", "cancelled")
+
+
 def test_an_interrupted_sync_call_records_cancelled(control_plane: ControlPlane) -> None:
     cp = control_plane
     sid = cp.open_session(agent_id="a", policy=POLICY, max_cost=1, max_actions=50).id
@@ -151,11 +179,15 @@ def test_a_generator_that_fails_or_is_closed_early(control_plane: ControlPlane) 
     assert next(echoes) == 0
     assert echoes.send("ignored") == 1
     echoes.close()
+    dropped = stream(None)
+    next(dropped)
+    del dropped  # garbage collection closes it
 
     assert [e[1:] for e in _endings(cp.events(sid)) if e[0] == "outcome"] == [
         ("failed", {"error": "ConnectionError", "message": "feed dropped", "items": 2}),
         ("cancelled", {"error": "GeneratorExit", "message": "", "items": 2}),
         ("cancelled", {"error": "GeneratorExit", "message": "", "items": 2}),
+        ("cancelled", {"error": "GeneratorExit", "message": "", "items": 1}),
     ]
 
 

@@ -22,6 +22,7 @@ from agents import (
     AgentHooks,
     CodeInterpreterTool,
     FileSearchTool,
+    Handoff,
     HostedMCPTool,
     ImageGenerationTool,
     RunContextWrapper,
@@ -150,8 +151,9 @@ def no_database() -> Any:
     return object.__new__(AsyncControlPlane)
 
 
+@pytest.mark.parametrize("how", ["agent", "handoff()", "by hand"])
 async def test_a_handed_off_agent_is_governed_and_its_usage_counted(
-    async_control_plane: AsyncControlPlane,
+    async_control_plane: AsyncControlPlane, how: str
 ) -> None:
     acp = async_control_plane
     sid = await _session(acp)
@@ -168,7 +170,22 @@ async def test_a_handed_off_agent_is_governed_and_its_usage_counted(
     )
     specialist = Agent(name="specialist", model=specialist_model, tools=[delete_customer])
     triage_model = ScriptedModel([[tool_call("transfer_to_specialist", "call_1")]])
-    triage = Agent(name="triage", model=triage_model, handoffs=[specialist])
+
+    async def hand_over(context: RunContextWrapper[Any], arguments: str) -> Agent[Any]:
+        return specialist
+
+    route: Agent[Any] | Handoff[Any, Any] = {
+        "agent": specialist,
+        "handoff()": handoff(specialist),
+        "by hand": Handoff(
+            tool_name="transfer_to_specialist",
+            tool_description="Hand over to the specialist.",
+            input_json_schema={"type": "object", "properties": {}, "additionalProperties": False},
+            on_invoke_handoff=hand_over,
+            agent_name="specialist",
+        ),
+    }[how]
+    triage = Agent(name="triage", model=triage_model, handoffs=[route])
     governance = AgentGovernance(acp, sid, model="gpt-test")
 
     result = await Runner.run(governance.agent(triage), "delete c-7")
