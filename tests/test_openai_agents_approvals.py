@@ -8,12 +8,16 @@ the model asking again. A blocked tool's body never runs (each tool appends to a
 
 from __future__ import annotations
 
+import json
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import agents
 import pytest
 from agents import Agent, Runner, RunState, Tool, function_tool
+from agents.mcp import MCPServerStdio
 
 from agent_control_plane import AsyncControlPlane
 from agent_control_plane.integrations.openai_agents import AgentGovernance
@@ -28,6 +32,7 @@ POLICY: dict[str, Any] = {
     },
 }
 PRICES = {"gpt-test": {"input": "1", "output": "2"}}
+TOOL_SERVER = Path(__file__).parent / "mcp_tools" / "tool_server.py"
 
 
 @pytest.fixture(autouse=True)
@@ -218,3 +223,40 @@ async def test_a_tools_own_approval_is_left_to_the_application(
     assert looked_up == ["1"]
     decisions = [e.outcome for e in await acp.events(sid) if e.kind == "decision"]
     assert decisions == ["allowed"]
+
+
+async def test_an_mcp_tool_waits_for_its_ticket_and_runs_once(
+    async_control_plane: AsyncControlPlane, tmp_path: Path
+) -> None:
+    acp = async_control_plane
+    acp.set_prices(PRICES)
+    policy = {"name": "mcp-approvals", "tiers": {"always_approve": ["refund"]}}
+    session = await acp.open_session(agent_id="bot", policy=policy, max_cost=10, max_actions=10)
+    governance = AgentGovernance(acp, session.id, model="gpt-test", approvals="native")
+    log = tmp_path / "ran.jsonl"
+    model = ScriptedModel(
+        [[tool_call("refund", "call_1", order="o-1", amount="5")], [message("Refunded.")]]
+    )
+    async with MCPServerStdio(
+        name="counting-tools",
+        params={
+            "command": sys.executable,
+            "args": [str(TOOL_SERVER)],
+            "env": {"ACP_TEST_TOOL_LOG": str(log)},
+        },
+        client_session_timeout_seconds=30,
+    ) as server:
+        agent = governance.agent(Agent(name="payer", model=model, mcp_servers=[server]))
+        result = await Runner.run(agent, "refund o-1")
+        assert [item.name for item in result.interruptions] == ["refund"]
+        assert not log.exists()  # the server has not seen it
+        (ticket,) = (await acp.list_tickets(session_id=session.id, status="pending")).items
+        await acp.approve(ticket.id, "alice")
+        state = result.to_state()
+        assert await governance.resolve_interruptions(state) == []
+        resumed = await Runner.run(agent, state)
+
+    assert resumed.final_output == "Refunded."
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [
+        {"tool": "refund", "order": "o-1", "amount": "5"}
+    ]

@@ -174,7 +174,7 @@ async def test_a_handed_off_agent_is_governed_and_its_usage_counted(
     async def hand_over(context: RunContextWrapper[Any], arguments: str) -> Agent[Any]:
         return specialist
 
-    route: Agent[Any] | Handoff[Any, Any] = {
+    routes: dict[str, Agent[Any] | Handoff[Any, Any]] = {
         "agent": specialist,
         "handoff()": handoff(specialist),
         "by hand": Handoff(
@@ -184,8 +184,8 @@ async def test_a_handed_off_agent_is_governed_and_its_usage_counted(
             on_invoke_handoff=hand_over,
             agent_name="specialist",
         ),
-    }[how]
-    triage = Agent(name="triage", model=triage_model, handoffs=[route])
+    }
+    triage = Agent(name="triage", model=triage_model, handoffs=[routes[how]])
     governance = AgentGovernance(acp, sid, model="gpt-test")
 
     result = await Runner.run(governance.agent(triage), "delete c-7")

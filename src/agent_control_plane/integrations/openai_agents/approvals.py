@@ -62,10 +62,10 @@ async def resolve(governance: AgentGovernance, state: RunState[Any, Any]) -> lis
     waiting: list[ToolApprovalItem] = []
     tickets: dict[tuple[str, str], Ticket] | None = None
     for item in state.get_interruptions():
-        action = governance.actions.get(item.name or "")
-        if action is None:
-            waiting.append(item)
-            continue
+        # A tool governed in another process, or not listed yet (an MCP server's), is
+        # governed under its own name unless told otherwise.
+        name = item.name or ""
+        action = governance.actions.get(name, name)
         if tickets is None:
             tickets = await _newest_tickets(governance)
         proposal = Proposal(action=action, args=arguments_of(item.arguments))

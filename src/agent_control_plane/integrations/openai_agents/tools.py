@@ -58,8 +58,8 @@ def governed_tool(governance: AgentGovernance, tool: FunctionTool, action: str) 
     async def check(data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
         call = ToolCall.of(tool.name, data.context)
         decision = await governance.decide(action, call)
-        governance.hand_on(call, decision)
         if decision.allowed:
+            governance.hand_on(call, decision)  # to the tool's invoker, below
             return ToolGuardrailFunctionOutput.allow(output_info=decision)
         if governance.on_refusal == "stop":
             return ToolGuardrailFunctionOutput.raise_exception(output_info=decision)
