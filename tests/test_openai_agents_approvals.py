@@ -8,8 +8,6 @@ the model asking again. A blocked tool's body never runs (each tool appends to a
 
 from __future__ import annotations
 
-import json
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,11 +15,11 @@ from typing import Any
 import agents
 import pytest
 from agents import Agent, Runner, RunState, Tool, function_tool
-from agents.mcp import MCPServerStdio
 
 from agent_control_plane import AsyncControlPlane
 from agent_control_plane.integrations.openai_agents import AgentGovernance
 from agent_control_plane.integrations.scripted_model import ScriptedModel, message, tool_call
+from tests.agents_helpers import counting_tools, ran
 
 POLICY: dict[str, Any] = {
     "name": "native-approvals",
@@ -32,7 +30,6 @@ POLICY: dict[str, Any] = {
     },
 }
 PRICES = {"gpt-test": {"input": "1", "output": "2"}}
-TOOL_SERVER = Path(__file__).parent / "mcp_tools" / "tool_server.py"
 
 
 @pytest.fixture(autouse=True)
@@ -237,15 +234,7 @@ async def test_an_mcp_tool_waits_for_its_ticket_and_runs_once(
     model = ScriptedModel(
         [[tool_call("refund", "call_1", order="o-1", amount="5")], [message("Refunded.")]]
     )
-    async with MCPServerStdio(
-        name="counting-tools",
-        params={
-            "command": sys.executable,
-            "args": [str(TOOL_SERVER)],
-            "env": {"ACP_TEST_TOOL_LOG": str(log)},
-        },
-        client_session_timeout_seconds=30,
-    ) as server:
+    async with counting_tools(log) as server:
         agent = governance.agent(Agent(name="payer", model=model, mcp_servers=[server]))
         result = await Runner.run(agent, "refund o-1")
         assert [item.name for item in result.interruptions] == ["refund"]
@@ -257,6 +246,4 @@ async def test_an_mcp_tool_waits_for_its_ticket_and_runs_once(
         resumed = await Runner.run(agent, state)
 
     assert resumed.final_output == "Refunded."
-    assert [json.loads(line) for line in log.read_text().splitlines()] == [
-        {"tool": "refund", "order": "o-1", "amount": "5"}
-    ]
+    assert ran(log) == [{"tool": "refund", "order": "o-1", "amount": "5"}]

@@ -8,8 +8,6 @@ risk, the user's own hooks, and tools that time out.
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -32,14 +30,13 @@ from agents import (
     function_tool,
     handoff,
 )
-from agents.mcp import MCPServerStdio
 
 from agent_control_plane import AsyncControlPlane
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.integrations.openai_agents import AgentGovernance
 from agent_control_plane.integrations.scripted_model import ScriptedModel, message, tool_call
+from tests.agents_helpers import counting_tools, ran
 
-TOOL_SERVER = Path(__file__).parent / "mcp_tools" / "tool_server.py"
 PRICES = {"gpt-test": {"input": "1", "output": "2"}}
 POLICY: dict[str, Any] = {
     "name": "agents-paths",
@@ -76,13 +73,6 @@ async def _trail(
     ]
 
 
-def _ran(log: Path) -> list[dict[str, Any]]:
-    """What the MCP server really executed."""
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines()]
-
-
 async def test_mcp_server_tools_are_governed_like_function_tools(
     async_control_plane: AsyncControlPlane, tmp_path: Path
 ) -> None:
@@ -98,20 +88,12 @@ async def test_mcp_server_tools_are_governed_like_function_tools(
     )
     governance = AgentGovernance(acp, sid, model="gpt-test")
     # As the Agents SDK docs teach: a connected stdio server handed to the agent.
-    async with MCPServerStdio(
-        name="counting-tools",
-        params={
-            "command": sys.executable,
-            "args": [str(TOOL_SERVER)],
-            "env": {"ACP_TEST_TOOL_LOG": str(log)},
-        },
-        client_session_timeout_seconds=30,
-    ) as server:
+    async with counting_tools(log) as server:
         agent = Agent(name="files", model=model, mcp_servers=[server])
         result = await Runner.run(governance.agent(agent), "tidy up")
 
     assert result.final_output == "done"
-    assert _ran(log) == [{"tool": "echo", "text": "hello"}]  # delete_file never reached it
+    assert ran(log) == [{"tool": "echo", "text": "hello"}]  # delete_file never reached it
     refused, echoed = model.tool_outputs()[-2:]
     assert "refused delete_file (denied: tier.blocked:delete_file)" in refused
     assert "hello" in echoed
