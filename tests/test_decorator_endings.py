@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,10 @@ async def _async_session(acp: AsyncControlPlane) -> Any:
     return (await acp.open_session(agent_id="a", policy=POLICY, max_cost=1, max_actions=50)).id
 
 
-async def test_a_cancelled_call_records_cancelled(async_control_plane: AsyncControlPlane) -> None:
-    acp = async_control_plane
-    sid = await _async_session(acp)
+def _never_answers(
+    acp: AsyncControlPlane, sid: Any
+) -> tuple[Callable[[], Coroutine[Any, Any, str]], asyncio.Event]:
+    """A governed call that waits forever once it runs, and the event saying it runs."""
     started = asyncio.Event()
 
     @acp.governed("fetch", session=sid)
@@ -51,6 +52,14 @@ async def test_a_cancelled_call_records_cancelled(async_control_plane: AsyncCont
         started.set()
         await asyncio.sleep(600)
         return "never"
+
+    return fetch, started
+
+
+async def test_a_cancelled_call_records_cancelled(async_control_plane: AsyncControlPlane) -> None:
+    acp = async_control_plane
+    sid = await _async_session(acp)
+    fetch, started = _never_answers(acp, sid)
 
     task = asyncio.create_task(fetch())
     await started.wait()
@@ -68,13 +77,7 @@ async def test_a_call_timed_out_by_wait_for_records_cancelled(
 ) -> None:
     acp = async_control_plane
     sid = await _async_session(acp)
-    started = asyncio.Event()
-
-    @acp.governed("fetch", session=sid)
-    async def fetch() -> str:
-        started.set()
-        await asyncio.sleep(600)
-        return "never"
+    fetch, started = _never_answers(acp, sid)
 
     # Long enough to be deciding no longer when it fires, on a loaded machine too.
     with pytest.raises(TimeoutError):
@@ -89,14 +92,8 @@ async def test_a_call_timed_out_by_asyncio_timeout_records_cancelled(
 ) -> None:
     acp = async_control_plane
     sid = await _async_session(acp)
-    started = asyncio.Event()
+    fetch, started = _never_answers(acp, sid)
     deadlines: list[asyncio.Timeout] = []
-
-    @acp.governed("fetch", session=sid)
-    async def fetch() -> str:
-        started.set()
-        await asyncio.sleep(600)
-        return "never"
 
     async def caller() -> None:
         async with asyncio.timeout(None) as deadline:
