@@ -73,9 +73,7 @@ async def main(url: str) -> None:
             output_tokens=30,
         )
         agent = Agent(name="support", model=model, tools=[look_up_order, delete_customer])
-        result = await Runner.run(
-            governance.agent(agent), "Where is order 981? And delete me.", hooks=governance.hooks
-        )
+        result = await Runner.run(governance.agent(agent), "Where is order 981? And delete me.")
         for output in model.tool_outputs():
             print(f"tool output shown to the model: {output}")
         print(f"agent: {result.final_output}")
@@ -88,11 +86,11 @@ async def main(url: str) -> None:
         busy = ScriptedModel([[message("Hello again.")]], input_tokens=150, output_tokens=30)
         again = Agent(name="support", model=busy, tools=[look_up_order])
         try:
-            await Runner.run(governance.agent(again), "Hi", hooks=governance.hooks)
+            await Runner.run(governance.agent(again), "Hi")
         except TokenBudgetExhausted:
             print("second run stopped: token budget exhausted")
         try:
-            await Runner.run(governance.agent(again), "Hi?", hooks=governance.hooks)
+            await Runner.run(governance.agent(again), "Hi?")
         except TokenBudgetExhausted:
             print("third run refused before calling the model")
 

@@ -141,8 +141,11 @@ class _ControlPlaneBase:
         ``ActionDenied`` (``.reason``), ``ApprovalRequired`` (``.ticket_id``) or
         ``ActionSteered`` (``.guidance``), all ``ActionNotAllowed``. A return records
         a ``succeeded`` outcome with ``summary(result)``; an exception records
-        ``failed`` and is re-raised. ``ControlPlane`` decorates plain functions,
-        ``AsyncControlPlane`` ``async def`` functions.
+        ``failed`` and is re-raised; a call stopped from outside (cancelled, timed out,
+        interrupted) records ``cancelled``. ``ControlPlane`` decorates plain functions and
+        generators, ``AsyncControlPlane`` ``async def`` functions and async generators; a
+        generator is governed when its first item is asked for and recorded when it
+        finishes, fails or is closed early (``cancelled``), with the number of items given.
 
         Every setting is a value or a callable taking the call's own arguments, e.g.
         ``resource=lambda to, **_: f"mailto:{to}"``. ``args`` defaults to the call's
