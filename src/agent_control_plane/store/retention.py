@@ -6,9 +6,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from agent_control_plane.rules.anchors import PruneAnchor
 from agent_control_plane.rules.audit import Anchor, StoredEvent
 from agent_control_plane.rules.lifecycle import TERMINAL_STATUSES
 from agent_control_plane.runtime import Runtime
@@ -92,8 +93,23 @@ def prune_until(
     runtime: Runtime,
     session_id: uuid.UUID,
     new_anchor: Anchor,
+    now: datetime,
 ) -> int:
-    """Delete the events up to the anchor and record the anchor on the session row."""
+    """Delete the events up to the anchor, write the anchor (signed with the current audit
+    key, if any) and mark the session row with it."""
+    anchor = PruneAnchor.signed(session_id, new_anchor, now, runtime.keys.current)
+    connection.execute(
+        insert(runtime.tables.audit_anchors).values(
+            session_id=anchor.session_id,
+            seq=anchor.seq,
+            hash=anchor.hash,
+            cost_used=anchor.cost_used,
+            actions_used=anchor.actions_used,
+            created_at=anchor.created_at,
+            key_id=anchor.key_id,
+            signature=anchor.signature,
+        )
+    )
     e = runtime.tables.events.c
     deleted = connection.execute(
         delete(runtime.tables.events).where(
