@@ -68,7 +68,8 @@ def plan(
 
 
 def _secret(value: SecretStr | None) -> str | None:
-    return None if value is None else value.get_secret_value()
+    """The variable's value; an empty one means none (``ACP_AUDIT_KEY=`` turns it off)."""
+    return None if value is None else value.get_secret_value() or None
 
 
 def _positive(retention: timedelta) -> timedelta:

@@ -7,12 +7,15 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from agent_control_plane.checkpoint_io import sink_for
 from agent_control_plane.cli.common import (
     PrefixOption,
     SchemaOption,
@@ -23,7 +26,12 @@ from agent_control_plane.cli.common import (
     opened,
 )
 from agent_control_plane.control_plane import ControlPlane
-from agent_control_plane.errors import ControlPlaneError, InvalidInputError
+from agent_control_plane.errors import (
+    CheckpointSinkError,
+    ConfigurationError,
+    ControlPlaneError,
+    InvalidInputError,
+)
 from agent_control_plane.models import MaintenanceReport
 from agent_control_plane.rules.maintenance import DEFAULT_BATCH_SIZE, MaintenanceSettings
 
@@ -67,10 +75,37 @@ def _stop_on_sigterm() -> Iterator[threading.Event]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run(cp: ControlPlane, options: dict[str, Any], as_json: bool) -> MaintenanceReport:
+@dataclass(frozen=True)
+class _Checkpoints:
+    """Where each run's signed audit checkpoint goes (none without a sink)."""
+
+    sink: str | None = None
+    signing_key: Path | None = None
+
+    def take(self, cp: ControlPlane, as_json: bool) -> bool:
+        """Take one; False (and a line on stderr) when it could not be stored."""
+        if self.sink is None:
+            return True
+        try:
+            taken = cp.audit_checkpoint(self.sink, signing_key=self.signing_key)
+        except CheckpointSinkError as exc:
+            errors.print(f"[bold red]audit checkpoint not stored:[/] {exc}", highlight=False)
+            return False
+        when = taken.taken_at.isoformat(timespec="seconds")
+        if as_json:
+            typer.echo(json.dumps({"checkpoint_at": when, "sink": self.sink}))
+        else:
+            console.print(f"{when} [green]audit checkpoint[/]: {taken.sessions} sessions")
+        return True
+
+
+def _run(
+    cp: ControlPlane, options: dict[str, Any], checkpoints: _Checkpoints, as_json: bool
+) -> bool:
+    """One run; whether everything went well (webhooks, pruning, the checkpoint)."""
     report = cp.run_maintenance(**options)
     _show(report, as_json)
-    return report
+    return checkpoints.take(cp, as_json) and report.ok
 
 
 def worker(
@@ -78,7 +113,10 @@ def worker(
         float, typer.Option(help="Seconds between runs.", envvar="ACP_WORKER_INTERVAL")
     ] = 60.0,
     once: Annotated[
-        bool, typer.Option("--once", help="Run once; exit 1 if a webhook or pruning failed.")
+        bool,
+        typer.Option(
+            "--once", help="Run once; exit 1 if a webhook, pruning or the checkpoint failed."
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run.")] = False,
     escalate_after: Annotated[
@@ -111,12 +149,29 @@ def worker(
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per transaction.")] = DEFAULT_BATCH_SIZE,
+    checkpoint_sink: Annotated[
+        str | None,
+        typer.Option(
+            help="After each run, sign an audit checkpoint and append it to this JSON-lines "
+            "file, write it into this directory, or POST it to this http(s) URL.",
+            envvar="ACP_WORKER_CHECKPOINT_SINK",
+        ),
+    ] = None,
+    checkpoint_signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="Sign checkpoints with this Ed25519 private key (PEM file) instead of the "
+            "audit key (ACP_AUDIT_KEY).",
+            envvar="ACP_CHECKPOINT_SIGNING_KEY",
+        ),
+    ] = None,
     url: UrlOption = None,
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,
 ) -> None:
     """Run ACP's housekeeping: expire tickets, escalate overdue approvals, release expired
-    token holds, recover silent sessions, prune old records. Safe with many workers."""
+    token holds, recover silent sessions, prune old records, take signed audit checkpoints.
+    Safe with many workers."""
     options: dict[str, Any] = {
         "escalate_after": escalate_after,
         "webhook_url": webhook_url,
@@ -127,20 +182,23 @@ def worker(
     }
     try:
         MaintenanceSettings.of(**options)
-    except InvalidInputError as exc:
+        if checkpoint_sink is not None:
+            sink_for(checkpoint_sink)
+    except (InvalidInputError, ConfigurationError) as exc:
         raise fail(str(exc)) from exc
     if not interval > 0:
         raise fail("--interval must be a positive number of seconds")
+    checkpoints = _Checkpoints(checkpoint_sink, checkpoint_signing_key)
     with opened(url, schema, table_prefix) as cp:
         if once:
-            if not _run(cp, options, as_json).ok:
+            if not _run(cp, options, checkpoints, as_json):
                 raise typer.Exit(1)
             return
         with _stop_on_sigterm() as stop:
             try:
                 while not stop.is_set():
                     try:
-                        _run(cp, options, as_json)
+                        _run(cp, options, checkpoints, as_json)
                     except (ControlPlaneError, SQLAlchemyError) as exc:
                         # The database may be briefly away: log, and try again next time.
                         errors.print(f"[bold red]maintenance failed:[/] {exc}", highlight=False)

@@ -105,7 +105,7 @@ def marker_problems(
     if key is None:
         return problem(
             f"the prune anchor is signed with audit key {anchor.key_id}, which this "
-            "verification was not given (pass it in audit_keys)",
+            "verification was not given (open ACP with it in audit_keys=, or ACP_AUDIT_KEYS)",
             "unknown_key",
         )
     if not hmac.compare_digest(key.sign(anchor.statement()), anchor.signature):

@@ -146,7 +146,7 @@ def _link_problem(
                 content.seq,
                 "unknown_key",
                 f"its link is keyed with audit key {content.key_id}, which this verification "
-                "was not given (pass it in audit_keys)",
+                "was not given (open ACP with it in audit_keys=, or ACP_AUDIT_KEYS)",
             )
     if event_hash(event.prev_hash, content, key) != event.hash:
         return AuditProblem(session_id, content.seq, "edited", "content does not match its hash")
