@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -18,7 +17,7 @@ from agent_control_plane.errors import ConfigurationError
 MIN_KEY_BYTES = 32
 KEY_ID_LENGTH = 16
 _ID_LABEL = b"agent-control-plane audit key id"
-_SEPARATORS = re.compile(r"[\s,]+")
+_SEPARATOR = ","
 
 
 def key_id_of(secret: bytes) -> str:
@@ -69,9 +68,9 @@ class Keyring:
 
     @classmethod
     def of(cls, current: KeyLike | None = None, older: Iterable[KeyLike] | str = ()) -> Keyring:
-        """``older`` may be one string of secrets separated by commas or white space."""
-        if isinstance(older, str | bytes):
-            older = [part for part in _SEPARATORS.split(str(older).strip()) if part]
+        """``older`` may be one string of secrets separated by commas."""
+        if isinstance(older, str):
+            older = [part for part in older.split(_SEPARATOR) if part.strip()]
         keys = [AuditKey.of(key) for key in older]
         key = None if current is None else AuditKey.of(current)
         if key is not None:

@@ -50,11 +50,12 @@ def session_problems(
         problems += found
     marker, anchor = state.marker, state.anchor
     seen = head is not None and marker is not None and head.anchor_seq == marker.seq
-    problems += marker_problems(state.session_id, marker, anchor, keys, vouched=seen)
+    unbacked = marker_problems(state.session_id, marker, anchor, keys, vouched=seen)
+    problems += unbacked
     start = Anchor()
     if marker is not None:
-        backed = anchor is not None and (anchor.seq, anchor.hash) == (marker.seq, marker.hash)
-        counters = anchor.anchor.counters if anchor is not None and backed else None
+        # Counters are taken from the anchor only when it is to be believed.
+        counters = None if unbacked or anchor is None else anchor.anchor.counters
         start = Anchor(marker.seq, marker.hash, counters)
     problems += verify_chain(
         state.session_id,
