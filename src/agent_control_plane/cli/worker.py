@@ -49,13 +49,16 @@ _LABELS = {
 }
 
 
-def _show(report: MaintenanceReport, as_json: bool) -> None:
+def _show(report: MaintenanceReport, checkpoint: dict[str, Any] | None, as_json: bool) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    if as_json:
-        typer.echo(json.dumps({"ran_at": now, **report.to_json_data()}))
-        return
     data = report.to_json_data()
+    if as_json:
+        extra = {} if checkpoint is None else {"checkpoint": checkpoint}
+        typer.echo(json.dumps({"ran_at": now, **data, **extra}))
+        return
     done = [f"{data[name]} {label}" for name, label in _LABELS.items() if data[name]]
+    if checkpoint is not None and "error" not in checkpoint:
+        done.append(f"audit checkpoint of {checkpoint['sessions']} sessions sent")
     style = "green" if report.ok else "bold red"
     console.print(f"{now} [{style}]maintenance[/]: {', '.join(done) or 'nothing to do'}")
 
@@ -82,21 +85,22 @@ class _Checkpoints:
     sink: str | None = None
     signing_key: Path | None = None
 
-    def take(self, cp: ControlPlane, as_json: bool) -> bool:
-        """Take one; False (and a line on stderr) when it could not be stored."""
+    def take(self, cp: ControlPlane) -> dict[str, Any] | None:
+        """Take one and say how it went (with "error" when it could not be stored)."""
         if self.sink is None:
-            return True
+            return None
         try:
             taken = cp.audit_checkpoint(self.sink, signing_key=self.signing_key)
         except CheckpointSinkError as exc:
+            # Logged, and taken again next run: the trail it covers is still there.
             errors.print(f"[bold red]audit checkpoint not stored:[/] {exc}", highlight=False)
-            return False
-        when = taken.taken_at.isoformat(timespec="seconds")
-        if as_json:
-            typer.echo(json.dumps({"checkpoint_at": when, "sink": self.sink}))
-        else:
-            console.print(f"{when} [green]audit checkpoint[/]: {taken.sessions} sessions")
-        return True
+            return {"sink": self.sink, "error": str(exc)}
+        return {
+            "sink": self.sink,
+            "taken_at": taken.taken_at.isoformat(),
+            "sessions": taken.sessions,
+            "events": taken.events,
+        }
 
 
 def _run(
@@ -104,8 +108,9 @@ def _run(
 ) -> bool:
     """One run; whether everything went well (webhooks, pruning, the checkpoint)."""
     report = cp.run_maintenance(**options)
-    _show(report, as_json)
-    return checkpoints.take(cp, as_json) and report.ok
+    checkpoint = checkpoints.take(cp)
+    _show(report, checkpoint, as_json)
+    return report.ok and (checkpoint is None or "error" not in checkpoint)
 
 
 def worker(
