@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,20 +35,7 @@ NO_KEY, KEY, KEY_AND_CHECKPOINTS = "no key", "key", "key and checkpoints"
 CONFIGURATIONS = (NO_KEY, KEY, KEY_AND_CHECKPOINTS)
 # What the attacker signs with when a signature is needed: never the real key.
 ATTACKER_SECRET = b"the attacker's own key, 32 bytes and more"
-_CONTENT = (
-    "session_id",
-    "seq",
-    "kind",
-    "action",
-    "outcome",
-    "reason",
-    "cost",
-    "payload",
-    "created_at",
-    "cost_used",
-    "actions_used",
-    "key_id",
-)
+_CONTENT = tuple(field.name for field in fields(EventContent))
 
 Row = dict[str, Any]
 # Recomputes one row's link from its predecessor's: the attacker's best, without the key.
