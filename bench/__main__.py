@@ -7,8 +7,10 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
+from bench.audit import checkpoint_milliseconds, link_microseconds
 from bench.floor import concurrent_floor_ops_per_second, floor_ops_per_second
 from bench.governing import (
+    BENCH_AUDIT_KEY,
     async_govern_ops_per_second,
     concurrent_govern_ops_per_second,
     govern_and_outcome_per_second,
@@ -31,13 +33,15 @@ def run(dialect: str, seconds: float, table: Table) -> None:
     with bench_database(dialect) as url:
         # The floor and the two targets (govern, the token pair) alternate, twice, so drift
         # in the machine's speed hits all of them; each keeps its best run.
-        floors, governs, traced, pairs = [], [], [], []
+        floors, governs, keyed, traced, pairs = [], [], [], [], []
         for _ in range(2):
             floors.append(floor_ops_per_second(url, seconds))
             governs.append(govern_ops_per_second(url, seconds))
+            keyed.append(govern_ops_per_second(url, seconds, audit_key=BENCH_AUDIT_KEY))
             traced.append(instrumented_govern_ops_per_second(url, seconds))
             pairs.append(pairs_per_second(url, seconds))
         floor, governed, instrumented = max(floors), max(governs), max(traced)
+        with_key = max(keyed)
         token_pairs = max(pairs)
         table.add_row(
             dialect, "floor: UPDATE + INSERT per transaction", f"{floor:,.0f} ops/s", "1.00"
@@ -50,11 +54,25 @@ def run(dialect: str, seconds: float, table: Table) -> None:
         )
         table.add_row(
             dialect,
+            "govern with an audit key (HMAC-SHA-256 links)",
+            f"{with_key:,.0f} ops/s ({with_key / governed:.0%} of unkeyed)",
+            f"{with_key / floor:.2f}",
+        )
+        table.add_row(
+            dialect,
             "govern with OpenTelemetry on (SDK, spans dropped)",
             f"{instrumented:,.0f} ops/s ({instrumented / governed:.0%} of off)",
             f"{instrumented / floor:.2f}",
         )
         if dialect == "sqlite":
+            sha, hmac = link_microseconds(seconds)
+            share = (hmac - sha) / (1_000_000 / governed)
+            table.add_row(
+                dialect,
+                "audit link per event: SHA-256 / HMAC-SHA-256 (share of a govern call)",
+                f"{sha:.1f} / {hmac:.1f} µs (+{share:.1%})",
+                "",
+            )
             added = instrumentation_microseconds_per_call(url, seconds)
             table.add_row(dialect, "OpenTelemetry cost per govern call", f"{added:,.0f} µs", "")
         awaited = async_govern_ops_per_second(url, seconds)
@@ -95,6 +113,13 @@ def run(dialect: str, seconds: float, table: Table) -> None:
                 f"{govern8:,.0f} ops/s",
                 f"{govern8 / floor8:.2f}",
             )
+        hmac_ms, ed25519_ms = checkpoint_milliseconds(url)
+        table.add_row(
+            dialect,
+            "audit_checkpoint of 1,000 sessions: HMAC / Ed25519",
+            f"{hmac_ms:,.0f} / {ed25519_ms:,.0f} ms",
+            "",
+        )
         table.add_row(
             dialect,
             "ControlPlane.open, fresh database",

@@ -27,8 +27,13 @@ def _one(cp: ControlPlane, sid: uuid.UUID) -> None:
     assert decision.allowed
 
 
-def govern_ops_per_second(url: str, seconds: float) -> float:
-    with ControlPlane.open(url) as cp:
+# What `make bench` keys the chain with to measure the keyed configuration.
+BENCH_AUDIT_KEY = "bench audit key: thirty-two bytes or more"
+
+
+def govern_ops_per_second(url: str, seconds: float, audit_key: str | None = None) -> float:
+    """Warm govern calls in a loop; with ``audit_key``, every link is an HMAC."""
+    with ControlPlane.open(url, audit_key=audit_key) as cp:
         sid = _session(cp)
         return ops_per_second(lambda: _one(cp, sid), seconds)
 

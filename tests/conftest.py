@@ -60,6 +60,11 @@ def _clean_acp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "ACP_WORKER_HEARTBEAT_TIMEOUT",
         "ACP_WORKER_ON_STALE",
         "ACP_WORKER_EVENT_RETENTION",
+        "ACP_WORKER_CHECKPOINT_SINK",
+        "ACP_AUDIT_KEY",
+        "ACP_AUDIT_KEYS",
+        "ACP_CHECKPOINT_SINK",
+        "ACP_CHECKPOINT_SIGNING_KEY",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("ACP_ALEMBIC_GUARD", raising=False)

@@ -102,7 +102,8 @@ def test_tampering_after_pruning_is_still_detected(control_plane: ControlPlane) 
     assert _problems(cp, first_gone) == [(5, "missing"), (6, "broken_link")]
     s = cp.tables.sessions.c
     _change(cp, update(cp.tables.sessions).where(s.id == anchor_moved).values(pruned_hash="f" * 64))
-    assert _problems(cp, anchor_moved) == [(5, "broken_link")]
+    # The marker no longer matches its anchor row, and the chain does not follow it.
+    assert _problems(cp, anchor_moved) == [(4, "unbacked_prune"), (5, "broken_link")]
     # Re-inserting a pruned event is flagged too.
     resurrected = cp.events(old_one_back)[0]
     _change(

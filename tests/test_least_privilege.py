@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from agent_control_plane import ControlPlane, MigrationError
 from agent_control_plane.cli import app
+from agent_control_plane.errors import MaintenanceRoleRequiredError
 from agent_control_plane.rules.tokens import Identity, TokenUsage
 from tests.acp_helpers import REVISIONS
 from tests.databases import TestDatabase, fresh_database
@@ -38,14 +40,14 @@ def _acp(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.fixture
-def pg_role(pg_database: TestDatabase) -> Iterator[Role]:
+@contextmanager
+def _pg_login_role(database: TestDatabase, purpose: str = "app") -> Iterator[Role]:
     """A login role with no rights at all (unique per test, dropped afterwards)."""
-    name = f"acpt_app_{secrets.token_hex(4)}"
-    admin = create_engine(pg_database.url, isolation_level="AUTOCOMMIT")
+    name = f"acpt_{purpose}_{secrets.token_hex(4)}"
+    admin = create_engine(database.url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f"CREATE ROLE \"{name}\" LOGIN PASSWORD 'app-secret'"))
-    url = pg_database.url.set(username=name, password="app-secret")
+    url = database.url.set(username=name, password="app-secret")
     try:
         yield Role(name, url.render_as_string(hide_password=False))
     finally:
@@ -55,21 +57,34 @@ def pg_role(pg_database: TestDatabase) -> Iterator[Role]:
         admin.dispose()
 
 
+@contextmanager
+def _mysql_user(database: TestDatabase, purpose: str = "app") -> Iterator[Role]:
+    """An account with no rights (dropped afterwards)."""
+    name = f"acpt_{purpose}_{secrets.token_hex(4)}"
+    admin = create_engine(database.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE USER '{name}'@'%' IDENTIFIED BY 'app-secret'"))
+    url = database.url.set(username=name, password="app-secret")
+    try:
+        yield Role(f"{name}@%", url.render_as_string(hide_password=False))
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP USER '{name}'@'%'"))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_role(pg_database: TestDatabase) -> Iterator[Role]:
+    with _pg_login_role(pg_database) as role:
+        yield role
+
+
 @pytest.fixture
 def mysql_account(tmp_path: Path) -> Iterator[tuple[TestDatabase, Role]]:
     """A fresh MariaDB database and an account with no rights (dropped afterwards)."""
     for database in fresh_database("mysql", tmp_path):
-        name = f"acpt_app_{secrets.token_hex(4)}"
-        admin = create_engine(database.url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f"CREATE USER '{name}'@'%' IDENTIFIED BY 'app-secret'"))
-        url = database.url.set(username=name, password="app-secret")
-        try:
-            yield database, Role(f"{name}@%", url.render_as_string(hide_password=False))
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f"DROP USER '{name}'@'%'"))
-            admin.dispose()
+        with _mysql_user(database) as account:
+            yield database, account
 
 
 def _governed_flow(cp: ControlPlane) -> None:
@@ -92,9 +107,8 @@ def _governed_flow(cp: ControlPlane) -> None:
     cp.settle(hold, TokenUsage(input_tokens=10, output_tokens=5))
     cp.reserve_tokens(org, "small", input_tokens=1, max_output_tokens=1, ttl=timedelta(0, 0, 1))
     assert cp.kill_session(sid) == 1
-    report = cp.run_maintenance(event_retention=timedelta(microseconds=1), escalate_after="1ms")
+    report = cp.run_maintenance(escalate_after="1ms")
     assert report.holds_released == 1
-    assert report.events_pruned > 0
     assert cp.verify_audit().ok
 
 
@@ -221,3 +235,100 @@ def test_the_gateway_runs_as_a_role_with_only_row_rights(
         again = agent.post(f"/v1/sessions/{sid}/govern", {"action": "refund", "args": {"n": 1}})
         assert again.json()["outcome"] == "allowed"
         assert admin.get("/v1/audit/verify").json()["ok"] is True
+
+
+AUDIT_KEY = "least-privilege audit key, 32 bytes or more"
+PRUNE_EVERYTHING = timedelta(microseconds=1)
+
+
+def _history_statements(events: str, anchors: str) -> list[str]:
+    """What the application's role must never do to history."""
+    return [
+        f"UPDATE {events} SET reason = 'rewritten'",
+        f"DELETE FROM {events}",
+        f"INSERT INTO {anchors} (session_id, seq, hash, created_at) "
+        f"SELECT session_id, seq, hash, created_at FROM {events} WHERE seq = 1",
+        f"UPDATE {anchors} SET hash = 'rewritten'",
+        f"DELETE FROM {anchors}",
+    ]
+
+
+def _history_is_added_to_never_changed(
+    app: Role, maintenance: Role, events: str, anchors: str, denied: str
+) -> None:
+    """The application governs and adds history, and can change or delete none of it, nor
+    prune; the maintenance role prunes behind a signed anchor; the trail verifies."""
+    with ControlPlane.open(app.url, migrate="verify", audit_key=AUDIT_KEY) as cp:
+        _governed_flow(cp)
+        with pytest.raises(MaintenanceRoleRequiredError, match="--grant-maintenance-to"):
+            cp.run_maintenance(event_retention=PRUNE_EVERYTHING)
+        events_before = cp.verify_audit().events_checked
+    as_app = create_engine(app.url)
+    try:
+        for statement in _history_statements(events, anchors):
+            with as_app.connect() as connection, pytest.raises(DBAPIError) as refused:
+                connection.execute(text(statement))
+            assert denied in str(refused.value), statement
+    finally:
+        as_app.dispose()
+    with ControlPlane.open(maintenance.url, migrate="verify", audit_key=AUDIT_KEY) as pruner:
+        report = pruner.run_maintenance(event_retention=PRUNE_EVERYTHING)
+    assert (report.events_pruned, report.sessions_pruned) == (events_before, 1)
+    with ControlPlane.open(app.url, migrate="verify", audit_key=AUDIT_KEY) as cp:
+        audit = cp.verify_audit()
+    assert (audit.ok, audit.events_checked) == (True, 0), audit.problems
+
+
+def test_the_application_role_adds_history_and_never_changes_it_on_postgresql(
+    pg_database: TestDatabase,
+) -> None:
+    owner = ["--url", pg_database.url_string]
+    with (
+        _pg_login_role(pg_database, "app") as app,
+        _pg_login_role(pg_database, "maint") as maintenance,
+    ):
+        assert _acp("db", "upgrade", *owner)[0] == 0
+        admin = create_engine(pg_database.url)
+        try:
+            with admin.begin() as connection:
+                # What an earlier version's --grant-to gave: every row privilege on events.
+                connection.execute(text(f'GRANT USAGE ON SCHEMA acp TO "{app.name}"'))
+                connection.execute(text(f'GRANT ALL ON acp.events TO "{app.name}"'))
+        finally:
+            admin.dispose()
+        code, output = _acp(
+            "db", "upgrade", *owner, "--grant-to", app.name,
+            "--grant-maintenance-to", maintenance.name,
+        )  # fmt: skip
+        assert code == 0, output
+        assert f'GRANT SELECT, INSERT ON TABLE acp.events TO "{app.name}"' in output
+        assert f'GRANT SELECT, INSERT, DELETE ON TABLE acp.events TO "{maintenance.name}"' in output
+        _history_is_added_to_never_changed(
+            app, maintenance, "acp.events", "acp.audit_anchors", "permission denied"
+        )
+
+
+def test_the_application_account_adds_history_and_never_changes_it_on_mariadb(
+    tmp_path: Path,
+) -> None:
+    for database in fresh_database("mysql", tmp_path):
+        owner = ["--url", database.url_string]
+        with _mysql_user(database, "app") as app, _mysql_user(database, "maint") as maintenance:
+            assert _acp("db", "upgrade", *owner)[0] == 0
+            admin = create_engine(database.url)
+            try:
+                with admin.begin() as connection:
+                    name = app.name.split("@")[0]
+                    connection.execute(
+                        text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON acp_events TO '{name}'@'%'")
+                    )
+            finally:
+                admin.dispose()
+            code, output = _acp(
+                "db", "upgrade", *owner, "--grant-to", app.name,
+                "--grant-maintenance-to", maintenance.name,
+            )  # fmt: skip
+            assert code == 0, output
+            _history_is_added_to_never_changed(
+                app, maintenance, "acp_events", "acp_audit_anchors", "command denied"
+            )

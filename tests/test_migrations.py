@@ -13,7 +13,7 @@ from agent_control_plane import ControlPlane
 from agent_control_plane.errors import MigrationError, SchemaNotCurrentError
 from agent_control_plane.migrations.runner import BASELINE, Migrator
 from agent_control_plane.schema.tables import LOGICAL_TABLES, build_tables
-from tests.acp_helpers import ALL_UPGRADES, engine_for, migrator_for, table_names
+from tests.acp_helpers import ALL_UPGRADES, HEAD, engine_for, migrator_for, table_names
 from tests.databases import TestDatabase
 
 
@@ -121,7 +121,7 @@ def test_unversioned_tables_are_adopted_and_their_data_survives(database: TestDa
             session_id = _insert_baseline_rows(connection, tables)
         with ControlPlane.open(engine) as control_plane:
             # They already match the models: adopted at head, nothing to run.
-            assert control_plane.applied_migrations == ("stamp acp_0007",)
+            assert control_plane.applied_migrations == (f"stamp {HEAD}",)
             assert control_plane.schema_revision() == migrator.heads()
         with engine.connect() as connection:
             row = connection.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MigrateMode = Literal["auto", "verify", "off"]
@@ -15,7 +15,8 @@ DEFAULT_RETENTION = timedelta(days=7)
 
 class Settings(BaseSettings):
     """ACP_DATABASE_URL, ACP_SCHEMA, ACP_TABLE_PREFIX, ACP_MIGRATE,
-    ACP_IDEMPOTENCY_RETENTION (seconds or an ISO 8601 duration such as P7D)."""
+    ACP_IDEMPOTENCY_RETENTION (seconds or an ISO 8601 duration such as P7D), ACP_AUDIT_KEY
+    (the audit key) and ACP_AUDIT_KEYS (older audit keys, separated by commas)."""
 
     model_config = SettingsConfigDict(env_prefix="ACP_", extra="ignore")
 
@@ -24,3 +25,5 @@ class Settings(BaseSettings):
     table_prefix: str | None = None
     migrate: MigrateMode = "auto"
     idempotency_retention: timedelta = Field(default=DEFAULT_RETENTION, gt=timedelta(0))
+    audit_key: SecretStr | None = None
+    audit_keys: SecretStr | None = None

@@ -38,6 +38,7 @@ from agent_control_plane.operations import (
     agents,
     approvals,
     audit,
+    checkpoints,
     governing,
     keys,
     kills,
@@ -45,8 +46,10 @@ from agent_control_plane.operations import (
     policies,
     sessions,
     tokens,
+    verification,
 )
 from agent_control_plane.rules import waiting
+from agent_control_plane.rules.audit_keys import KeyLike
 from agent_control_plane.rules.models_policy import ModelPolicy
 from agent_control_plane.rules.tokens import Identity, PriceTable
 from agent_control_plane.runtime import Runtime
@@ -70,6 +73,7 @@ class _ControlPlaneBase:
             dialect,
             fail_open=opening.fail_open,
             idempotency_retention=opening.idempotency_retention,
+            keys=opening.keys,
         )
         self._migrator = Migrator(opening.layout)
         self._owns_engine = opening.engine is None
@@ -199,6 +203,8 @@ class ControlPlane(_ControlPlaneBase):
         migrate: MigrateMode | None = None,
         fail_open: Iterable[str] = (),
         idempotency_retention: timedelta | None = None,
+        audit_key: KeyLike | None = None,
+        audit_keys: Iterable[KeyLike] | str | None = None,
     ) -> ControlPlane:
         """Open ACP on ``url`` (or a host's ``Engine``) and prepare its schema.
 
@@ -214,6 +220,11 @@ class ControlPlane(_ControlPlaneBase):
         :param idempotency_retention: how long idempotency keys are kept before
             ``prune_idempotency_keys()`` removes them (default ACP_IDEMPOTENCY_RETENTION,
             else 7 days).
+        :param audit_key: the secret (at least 32 bytes) every new event's link is keyed
+            with and prune anchors are signed with (default ACP_AUDIT_KEY). Never stored:
+            events hold only its id. Without one, the chain detects accidental damage only.
+        :param audit_keys: older audit keys, which events linked before a rotation still
+            need to verify (default ACP_AUDIT_KEYS, separated by commas).
         """
         opening = resolve(
             url,
@@ -224,6 +235,8 @@ class ControlPlane(_ControlPlaneBase):
             migrate=migrate,
             fail_open=fail_open,
             idempotency_retention=idempotency_retention,
+            audit_key=audit_key,
+            audit_keys=audit_keys,
         )
         engine = opening.engine or create_sync_engine(opening.require_url())
         control_plane = cls(engine, opening)
@@ -287,7 +300,8 @@ class ControlPlane(_ControlPlaneBase):
     events = sync_method(audit.events)
     event_feed = sync_method(audit.event_feed)
     event_feed_head = sync_method(audit.event_feed_head)
-    verify_audit = sync_method(audit.verify_audit)
+    verify_audit = sync_method(verification.verify_audit)
+    audit_checkpoint = sync_method(checkpoints.audit_checkpoint)
     prune_idempotency_keys = sync_method(maintenance.prune_idempotency_keys)
     run_maintenance = sync_method(maintenance.run_maintenance)
     approve = sync_method(approvals.approve)
@@ -361,6 +375,8 @@ class AsyncControlPlane(_ControlPlaneBase):
         migrate: MigrateMode | None = None,
         fail_open: Iterable[str] = (),
         idempotency_retention: timedelta | None = None,
+        audit_key: KeyLike | None = None,
+        audit_keys: Iterable[KeyLike] | str | None = None,
     ) -> AsyncControlPlane:
         """Open ACP on ``url`` (or a host's ``AsyncEngine``); see :meth:`ControlPlane.open`."""
         opening = resolve(
@@ -372,6 +388,8 @@ class AsyncControlPlane(_ControlPlaneBase):
             migrate=migrate,
             fail_open=fail_open,
             idempotency_retention=idempotency_retention,
+            audit_key=audit_key,
+            audit_keys=audit_keys,
         )
         engine = opening.engine or create_async_engine_for(opening.require_url())
         control_plane = cls(engine, opening)
@@ -439,7 +457,8 @@ class AsyncControlPlane(_ControlPlaneBase):
     events = async_method(audit.events)
     event_feed = async_method(audit.event_feed)
     event_feed_head = async_method(audit.event_feed_head)
-    verify_audit = async_method(audit.verify_audit)
+    verify_audit = async_method(verification.verify_audit)
+    audit_checkpoint = async_method(checkpoints.audit_checkpoint)
     prune_idempotency_keys = async_method(maintenance.prune_idempotency_keys)
     run_maintenance = async_method(maintenance.run_maintenance)
     approve = async_method(approvals.approve)

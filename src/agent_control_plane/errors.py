@@ -83,6 +83,16 @@ class IdempotencyConflictError(ControlPlaneError):
     """The idempotency key was used before with a different request."""
 
 
+class CheckpointSinkError(ControlPlaneError):
+    """A signed audit checkpoint could not be stored where it was sent (file, directory
+    or webhook); nothing in the database changed. Store it again, or fix the sink."""
+
+
+class MaintenanceRoleRequiredError(ControlPlaneError):
+    """The database user may not delete events: pruning runs as the maintenance role
+    (``acp db upgrade --grant-maintenance-to ROLE``), never as the application's role."""
+
+
 class GovernanceUnavailableError(ControlPlaneError):
     """The database could not be reached or failed; the action is refused (fail closed)."""
 

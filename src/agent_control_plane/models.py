@@ -133,7 +133,7 @@ class Session:
         return self.status == "aborted"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Event(EventContent):
     """One audit event: what its hash covers, plus where it sits in the chain."""
 
@@ -162,10 +162,15 @@ class PolicySnapshot:
 
 @dataclass(frozen=True, slots=True)
 class AuditReport:
+    """What ``verify_audit`` found; ``assurance`` says what it could detect, against whom."""
+
     ok: bool
     sessions_checked: int
     events_checked: int
     problems: list[AuditProblem] = field(default_factory=list)
+    assurance: str = ""
+    # The signed checkpoint the trail was checked against, if any.
+    checkpoint_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

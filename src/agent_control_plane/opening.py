@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, get_args
 
+from pydantic import SecretStr
 from sqlalchemy.engine import URL, Connection
 
 from agent_control_plane.config import MigrateMode, Settings
 from agent_control_plane.engine import database_url
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.migrations.runner import Migrator
+from agent_control_plane.rules.audit_keys import NO_KEYS, KeyLike, Keyring
 from agent_control_plane.runtime import fail_open_categories
 from agent_control_plane.schema.layout import Layout, resolve_layout
 
@@ -27,6 +29,7 @@ class OpenPlan:
     schema: str | None
     table_prefix: str | None
     idempotency_retention: timedelta
+    keys: Keyring = NO_KEYS
 
 
 def plan(
@@ -38,6 +41,8 @@ def plan(
     asyncio: bool,
     engine_given: bool,
     idempotency_retention: timedelta | None = None,
+    audit_key: KeyLike | None = None,
+    audit_keys: Iterable[KeyLike] | str | None = None,
 ) -> OpenPlan:
     """Merge arguments with ACP_* settings and validate them before anything connects."""
     settings = Settings()
@@ -55,7 +60,16 @@ def plan(
             if idempotency_retention is not None
             else settings.idempotency_retention
         ),
+        keys=Keyring.of(
+            audit_key if audit_key is not None else _secret(settings.audit_key),
+            audit_keys if audit_keys is not None else _secret(settings.audit_keys) or (),
+        ),
     )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    """The variable's value; an empty one means none (``ACP_AUDIT_KEY=`` turns it off)."""
+    return None if value is None else value.get_secret_value() or None
 
 
 def _positive(retention: timedelta) -> timedelta:
@@ -80,6 +94,7 @@ class Opening:
     migrate: MigrateMode
     fail_open: frozenset[str]
     idempotency_retention: timedelta
+    keys: Keyring = NO_KEYS
 
     @property
     def dialect_name(self) -> str:
@@ -104,6 +119,8 @@ def resolve(
     migrate: MigrateMode | None,
     fail_open: Iterable[str],
     idempotency_retention: timedelta | None,
+    audit_key: KeyLike | None = None,
+    audit_keys: Iterable[KeyLike] | str | None = None,
 ) -> Opening:
     """The shared first half of ControlPlane.open and AsyncControlPlane.open."""
     given: Any = url if isinstance(url, engine_type) else None
@@ -115,6 +132,8 @@ def resolve(
         asyncio=asyncio,
         engine_given=given is not None,
         idempotency_retention=idempotency_retention,
+        audit_key=audit_key,
+        audit_keys=audit_keys,
     )
     if given is not None:
         dialect = str(given.dialect.name)
@@ -128,6 +147,7 @@ def resolve(
         migrate=opening.migrate,
         fail_open=fail_open_categories(fail_open),
         idempotency_retention=opening.idempotency_retention,
+        keys=opening.keys,
     )
 
 

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Connection
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.evaluators import EvaluatorRegistry
 from agent_control_plane.models import TokenBudget
+from agent_control_plane.rules.audit import Counters
+from agent_control_plane.rules.audit_keys import NO_KEYS, Keyring
 from agent_control_plane.rules.models_policy import ModelPolicy
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import (
@@ -93,9 +95,13 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     policies: dict[uuid.UUID, CompiledPolicy] = field(default_factory=dict)
     sessions: dict[uuid.UUID, SessionFacts] = field(default_factory=dict)
+    # The key new events are linked with (if any), and every key verification knows.
+    keys: Keyring = NO_KEYS
     # Per session, the seq and hash of the event this process wrote last: where the next
     # one goes if no other writer came between (checked by the statement that uses it).
     chain_heads: dict[uuid.UUID, tuple[int, str]] = field(default_factory=dict)
+    # And the session's counters that event recorded (checked by that statement too).
+    chain_counters: dict[uuid.UUID, Counters] = field(default_factory=dict)
     # The token budgets reserve_tokens read per identity, with the budget epoch of the read.
     token_budgets: dict[tuple[Any, ...], tuple[int, list[TokenBudget]]] = field(
         default_factory=dict
@@ -147,8 +153,11 @@ class Runtime:
             compiled = self.remember_policy(policy_id, CompiledPolicy.compile(snapshot.document))
         return compiled
 
-    def remember_head(self, session_id: uuid.UUID, next_seq: int, head: str) -> None:
+    def remember_head(
+        self, session_id: uuid.UUID, next_seq: int, head: str, counters: Counters
+    ) -> None:
         _remember(self.chain_heads, session_id, (next_seq, head))
+        _remember(self.chain_counters, session_id, counters)
 
     def remember_budgets(
         self, identity: tuple[Any, ...], epoch: int, budgets: list[TokenBudget]

@@ -41,24 +41,36 @@ def upgrade(
         typer.Option(
             "--grant-to",
             help="Then grant this role (PostgreSQL) or account (MySQL/MariaDB, NAME[@HOST]) "
-            "row access to ACP's tables, read-only on the version table, and no DDL.",
+            "what the application needs: row access to ACP's tables, but only to read and "
+            "add events (never change or delete one), read-only on the version table, no DDL.",
+        ),
+    ] = None,
+    grant_maintenance_to: Annotated[
+        str | None,
+        typer.Option(
+            "--grant-maintenance-to",
+            help="Then grant this role or account what pruning needs as well: deleting old "
+            "events and writing prune anchors (run `acp worker --event-retention` as it).",
         ),
     ] = None,
 ) -> None:
     """Upgrade ACP's tables (under a database lock; safe with many workers)."""
-    if grant_to is not None:
-        try:
-            backend = database_url(url or Settings().database_url).get_backend_name()
-            Grantee.parse(backend, grant_to)
-        except ControlPlaneError as exc:
-            raise fail(str(exc)) from exc
+    roles = {False: grant_to, True: grant_maintenance_to}
+    try:
+        backend = database_url(url or Settings().database_url).get_backend_name()
+        for role in roles.values():
+            if role is not None:
+                Grantee.parse(backend, role)
+    except ControlPlaneError as exc:
+        raise fail(str(exc)) from exc
     granted: list[str] = []
     with migrator_for(url, schema, table_prefix) as (migrator, engine):
         with engine.connect() as connection:
             applied = migrator.upgrade(connection, revision)
-        if grant_to is not None:
-            with engine.connect() as connection:
-                granted = migrator.grant(connection, grant_to)
+        for maintenance, role in roles.items():
+            if role is not None:
+                with engine.connect() as connection:
+                    granted += migrator.grant(connection, role, maintenance=maintenance)
         with engine.connect() as connection:
             current = migrator.current(connection)
     for step in applied:
@@ -67,7 +79,11 @@ def upgrade(
     for statement in granted:
         console.print(statement, highlight=False)
     if grant_to is not None:
-        console.print(f"granted {grant_to} row access to ACP's tables (no DDL)")
+        console.print(f"granted {grant_to} row access to ACP's tables (no DDL; events: add only)")
+    if grant_maintenance_to is not None:
+        console.print(
+            f"granted {grant_maintenance_to} row access to ACP's tables and pruning (no DDL)"
+        )
 
 
 @db_app.command()

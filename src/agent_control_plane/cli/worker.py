@@ -7,12 +7,15 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from agent_control_plane.checkpoint_io import sink_for
 from agent_control_plane.cli.common import (
     PrefixOption,
     SchemaOption,
@@ -23,7 +26,12 @@ from agent_control_plane.cli.common import (
     opened,
 )
 from agent_control_plane.control_plane import ControlPlane
-from agent_control_plane.errors import ControlPlaneError, InvalidInputError
+from agent_control_plane.errors import (
+    CheckpointSinkError,
+    ConfigurationError,
+    ControlPlaneError,
+    InvalidInputError,
+)
 from agent_control_plane.models import MaintenanceReport
 from agent_control_plane.rules.maintenance import DEFAULT_BATCH_SIZE, MaintenanceSettings
 
@@ -41,13 +49,16 @@ _LABELS = {
 }
 
 
-def _show(report: MaintenanceReport, as_json: bool) -> None:
+def _show(report: MaintenanceReport, checkpoint: dict[str, Any] | None, as_json: bool) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    if as_json:
-        typer.echo(json.dumps({"ran_at": now, **report.to_json_data()}))
-        return
     data = report.to_json_data()
+    if as_json:
+        extra = {} if checkpoint is None else {"checkpoint": checkpoint}
+        typer.echo(json.dumps({"ran_at": now, **data, **extra}))
+        return
     done = [f"{data[name]} {label}" for name, label in _LABELS.items() if data[name]]
+    if checkpoint is not None and "error" not in checkpoint:
+        done.append(f"audit checkpoint of {checkpoint['sessions']} sessions sent")
     style = "green" if report.ok else "bold red"
     console.print(f"{now} [{style}]maintenance[/]: {', '.join(done) or 'nothing to do'}")
 
@@ -67,10 +78,39 @@ def _stop_on_sigterm() -> Iterator[threading.Event]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run(cp: ControlPlane, options: dict[str, Any], as_json: bool) -> MaintenanceReport:
+@dataclass(frozen=True)
+class _Checkpoints:
+    """Where each run's signed audit checkpoint goes (none without a sink)."""
+
+    sink: str | None = None
+    signing_key: Path | None = None
+
+    def take(self, cp: ControlPlane) -> dict[str, Any] | None:
+        """Take one and say how it went (with "error" when it could not be stored)."""
+        if self.sink is None:
+            return None
+        try:
+            taken = cp.audit_checkpoint(self.sink, signing_key=self.signing_key)
+        except CheckpointSinkError as exc:
+            # Logged, and taken again next run: the trail it covers is still there.
+            errors.print(f"[bold red]audit checkpoint not stored:[/] {exc}", highlight=False)
+            return {"sink": self.sink, "error": str(exc)}
+        return {
+            "sink": self.sink,
+            "taken_at": taken.taken_at.isoformat(),
+            "sessions": taken.sessions,
+            "events": taken.events,
+        }
+
+
+def _run(
+    cp: ControlPlane, options: dict[str, Any], checkpoints: _Checkpoints, as_json: bool
+) -> bool:
+    """One run; whether everything went well (webhooks, pruning, the checkpoint)."""
     report = cp.run_maintenance(**options)
-    _show(report, as_json)
-    return report
+    checkpoint = checkpoints.take(cp)
+    _show(report, checkpoint, as_json)
+    return report.ok and (checkpoint is None or "error" not in checkpoint)
 
 
 def worker(
@@ -78,7 +118,10 @@ def worker(
         float, typer.Option(help="Seconds between runs.", envvar="ACP_WORKER_INTERVAL")
     ] = 60.0,
     once: Annotated[
-        bool, typer.Option("--once", help="Run once; exit 1 if a webhook or pruning failed.")
+        bool,
+        typer.Option(
+            "--once", help="Run once; exit 1 if a webhook, pruning or the checkpoint failed."
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run.")] = False,
     escalate_after: Annotated[
@@ -111,12 +154,29 @@ def worker(
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per transaction.")] = DEFAULT_BATCH_SIZE,
+    checkpoint_sink: Annotated[
+        str | None,
+        typer.Option(
+            help="After each run, sign an audit checkpoint and append it to this JSON-lines "
+            "file, write it into this directory, or POST it to this http(s) URL.",
+            envvar="ACP_WORKER_CHECKPOINT_SINK",
+        ),
+    ] = None,
+    checkpoint_signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="Sign checkpoints with this Ed25519 private key (PEM file) instead of the "
+            "audit key (ACP_AUDIT_KEY).",
+            envvar="ACP_CHECKPOINT_SIGNING_KEY",
+        ),
+    ] = None,
     url: UrlOption = None,
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,
 ) -> None:
     """Run ACP's housekeeping: expire tickets, escalate overdue approvals, release expired
-    token holds, recover silent sessions, prune old records. Safe with many workers."""
+    token holds, recover silent sessions, prune old records, take signed audit checkpoints.
+    Safe with many workers."""
     options: dict[str, Any] = {
         "escalate_after": escalate_after,
         "webhook_url": webhook_url,
@@ -127,20 +187,23 @@ def worker(
     }
     try:
         MaintenanceSettings.of(**options)
-    except InvalidInputError as exc:
+        if checkpoint_sink is not None:
+            sink_for(checkpoint_sink)
+    except (InvalidInputError, ConfigurationError) as exc:
         raise fail(str(exc)) from exc
     if not interval > 0:
         raise fail("--interval must be a positive number of seconds")
+    checkpoints = _Checkpoints(checkpoint_sink, checkpoint_signing_key)
     with opened(url, schema, table_prefix) as cp:
         if once:
-            if not _run(cp, options, as_json).ok:
+            if not _run(cp, options, checkpoints, as_json):
                 raise typer.Exit(1)
             return
         with _stop_on_sigterm() as stop:
             try:
                 while not stop.is_set():
                     try:
-                        _run(cp, options, as_json)
+                        _run(cp, options, checkpoints, as_json)
                     except (ControlPlaneError, SQLAlchemyError) as exc:
                         # The database may be briefly away: log, and try again next time.
                         errors.print(f"[bold red]maintenance failed:[/] {exc}", highlight=False)

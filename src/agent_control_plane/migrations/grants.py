@@ -1,9 +1,12 @@
-"""Least privilege: let a runtime role read and write ACP's rows, never change its schema.
+"""Least privilege: let a runtime role read and write ACP's rows, never change its schema
+nor its history.
 
 The owner (or a migration role) runs ``acp db upgrade --grant-to ROLE``; the application
-connects as ROLE and opens ACP with ``migrate="verify"``. Grants name ACP's tables one by
-one (never "all tables in the schema"), so a layout sharing a schema with the host grants
-nothing of the host's.
+connects as ROLE and opens ACP with ``migrate="verify"``. The application's role may add
+events and never change or delete one; pruning runs as a maintenance role
+(``--grant-maintenance-to``), which may also delete old events and write prune anchors.
+Grants name ACP's tables one by one (never "all tables in the schema"), so a layout
+sharing a schema with the host grants nothing of the host's.
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ from agent_control_plane.schema.layout import Layout
 from agent_control_plane.schema.tables import build_tables
 
 ROW_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
+# History is added to, never changed: what each role may do to the audit tables (by their
+# logical names); every other table gets ROW_PRIVILEGES.
+APPLICATION = "application"
+MAINTENANCE = "maintenance"
+HISTORY_PRIVILEGES = {
+    APPLICATION: {"events": "SELECT, INSERT", "audit_anchors": "SELECT"},
+    MAINTENANCE: {"events": "SELECT, INSERT, DELETE", "audit_anchors": "SELECT, INSERT"},
+}
 _PG_ROLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
 _MYSQL_ROLE_RE = re.compile(
     r"^(?P<name>[A-Za-z0-9_.$-]{1,80})(?:@(?P<host>[A-Za-z0-9_.%-]{1,255}))?$"
@@ -83,9 +94,17 @@ def _present(connection: Connection, layout: Layout) -> tuple[list[Table], Table
     return tables, version
 
 
-def grant_statements(connection: Connection, layout: Layout, grantee: Grantee) -> list[str]:
-    """The GRANTs that let ``grantee`` use ACP's rows: row privileges on every ACP table,
-    SELECT only on the version table, and (PostgreSQL) the schema and id sequences."""
+def _privileges(table: Table, role: str) -> str:
+    return HISTORY_PRIVILEGES[role].get(table.info["acp"], ROW_PRIVILEGES)
+
+
+def grant_statements(
+    connection: Connection, layout: Layout, grantee: Grantee, role: str = APPLICATION
+) -> list[str]:
+    """The GRANTs that let ``grantee`` use ACP's rows as ``role`` (application or
+    maintenance): row privileges on every ACP table except the history tables, what the
+    role may do to those, SELECT only on the version table, and (PostgreSQL) the schema
+    and id sequences. Privileges it held before on history tables are revoked first."""
     tables, version = _present(connection, layout)
     if not tables or version is None:
         raise MigrationError(
@@ -93,16 +112,33 @@ def grant_statements(connection: Connection, layout: Layout, grantee: Grantee) -
         )
     preparer = connection.dialect.identifier_preparer
     to = grantee.sql(connection)
-    names = ", ".join(preparer.format_table(table) for table in tables)
     version_name = preparer.format_table(version)
+    history = [t for t in tables if t.info["acp"] in HISTORY_PRIVILEGES[role]]
     if grantee.dialect != "postgresql":
-        return [
-            *(f"GRANT {ROW_PRIVILEGES} ON {preparer.format_table(t)} TO {to}" for t in tables),
-            f"GRANT SELECT ON {version_name} TO {to}",
-        ]
+        statements = []
+        for table in tables:
+            name, privileges = preparer.format_table(table), _privileges(table, role)
+            if table in history:
+                # REVOKE ALL fails where nothing was granted: grant first, then narrow.
+                statements += [
+                    f"GRANT {privileges} ON {name} TO {to}",
+                    f"REVOKE ALL PRIVILEGES ON {name} FROM {to}",
+                ]
+            statements.append(f"GRANT {privileges} ON {name} TO {to}")
+        return [*statements, f"GRANT SELECT ON {version_name} TO {to}"]
+    others = [t for t in tables if t not in history]
     statements = [
         f"GRANT USAGE ON SCHEMA {preparer.quote_schema(str(layout.schema))} TO {to}",
-        f"GRANT {ROW_PRIVILEGES} ON TABLE {names} TO {to}",
+        f"GRANT {ROW_PRIVILEGES} ON TABLE "
+        f"{', '.join(preparer.format_table(t) for t in others)} TO {to}",
+    ]
+    for table in history:
+        name = preparer.format_table(table)
+        statements += [
+            f"REVOKE ALL ON TABLE {name} FROM {to}",
+            f"GRANT {_privileges(table, role)} ON TABLE {name} TO {to}",
+        ]
+    statements += [
         f"REVOKE ALL ON TABLE {version_name} FROM {to}",
         f"GRANT SELECT ON TABLE {version_name} TO {to}",
     ]
@@ -121,11 +157,13 @@ def grant_statements(connection: Connection, layout: Layout, grantee: Grantee) -
     return statements
 
 
-def grant(connection: Connection, layout: Layout, grantee: Grantee) -> list[str]:
+def grant(
+    connection: Connection, layout: Layout, grantee: Grantee, role: str = APPLICATION
+) -> list[str]:
     """Run the GRANTs in one transaction; return them. A missing role is a clear error."""
     try:
         with connection.begin():
-            statements = grant_statements(connection, layout, grantee)
+            statements = grant_statements(connection, layout, grantee, role)
             for statement in statements:
                 # text() escapes % for the MySQL drivers' format paramstyle.
                 connection.execute(text(statement))

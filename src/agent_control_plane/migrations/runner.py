@@ -100,9 +100,12 @@ class Migrator:
             f"{url.username}, and open ACP with migrate='verify'."
         )
 
-    def grant(self, connection: Connection, role: str) -> list[str]:
-        """Grant ``role`` row access to ACP's tables (read-only on the version table)."""
-        return grants.grant(connection, self.layout, Grantee.parse(connection.dialect.name, role))
+    def grant(self, connection: Connection, role: str, *, maintenance: bool = False) -> list[str]:
+        """Grant ``role`` row access to ACP's tables (read-only on the version table; on
+        events, add only, or with ``maintenance`` also delete, for pruning)."""
+        grantee = Grantee.parse(connection.dialect.name, role)
+        kind = grants.MAINTENANCE if maintenance else grants.APPLICATION
+        return grants.grant(connection, self.layout, grantee, kind)
 
     def downgrade(self, connection: Connection, target: str) -> list[str]:
         cfg = self.config(connection=connection)

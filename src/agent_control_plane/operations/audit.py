@@ -1,25 +1,19 @@
-"""Events: emit, read, the global feed, and verification of the hash chain."""
+"""Events: emit, read, and the global feed."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from itertools import groupby
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import InvalidInputError, SessionTerminatedError
-from agent_control_plane.models import AuditReport, Event, Page
+from agent_control_plane.models import Event, Page
 from agent_control_plane.rules import lifecycle, validation
-from agent_control_plane.rules.audit import Anchor, AuditProblem, verify_chain
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
-
-_VERIFY_BATCH = 200
 
 
 def emit(
@@ -95,79 +89,3 @@ def event_feed_head(
     with connection.begin():
         newest = event_store.newest_id(connection, runtime, tenant)
     return None if newest is None else str(newest)
-
-
-def verify_audit(
-    connection: Connection,
-    runtime: Runtime,
-    session_id: uuid.UUID | str | None = None,
-    progress: Callable[[int, int], object] | None = None,
-) -> AuditReport:
-    """Recompute every hash chain (or one session's) and name each edited, missing,
-    inserted or reordered event. ``progress(sessions_checked, sessions_total)``, if given,
-    is called before the first batch of sessions and after each."""
-    sessions = runtime.tables.sessions.c
-    problems: list[AuditProblem] = []
-    checked_sessions = checked_events = 0
-    last: uuid.UUID | None = None
-    only = None if session_id is None else validation.session_id(session_id)
-    total = 0
-    if progress is not None:
-        if only is None:
-            with connection.begin():
-                total = session_store.count(connection, runtime)
-        else:
-            total = 1
-        progress(0, total)
-    while True:
-        with connection.begin():
-            query = (
-                select(
-                    sessions.id,
-                    sessions.next_seq,
-                    sessions.last_event_hash,
-                    sessions.pruned_seq,
-                    sessions.pruned_hash,
-                )
-                .order_by(sessions.id)
-                .limit(_VERIFY_BATCH)
-            )
-            if only is not None:
-                query = query.where(sessions.id == only)
-            if last is not None:
-                query = query.where(sessions.id > last)
-            heads = {
-                row.id: (
-                    row.next_seq - 1,
-                    row.last_event_hash,
-                    Anchor.of(row.pruned_seq, row.pruned_hash),
-                )
-                for row in connection.execute(query)
-            }
-            if not heads:
-                break
-            rows = event_store.chain_rows(connection, runtime, list(heads))
-            seen: set[uuid.UUID] = set()
-            for sid, group in groupby(rows, key=lambda pair: pair[0]):
-                chain = [stored for _, stored in group]
-                seen.add(sid)
-                checked_events += len(chain)
-                problems += verify_chain(sid, chain, *heads[sid])
-            for sid in heads.keys() - seen:
-                problems += verify_chain(sid, [], *heads[sid])
-        checked_sessions += len(heads)
-        if progress is not None:
-            # Sessions opened while verifying are checked too: the total grows with them.
-            total = max(total, checked_sessions)
-            progress(checked_sessions, total)
-        # The last id in the database's order, not Python's: MariaDB's UUID type sorts
-        # its bytes differently, and max() would make the next batch repeat sessions.
-        last = next(reversed(heads))
-        if only is not None:
-            break
-    return AuditReport(
-        ok=not problems,
-        sessions_checked=checked_sessions,
-        events_checked=checked_events,
-        problems=problems,
-    )

@@ -14,6 +14,7 @@ from agent_control_plane.models import Decision, Event
 from agent_control_plane.operations import approvals, checks
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.rules import budget, lifecycle, validation
+from agent_control_plane.rules.audit import plus
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import CompiledPolicy, Outcome, Route
 from agent_control_plane.runtime import Runtime, SessionFacts
@@ -22,7 +23,7 @@ from agent_control_plane.store import idempotency
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
 from agent_control_plane.store.idempotency import Claim
-from agent_control_plane.store.sessions import Allocated
+from agent_control_plane.store.sessions import Allocated, Placed
 
 OUTCOME_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -216,10 +217,13 @@ def _charge_placing(
     the event's values; (None, None) if there is no remembered head, or the charge changed
     nothing (another writer came between, or it is refused: the caller finds out which)."""
     known = runtime.chain_heads.get(session_id)
-    if known is None:
+    counters = runtime.chain_counters.get(session_id)
+    if known is None or counters is None:
         return None, None
-    values = event_store.event_values(Slot(session_id, *known), event, now)
-    head = (*known, values["hash"])
+    seq, prev_hash = known
+    slot = Slot(session_id, seq, prev_hash, plus(counters, (cost, 1)))
+    values = event_store.event_values(slot, event, now, runtime.keys.current)
+    head = Placed(seq, prev_hash, values["hash"], counters)
     row = session_store.charge(connection, runtime, session_id, cost, now, head=head)
     return (row, values) if row is not None else (None, None)
 

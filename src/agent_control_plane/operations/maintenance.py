@@ -177,7 +177,8 @@ def _prune_events(
     after: uuid.UUID | None = None
     while True:
         with connection.begin():
-            cutoff = runtime.clock() - settings.event_retention
+            now = runtime.clock()
+            cutoff = now - settings.event_retention
             claimed = retention.claim_prunable(
                 connection, runtime, cutoff, after, settings.batch_size
             )
@@ -186,7 +187,10 @@ def _prune_events(
                 if last is None or last <= session.anchor.seq:
                     continue
                 chain = retention.chain_until(connection, runtime, session.id, last)
-                problems = verify_chain(session.id, chain, last, None, session.anchor)
+                # Any intact chain may go: its keyed links must verify, unkeyed ones may stay.
+                problems = verify_chain(
+                    session.id, chain, last, None, session.anchor, keys=runtime.keys
+                )
                 if problems:
                     log.warning(
                         "not pruning session %s: its audit chain does not verify (%s)",
@@ -195,8 +199,8 @@ def _prune_events(
                     )
                     refused += 1
                     continue
-                anchor = Anchor(last, chain[-1].hash)
-                events += retention.prune_until(connection, runtime, session.id, anchor)
+                anchor = Anchor(last, chain[-1].hash, chain[-1].content.counters)
+                events += retention.prune_until(connection, runtime, session.id, anchor, now)
                 sessions += 1
         if len(claimed) < settings.batch_size:
             return events, sessions, refused

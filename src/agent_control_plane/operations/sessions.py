@@ -19,6 +19,7 @@ from agent_control_plane.operations.kills import refuse_if_killed
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.operations.policies import PolicySource, resolve_policy
 from agent_control_plane.rules import lifecycle, pages, validation
+from agent_control_plane.rules.audit import ZERO
 from agent_control_plane.runtime import Runtime, SessionFacts
 from agent_control_plane.schema.tables import SESSION_STATUSES
 from agent_control_plane.store import events as event_store
@@ -78,7 +79,7 @@ def open_session(
             "updated_at": now,
         }
         session_store.insert_session(connection, runtime, row)
-        opened = Slot(session_id, 1, None)
+        opened = Slot(session_id, 1, None, ZERO)
         payload = {
             "name": values["name"],
             "agent_id": values["agent_id"],

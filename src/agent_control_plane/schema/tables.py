@@ -47,6 +47,7 @@ KEY_LENGTH = 255
 RESOURCE_LENGTH = 500
 TEXT_LENGTH = 2000
 DIGEST_LENGTH = 64
+KEY_ID_LENGTH = 16
 
 SESSION_STATUSES = ("created", "active", "paused", "completed", "aborted")
 TICKET_STATUSES = ("pending", "approved", "denied", "expired", "consumed")
@@ -70,6 +71,7 @@ LOGICAL_TABLES = (
     "api_keys",
     "kill_switches",
     "token_budget_epoch",
+    "audit_anchors",
 )
 
 # What the baseline revision created: any database ACP ever made holds all of these.
@@ -97,6 +99,7 @@ class AcpTables:
     api_keys: Table
     kill_switches: Table
     token_budget_epoch: Table
+    audit_anchors: Table
 
     def all(self) -> tuple[Table, ...]:
         return tuple(getattr(self, name) for name in LOGICAL_TABLES)
@@ -221,6 +224,11 @@ def build_tables(layout: Layout) -> AcpTables:
         _created(),
         Column("prev_hash", String(DIGEST_LENGTH), nullable=False),
         Column("hash", String(DIGEST_LENGTH), nullable=False),
+        # The session's counters after this event, in its link: a reset counter shows.
+        Column("cost_used", Money()),
+        Column("actions_used", BigInteger()),
+        # The id of the audit key the link is keyed with; the key is never stored.
+        Column("key_id", String(KEY_ID_LENGTH)),
         UniqueConstraint("session_id", "seq"),
         # Decisions are most events: a feed of decisions walks the ids and finds them
         # at once, so indexing them by kind would only cost every decision a page.
@@ -452,6 +460,20 @@ def build_tables(layout: Layout) -> AcpTables:
         Column("epoch", BigInteger(), nullable=False),
     )
 
+    audit_anchors = table(
+        "audit_anchors",
+        # One row per prune, backing the session's prune marker: written by the maintenance
+        # role (signed with the audit key, if any), only read by the application's role.
+        Column("session_id", Uuid(), ForeignKey(ref("sessions")), primary_key=True),
+        Column("seq", BigInteger(), primary_key=True, autoincrement=False),
+        Column("hash", String(DIGEST_LENGTH), nullable=False),
+        Column("cost_used", Money()),
+        Column("actions_used", BigInteger()),
+        _created(),
+        Column("key_id", String(KEY_ID_LENGTH)),
+        Column("signature", String(DIGEST_LENGTH)),
+    )
+
     return AcpTables(
         layout=layout,
         metadata=md,
@@ -470,4 +492,5 @@ def build_tables(layout: Layout) -> AcpTables:
         api_keys=api_keys,
         kill_switches=kill_switches,
         token_budget_epoch=token_budget_epoch,
+        audit_anchors=audit_anchors,
     )

@@ -25,9 +25,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import Executable
 
 from agent_control_plane.models import Event
-from agent_control_plane.rules.audit import GENESIS_HASH, EventContent, StoredEvent, event_hash
+from agent_control_plane.rules.audit import (
+    GENESIS_HASH,
+    Counters,
+    EventContent,
+    StoredEvent,
+    event_hash,
+)
+from agent_control_plane.rules.audit_keys import AuditKey
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
+from agent_control_plane.schema.types import to_money
 from agent_control_plane.store import idempotency
 from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.prepared import execute, fetch, insert_id
@@ -45,7 +53,13 @@ class NewEvent:
 
 
 def _values(
-    session_id: uuid.UUID, seq: int, prev_hash: str | None, event: NewEvent, now: datetime
+    session_id: uuid.UUID,
+    seq: int,
+    prev_hash: str | None,
+    counters: Counters,
+    event: NewEvent,
+    now: datetime,
+    key: AuditKey | None,
 ) -> dict[str, Any]:
     previous = prev_hash or GENESIS_HASH
     content = EventContent(
@@ -58,6 +72,10 @@ def _values(
         cost=event.cost,
         payload=event.payload,
         created_at=now,
+        # As the database hands it back (9 places), or the link would not verify.
+        cost_used=to_money(counters[0]),
+        actions_used=counters[1],
+        key_id=None if key is None else key.id,
     )
     return {
         "session_id": session_id,
@@ -70,22 +88,33 @@ def _values(
         "payload": event.payload,
         "created_at": now,
         "prev_hash": previous,
-        "hash": event_hash(previous, content),
+        "hash": event_hash(previous, content, key),
+        "cost_used": content.cost_used,
+        "actions_used": content.actions_used,
+        "key_id": content.key_id,
     }
 
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """Where the next event goes: its session, its seq, and the hash it must follow."""
+    """Where the next event goes: its session, its seq, the hash it must follow, and the
+    session's counters once the event is in (which the event records)."""
 
     session_id: uuid.UUID
     seq: int
     prev_hash: str | None
+    counters: Counters
 
     @classmethod
     def of(cls, allocated: Any) -> Slot:
-        """The slot a session statement allocated (anything with id, seq, prev_hash)."""
-        return cls(allocated.id, allocated.seq, allocated.prev_hash)
+        """The slot a session statement allocated (anything with id, seq, prev_hash,
+        cost_used and actions_used: the session's state after that statement)."""
+        return cls(
+            allocated.id,
+            allocated.seq,
+            allocated.prev_hash,
+            (allocated.cost_used, allocated.actions_used),
+        )
 
 
 @lru_cache(maxsize=32)
@@ -146,12 +175,17 @@ _COLUMNS = (
     "created_at",
     "prev_hash",
     "hash",
+    "cost_used",
+    "actions_used",
+    "key_id",
 )
 
 
-def event_values(slot: Slot, event: NewEvent, now: datetime) -> dict[str, Any]:
-    """The row of ``event`` in ``slot``, hash included."""
-    return _values(slot.session_id, slot.seq, slot.prev_hash, event, now)
+def event_values(
+    slot: Slot, event: NewEvent, now: datetime, key: AuditKey | None
+) -> dict[str, Any]:
+    """The row of ``event`` in ``slot``, its link keyed with ``key`` (if any) included."""
+    return _values(slot.session_id, slot.seq, slot.prev_hash, slot.counters, event, now, key)
 
 
 def append(
@@ -168,7 +202,7 @@ def append(
     """Insert the event in ``slot`` (allocated by a session statement), move the session's
     chain head to it and, given a claim, write the idempotency record; return the event's
     values (with its ``id`` if asked). PostgreSQL does all of it in one statement."""
-    values = event_values(slot, event, now)
+    values = event_values(slot, event, now, runtime.keys.current)
     write(connection, runtime, values, claim, claim_result, with_id=with_id)
     return values
 
@@ -207,7 +241,12 @@ def write(
             execute(connection, runtime, idempotency.insert_statement(runtime.tables), parameters)
     if claim is not None:
         claim.recorded = True
-    runtime.remember_head(values["session_id"], values["seq"] + 1, values["hash"])
+    runtime.remember_head(
+        values["session_id"],
+        values["seq"] + 1,
+        values["hash"],
+        (values["cost_used"], values["actions_used"]),
+    )
 
 
 def append_many(
@@ -219,7 +258,11 @@ def append_many(
 ) -> None:
     if not allocated:
         return
-    rows = [_values(row.id, row.seq, row.prev_hash, event, now) for row in allocated]
+    key = runtime.keys.current
+    rows = [
+        _values(row.id, row.seq, row.prev_hash, (row.cost_used, row.actions_used), event, now, key)
+        for row in allocated
+    ]
     connection.execute(insert(runtime.tables.events), rows)
     sessions = runtime.tables.sessions
     connection.execute(

@@ -6,9 +6,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
+from agent_control_plane.errors import MaintenanceRoleRequiredError
+from agent_control_plane.migrations.grants import permission_denied
+from agent_control_plane.rules.anchors import PruneAnchor
 from agent_control_plane.rules.audit import Anchor, StoredEvent
 from agent_control_plane.rules.lifecycle import TERMINAL_STATUSES
 from agent_control_plane.runtime import Runtime
@@ -92,14 +96,39 @@ def prune_until(
     runtime: Runtime,
     session_id: uuid.UUID,
     new_anchor: Anchor,
+    now: datetime,
 ) -> int:
-    """Delete the events up to the anchor and record the anchor on the session row."""
+    """Write the anchor (signed with the current audit key, if any), delete the events up
+    to it and mark the session row with it. Only the maintenance role may: the
+    application's role raises MaintenanceRoleRequiredError."""
+    anchor = PruneAnchor.signed(session_id, new_anchor, now, runtime.keys.current)
     e = runtime.tables.events.c
-    deleted = connection.execute(
-        delete(runtime.tables.events).where(
-            and_(e.session_id == session_id, e.seq <= new_anchor.seq)
+    try:
+        connection.execute(
+            insert(runtime.tables.audit_anchors).values(
+                session_id=anchor.session_id,
+                seq=anchor.seq,
+                hash=anchor.hash,
+                cost_used=anchor.cost_used,
+                actions_used=anchor.actions_used,
+                created_at=anchor.created_at,
+                key_id=anchor.key_id,
+                signature=anchor.signature,
+            )
         )
-    ).rowcount
+        deleted = connection.execute(
+            delete(runtime.tables.events).where(
+                and_(e.session_id == session_id, e.seq <= new_anchor.seq)
+            )
+        ).rowcount
+    except DBAPIError as exc:
+        if not permission_denied(exc):
+            raise
+        raise MaintenanceRoleRequiredError(
+            "this database user may not prune events (it may add history, never delete it): "
+            "run pruning (acp worker --event-retention) as the maintenance role, granted with "
+            "acp db upgrade --grant-maintenance-to ROLE"
+        ) from exc
     sessions = runtime.tables.sessions
     connection.execute(
         update(sessions)

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import SessionNotFoundError
 from agent_control_plane.models import Session
+from agent_control_plane.rules.audit import Counters
 from agent_control_plane.rules.lifecycle import LIVE_STATUSES, TERMINAL_STATUSES, Transition
 from agent_control_plane.runtime import Runtime, SessionFacts, reading
 from agent_control_plane.schema.tables import AcpTables
@@ -49,6 +50,17 @@ class Allocated:
     max_actions: int
     cost_used: Decimal
     max_cost: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """An event built for the seq a charge will allocate: the charge moves the chain head
+    to it only if the seq, the hash and the counters it was built on are still current."""
+
+    seq: int
+    prev_hash: str
+    hash: str
+    counters: Counters  # the session's, before the charge
 
 
 def _allocated_columns(tables: AcpTables) -> list[ColumnElement[Any]]:
@@ -124,6 +136,9 @@ def _charge(
         statement = statement.where(
             s.next_seq == bindparam("p_seq", type_=s.next_seq.type),
             s.last_event_hash == bindparam("p_prev", type_=s.last_event_hash.type),
+            # The event records the counters after the charge: they must be what it assumed.
+            s.cost_used == bindparam("p_cost_before", type_=Money()),
+            s.actions_used == bindparam("p_actions_before", type_=s.actions_used.type),
         ).values(last_event_hash=bindparam("p_head", type_=s.last_event_hash.type))
     return statement.returning(*_allocated_columns(tables)) if returning else statement
 
@@ -177,17 +192,23 @@ def charge(
     now: datetime,
     *,
     advance_seq: bool = True,
-    head: tuple[int, str, str] | None = None,
+    head: Placed | None = None,
 ) -> Allocated | None:
     """Charge one action and ``cost`` and allocate an event seq — only if the session is
     live, unexpired and within both budgets. None means refused (nothing changed).
     ``advance_seq=False`` charges a decision whose seq was already allocated.
-    ``head`` (the seq and previous hash an event was built on, and its hash) also moves the
-    chain head to that event, and refuses unless the seq and previous hash are current."""
+    ``head`` (an event built for the seq this allocates) also moves the chain head to that
+    event, and refuses unless the seq, previous hash and counters it assumed are current."""
     parameters: dict[str, Any] = {"p_session": session_id, "p_cost": cost, "p_now": now}
     moves_head = head is not None
     if head is not None:
-        parameters.update(p_seq=head[0], p_prev=head[1], p_head=head[2])
+        parameters.update(
+            p_seq=head.seq,
+            p_prev=head.prev_hash,
+            p_head=head.hash,
+            p_cost_before=head.counters[0],
+            p_actions_before=head.counters[1],
+        )
     if runtime.dialect != "sqlite":
         return _run(
             connection,
