@@ -88,6 +88,7 @@ class ToolGovernor:
                 self.session_id,
                 request.action,
                 resource=request.resource,
+                resource_root=request.root,
                 args=request.args,
                 cost=request.cost,
                 weight=request.weight,
