@@ -52,7 +52,13 @@ async def test_allowed_call_and_approval_round_trip(tmp_path: Path, core_databas
         first = await client.call_tool("refund", arguments)
         assert first.is_error
         ticket = acp_meta(first)["ticket_id"]
-        assert f"acp approvals approve {ticket}" in text(first)
+        # The agent is told the ticket and that a person must approve it, never the
+        # command that approves it; the operator's log (the proxy's stderr) has that.
+        assert f"ticket {ticket} waits for a person to approve it" in text(first)
+        assert "acp approvals" not in text(first)
+        assert "acp approvals" not in str(acp_meta(first))
+        operator_log = (tmp_path / "proxy.stderr").read_text()
+        assert f"acp approvals approve {ticket} --by NAME" in operator_log
         assert ran(tmp_path) == [{"tool": "echo", "text": "hello"}]
 
         approved = CliRunner().invoke(
