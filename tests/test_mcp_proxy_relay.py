@@ -54,7 +54,7 @@ async def test_notifications_and_cancellations_pass_through(
     _migrated(url)
     notifications: list[types.ServerNotification] = []
     logs: list[types.LoggingMessageNotificationParams] = []
-    progress: list[tuple[float, float | None, str | None]] = []
+    reports: list[tuple[float, float | None, str | None]] = []
 
     async def on_message(message: types.ServerNotification | Exception) -> None:
         assert not isinstance(message, Exception), message
@@ -63,8 +63,8 @@ async def test_notifications_and_cancellations_pass_through(
     async def on_log(params: types.LoggingMessageNotificationParams) -> None:
         logs.append(params)
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append((done, total, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        reports.append((progress, total, message))
 
     options = ["--policy", str(POLICY), "--agent-id", "relay"]
     async with proxied(
@@ -82,8 +82,8 @@ async def test_notifications_and_cancellations_pass_through(
 
         worked = await client.call_tool("work", {}, progress_callback=on_progress)
         assert text(worked) == "work"
-        await _eventually(lambda: len(progress) == 3, "three progress reports")
-        assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+        await _eventually(lambda: len(reports) == 3, "three progress reports")
+        assert reports == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
         await _eventually(lambda: bool(logs), "the server's log message")
         assert (logs[0].level, logs[0].data, logs[0].logger) == ("info", "worked", "t")
 
