@@ -265,3 +265,12 @@ def test_a_session_under_another_policy_is_refused(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "differs" in result.output
+
+
+def test_a_database_without_acp_tables_exits_3(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = CliRunner().invoke(
+        app, ["mcp-proxy", "--url", url, "--policy", str(POLICY), "--", sys.executable, "x"]
+    )
+    assert result.exit_code == 3, result.output
+    assert "acp db upgrade" in result.output
