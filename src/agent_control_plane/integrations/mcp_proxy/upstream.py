@@ -146,7 +146,13 @@ async def _stop(child: ServerProcess) -> None:
 @asynccontextmanager
 async def _server_process(
     command: list[str], errlog: TextIO
-) -> AsyncIterator[tuple[ServerProcess, Any, Any]]:
+) -> AsyncIterator[
+    tuple[
+        ServerProcess,
+        MemoryObjectReceiveStream[SessionMessage | Exception],
+        MemoryObjectSendStream[SessionMessage],
+    ]
+]:
     """Start ``command`` and yield it with the read and write streams of its stdio."""
     try:
         # The operator started the proxy: the server gets the proxy's whole environment,
