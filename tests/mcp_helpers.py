@@ -131,3 +131,25 @@ async def http_client(
     ):
         await client.initialize()
         yield client
+
+
+@asynccontextmanager
+async def connected(
+    transport: str,
+    tmp_path: Path,
+    url: str,
+    *options: str,
+    server: list[str],
+    **session_options: Any,
+) -> AsyncIterator[ClientSession]:
+    """A client of the proxy in front of ``server``, over ``transport``: "stdio", or "http"
+    (a proxy that takes calls without an API key)."""
+    if transport == "stdio":
+        async with proxied(tmp_path, url, *options, server=server, **session_options) as client:
+            yield client
+    else:
+        async with (
+            http_proxy(tmp_path, url, *options, "--allow-anonymous", server=server) as address,
+            http_client(address, None, **session_options) as client,
+        ):
+            yield client

@@ -8,25 +8,22 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types as types
 import pytest
-from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
 from agent_control_plane import ControlPlane
 from tests.mcp_helpers import (
     PROXY,
     TOOLS,
+    connected,
     free_port,
     http_client,
-    http_proxy,
-    proxied,
     ran,
     text,
     wait_for_port,
@@ -50,22 +47,6 @@ def _migrated(url: str) -> None:
         pass  # the proxy only verifies the schema
 
 
-@asynccontextmanager
-async def relayed(
-    transport: str, tmp_path: Path, url: str, **callbacks: Any
-) -> AsyncIterator[ClientSession]:
-    options = ["--policy", str(POLICY), "--agent-id", "relay"]
-    if transport == "stdio":
-        async with proxied(tmp_path, url, *options, server=SERVER, **callbacks) as client:
-            yield client
-    else:
-        async with (
-            http_proxy(tmp_path, url, *options, "--allow-anonymous", server=SERVER) as address,
-            http_client(address, None, **callbacks) as client,
-        ):
-            yield client
-
-
 @pytest.mark.parametrize("transport", ["stdio", "http"])
 async def test_notifications_and_cancellations_pass_through(
     tmp_path: Path, core_database: str, transport: str
@@ -86,8 +67,15 @@ async def test_notifications_and_cancellations_pass_through(
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         reports.append((progress, total, message))
 
-    async with relayed(
-        transport, tmp_path, url, message_handler=on_message, logging_callback=on_log
+    options = ["--policy", str(POLICY), "--agent-id", "relay"]
+    async with connected(
+        transport,
+        tmp_path,
+        url,
+        *options,
+        server=SERVER,
+        message_handler=on_message,
+        logging_callback=on_log,
     ) as client:
         capabilities = client.server_capabilities
         assert capabilities is not None

@@ -9,17 +9,14 @@ proxy said.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from mcp import ClientSession
 
 from agent_control_plane import ControlPlane
-from tests.mcp_helpers import TOOLS, http_client, http_proxy, proxied, text
+from tests.mcp_helpers import TOOLS, connected, text
 
 pytestmark = pytest.mark.slow
 
@@ -90,23 +87,6 @@ def touched(tmp_path: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
-@asynccontextmanager
-async def example_client(
-    transport: str, tmp_path: Path, url: str, folder: Path
-) -> AsyncIterator[ClientSession]:
-    options = ["--policy", str(example_policy(folder, tmp_path)), "--agent-id", "fs-agent"]
-    server = recorded_server(tmp_path, folder)
-    if transport == "stdio":
-        async with proxied(tmp_path, url, *options, server=server) as client:
-            yield client
-    else:
-        async with (
-            http_proxy(tmp_path, url, *options, "--allow-anonymous", server=server) as address,
-            http_client(address, None) as client,
-        ):
-            yield client
-
-
 @pytest.mark.parametrize("transport", ["stdio", "http"])
 async def test_every_spelling_of_a_denied_path_is_denied_before_the_server(
     tmp_path: Path, core_database: str, transport: str
@@ -116,7 +96,9 @@ async def test_every_spelling_of_a_denied_path_is_denied_before_the_server(
         pass  # the proxy only verifies the schema
     folder = served_folder(tmp_path)
     answers: list[tuple[str, dict[str, Any], bool, str, dict[str, Any]]] = []
-    async with example_client(transport, tmp_path, url, folder) as client:
+    options = ["--policy", str(example_policy(folder, tmp_path)), "--agent-id", "fs-agent"]
+    server = recorded_server(tmp_path, folder)
+    async with connected(transport, tmp_path, url, *options, server=server) as client:
         allowed = await client.call_tool("read_file", {"path": "./notes.txt"})
         assert not allowed.is_error, text(allowed)
         assert text(allowed) == "buy milk\n"
