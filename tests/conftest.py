@@ -77,3 +77,13 @@ def _acp_loggers_enabled() -> None:
     for name, logger in list(logging.root.manager.loggerDict.items()):
         if name.startswith("agent_control_plane") and isinstance(logger, logging.Logger):
             logger.disabled = False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def core_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL on SQLite and on PostgreSQL: for tests that run processes, where
+    the third dialect adds time but no new path."""
+    if request.param == "postgresql":
+        database: TestDatabase = request.getfixturevalue("pg_database")
+        return database.url_string
+    return f"sqlite:///{tmp_path / 'acp.db'}"

@@ -92,7 +92,16 @@ def test_refusals_raise_before_the_function_runs(control_plane: ControlPlane) ->
         refund("order/9", "25.00")
     ticket_id = required.value.ticket_id
     assert ticket_id is not None
-    assert f"acp approvals approve {ticket_id}" in str(required.value)
+    # What the agent may read names the ticket and waits for a person; only the
+    # operator's message says how to approve it.
+    assert str(required.value) == (
+        f"issue_refund needs a person's approval (tier.always_approve:issue_refund): "
+        f"ticket {ticket_id} waits for a person to approve it; once a person has, the "
+        "identical call goes through."
+    )
+    assert required.value.operator_message.endswith(
+        f": acp approvals approve {ticket_id} --by NAME"
+    )
     assert ran == []
 
     # The approved call goes through once; a different call still needs its own approval.

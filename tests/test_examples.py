@@ -88,6 +88,9 @@ def test_mcp_proxy_example(tmp_path: Path) -> None:
     for line in (
         "read_file(path='notes.txt'): ok",
         "read_file(path='secrets/key.txt'): refused (assets.out_of_scope)",
+        "read_file(path='./notes/../secrets/key.txt'): refused (assets.out_of_scope)",
+        "list_dir(path='secrets'): refused (assets.out_of_scope)",
+        "read_file(path='../../etc/passwd'): refused (assets.invalid_resource)",
         "delete_file(path='notes.txt'): refused (tier.blocked:fs.delete)",
         "write_file(path='todo.txt', text='call mum\\n'): refused (tier.always_approve:fs.write)",
         "write_file(path='todo.txt', text='call mum\\n'): ok",
@@ -96,6 +99,9 @@ def test_mcp_proxy_example(tmp_path: Path) -> None:
         "todo.txt: call mum",
     ):
         assert line in lines, output
+    # The absolute path to the secret, under the server's root, is the same resource.
+    (absolute,) = [line for line in lines if line.startswith("read_file(path='/")]
+    assert absolute.endswith("/secrets/key.txt'): refused (assets.out_of_scope)")
     # Approved once: the identical write after the approved one needs a new approval.
     writes = [line for line in lines if line.startswith("write_file(")]
     assert [w.rsplit(": ", 1)[1] for w in writes] == [

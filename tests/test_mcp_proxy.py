@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -16,57 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx2  # the HTTP client the MCP SDK's transports take
-import mcp_types as types
 import pytest
-from mcp import ClientSession, StdioServerParameters, stdio_client
-from mcp.client.streamable_http import streamable_http_client
 from typer.testing import CliRunner
 
 from agent_control_plane import ControlPlane
 from agent_control_plane.cli import app
-from tests.databases import TestDatabase
+from tests.mcp_helpers import (
+    POLICY,
+    TOOL_SERVER,
+    acp_meta,
+    http_client,
+    http_proxy,
+    proxied,
+    ran,
+    text,
+)
 
 pytestmark = pytest.mark.slow
-
-HERE = Path(__file__).parent
-POLICY = HERE / "mcp_tools" / "policy.yaml"
-TOOL_SERVER = HERE / "mcp_tools" / "tool_server.py"
-PROXY = [sys.executable, "-m", "agent_control_plane.cli", "mcp-proxy"]
-
-
-@asynccontextmanager
-async def proxied(tmp_path: Path, url: str, *options: str) -> AsyncIterator[ClientSession]:
-    """An initialized client session with ``acp mcp-proxy`` in front of the tool server."""
-    parameters = StdioServerParameters(
-        command=PROXY[0],
-        args=[*PROXY[1:], "--url", url, *options, "--", sys.executable, str(TOOL_SERVER)],
-        env={"ACP_TEST_TOOL_LOG": str(tmp_path / "ran.jsonl")},
-    )
-    with (tmp_path / "proxy.stderr").open("a") as errlog:
-        async with (
-            stdio_client(parameters, errlog=errlog) as (read, write),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
-            yield session
-
-
-def ran(tmp_path: Path) -> list[dict[str, Any]]:
-    """What the real server executed, in order."""
-    log = tmp_path / "ran.jsonl"
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines()]
-
-
-def text(result: types.CallToolResult) -> str:
-    return " ".join(b.text for b in result.content if isinstance(b, types.TextContent))
-
-
-def acp_meta(result: types.CallToolResult) -> dict[str, Any]:
-    assert result.meta is not None
-    meta: dict[str, Any] = result.meta["agent_control_plane"]
-    return meta
 
 
 def open_session(url: str, **budget: Any) -> str:
@@ -78,14 +38,6 @@ def open_session(url: str, **budget: Any) -> str:
             max_actions=budget.get("max_actions", 100),
         )
     return str(session.id)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def core_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        database: TestDatabase = request.getfixturevalue("pg_database")
-        return database.url_string
-    return f"sqlite:///{tmp_path / 'acp.db'}"
 
 
 async def test_allowed_call_and_approval_round_trip(tmp_path: Path, core_database: str) -> None:
@@ -100,7 +52,13 @@ async def test_allowed_call_and_approval_round_trip(tmp_path: Path, core_databas
         first = await client.call_tool("refund", arguments)
         assert first.is_error
         ticket = acp_meta(first)["ticket_id"]
-        assert f"acp approvals approve {ticket}" in text(first)
+        # The agent is told the ticket and that a person must approve it, never the
+        # command that approves it; the operator's log (the proxy's stderr) has that.
+        assert f"ticket {ticket} waits for a person to approve it" in text(first)
+        assert "acp approvals" not in text(first)
+        assert "acp approvals" not in str(acp_meta(first))
+        operator_log = (tmp_path / "proxy.stderr").read_text()
+        assert f"acp approvals approve {ticket} --by NAME" in operator_log
         assert ran(tmp_path) == [{"tool": "echo", "text": "hello"}]
 
         approved = CliRunner().invoke(
@@ -237,54 +195,11 @@ async def test_a_session_the_proxy_opened_is_completed_when_the_client_leaves(
     assert f"session {session.id}" in (tmp_path / "proxy.stderr").read_text()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the proxy exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"nothing listens on {port}")
-
-
 @asynccontextmanager
 async def _http_proxy(tmp_path: Path, url: str, *options: str) -> AsyncIterator[str]:
-    """A proxy serving streamable HTTP; yields its /mcp address."""
-    sid = open_session(url)
-    port = _free_port()
-    command = [*PROXY, "--url", url, "--session", sid, "--listen", f"127.0.0.1:{port}", *options]
-    env = {**os.environ, "ACP_TEST_TOOL_LOG": str(tmp_path / "ran.jsonl")}
-    with (tmp_path / "proxy.stderr").open("w") as errlog:
-        process = subprocess.Popen(
-            [*command, "--", sys.executable, str(TOOL_SERVER)], env=env, stderr=errlog
-        )
-    try:
-        _wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0, (tmp_path / "proxy.stderr").read_text()
-
-
-@asynccontextmanager
-async def _http_client(address: str, key: str | None) -> AsyncIterator[ClientSession]:
-    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=30) as http,
-        streamable_http_client(address, http_client=http) as (read, write),
-        ClientSession(read, write) as client,
-    ):
-        await client.initialize()
-        yield client
+    """A proxy serving streamable HTTP for a new session under the test policy."""
+    async with http_proxy(tmp_path, url, "--session", open_session(url), *options) as address:
+        yield address
 
 
 async def test_streamable_http_variant_takes_calls_only_with_an_api_key(tmp_path: Path) -> None:
@@ -294,7 +209,7 @@ async def test_streamable_http_variant_takes_calls_only_with_an_api_key(tmp_path
         viewer_key = cp.create_api_key("viewer").key
         other_tenant = cp.create_api_key("agent", tenant="globex").key
     async with _http_proxy(tmp_path, url) as address:
-        async with _http_client(address, agent_key) as client:
+        async with http_client(address, agent_key) as client:
             assert not (await client.call_tool("echo", {"text": "over http"})).is_error
             refused = await client.call_tool("delete_file", {"path": "/x"})
             assert acp_meta(refused)["reason"] == "tier.blocked:fs.delete"
@@ -314,7 +229,7 @@ async def test_streamable_http_variant_anonymous_on_request(tmp_path: Path) -> N
     url = f"sqlite:///{tmp_path / 'acp.db'}"
     async with (
         _http_proxy(tmp_path, url, "--allow-anonymous") as address,
-        _http_client(address, None) as client,
+        http_client(address, None) as client,
     ):
         assert not (await client.call_tool("echo", {"text": "anyone"})).is_error
     assert ran(tmp_path) == [{"tool": "echo", "text": "anyone"}]
@@ -350,3 +265,12 @@ def test_a_session_under_another_policy_is_refused(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "differs" in result.output
+
+
+def test_a_database_without_acp_tables_exits_3(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = CliRunner().invoke(
+        app, ["mcp-proxy", "--url", url, "--policy", str(POLICY), "--", sys.executable, "x"]
+    )
+    assert result.exit_code == 3, result.output
+    assert "acp db upgrade" in result.output

@@ -6,7 +6,9 @@ through ``acp mcp-proxy``.
 It starts the proxy exactly as an MCP host (Claude Desktop, an IDE, an agent framework)
 would be configured to: ``acp mcp-proxy --policy policy.yaml -- python fs_server.py DIR``.
 A person's approval is given in-process here; in real life it is
-``acp approvals approve TICKET --by NAME`` from another terminal.
+``acp approvals approve TICKET --by NAME`` from another terminal. The policy names the
+folder the server serves (``root: /srv/files``); this demo serves a scratch folder, so it
+runs a copy of the policy that names that folder instead.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+import yaml
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from agent_control_plane import ControlPlane
@@ -43,6 +46,16 @@ async def call(client: ClientSession, tool: str, **arguments: Any) -> types.Call
     return result
 
 
+def policy_for(folder: Path) -> Path:
+    """The example policy, with the scratch folder as the server's root."""
+    document = yaml.safe_load((HERE / "policy.yaml").read_text())
+    for mapping in document["tools"].values():
+        mapping["root"] = str(folder)
+    path = folder.parent / "policy.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
 async def main(url: str, folder: Path) -> None:
     (folder / "notes.txt").write_text("buy milk\n")
     (folder / "secrets").mkdir()
@@ -53,7 +66,7 @@ async def main(url: str, folder: Path) -> None:
         command=sys.executable,
         args=[
             *("-m", "agent_control_plane.cli", "mcp-proxy"),
-            *("--policy", str(HERE / "policy.yaml"), "--url", url, "--agent-id", "fs-agent"),
+            *("--policy", str(policy_for(folder)), "--url", url, "--agent-id", "fs-agent"),
             *("--hide-blocked", "--", sys.executable, str(HERE / "fs_server.py"), str(folder)),
         ],
     )
@@ -64,6 +77,10 @@ async def main(url: str, folder: Path) -> None:
         await call(client, "list_dir", path=".")
         await call(client, "read_file", path="notes.txt")
         await call(client, "read_file", path="secrets/key.txt")
+        await call(client, "read_file", path="./notes/../secrets/key.txt")
+        await call(client, "read_file", path=str(folder / "secrets" / "key.txt"))
+        await call(client, "list_dir", path="secrets")
+        await call(client, "read_file", path="../../etc/passwd")
         await call(client, "delete_file", path="notes.txt")
         pending = await call(client, "write_file", path="todo.txt", text="call mum\n")
         ticket = _acp(pending)["ticket_id"]

@@ -122,12 +122,19 @@ class ActionNotAllowed(ControlPlaneError):
     """``govern`` did not allow a governed call; ``decision`` holds the full answer.
 
     Raised by ``@governed`` before the function runs. Catch this to handle every
-    refusal alike, or one of its three subclasses to tell them apart.
+    refusal alike, or one of its three subclasses to tell them apart. Its message is
+    written for the agent (it may be shown to a model); ``operator_message`` is for the
+    operator's log.
     """
 
     def __init__(self, message: str, decision: Decision) -> None:
         super().__init__(message)
         self.decision = decision
+
+    @property
+    def operator_message(self) -> str:
+        """What the operator's log says about this refusal (what to do about it)."""
+        return str(self)
 
 
 class ActionDenied(ActionNotAllowed):
@@ -142,14 +149,16 @@ class ApprovalRequired(ActionNotAllowed):
     """A person must approve the action first. ``ticket_id`` names the approval ticket.
 
     Once it is approved, the identical call goes through (exactly once for a
-    single-use approval).
+    single-use approval). The message names the ticket and says a person must approve
+    it; only ``operator_message`` names the command that approves it, because an agent
+    that reads it should wait for a person, not run it.
     """
 
     def __init__(self, decision: Decision) -> None:
         ticket = decision.ticket_id
         how = (
-            f"ticket {ticket}. Approve it with `acp approvals approve {ticket} --by NAME`, "
-            "then repeat the identical call."
+            f"ticket {ticket} waits for a person to approve it; once a person has, "
+            "the identical call goes through."
             if ticket is not None
             else "no ticket was opened (the policy runs in dry_run mode)."
         )
@@ -157,6 +166,16 @@ class ApprovalRequired(ActionNotAllowed):
             f"{decision.action} needs a person's approval ({decision.reason}): {how}", decision
         )
         self.ticket_id = ticket
+
+    @property
+    def operator_message(self) -> str:
+        decision = self.decision
+        if self.ticket_id is None:
+            return str(self)
+        return (
+            f"{decision.action} in session {decision.session_id} waits for approval "
+            f"({decision.reason}): acp approvals approve {self.ticket_id} --by NAME"
+        )
 
 
 class ActionSteered(ActionNotAllowed):
@@ -166,6 +185,20 @@ class ActionSteered(ActionNotAllowed):
         guidance = decision.guidance or ""
         super().__init__(f"{decision.action} was steered: {guidance}", decision)
         self.guidance = guidance
+
+
+class McpServerError(ControlPlaneError):
+    """The MCP server ``acp mcp-proxy`` runs did not start, or stopped. The message is one
+    line: the command, its exit code (``exit_code``, None if it never ran or still runs)
+    and the end of its stderr (``stderr_tail``)."""
+
+    def __init__(
+        self, message: str, *, command: list[str], exit_code: int | None, stderr_tail: list[str]
+    ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
 
 
 class AuthenticationError(ControlPlaneError):

@@ -33,6 +33,7 @@ from agent_control_plane.errors import (
     ControlPlaneError,
     GovernanceUnavailableError,
     InvalidInputError,
+    McpServerError,
     SchemaNotCurrentError,
 )
 from agent_control_plane.migrations.runner import Migrator
@@ -46,6 +47,7 @@ class ExitCode(IntEnum):
     FAILED = 1
     USAGE = 2
     UNAVAILABLE = 3
+    SERVER = 4
 
     @property
     def meaning(self) -> str:
@@ -63,6 +65,9 @@ _MEANINGS = {
         "the database cannot be reached, or its ACP schema is not current "
         "(run the acp db upgrade command the message names)"
     ),
+    ExitCode.SERVER: (
+        "acp mcp-proxy: the MCP server it runs did not start, or stopped while it served"
+    ),
 }
 
 
@@ -76,6 +81,8 @@ def exit_code_for(error: BaseException) -> ExitCode:
         return ExitCode.USAGE
     if isinstance(error, SchemaNotCurrentError | GovernanceUnavailableError | _UNREACHABLE):
         return ExitCode.UNAVAILABLE
+    if isinstance(error, McpServerError):
+        return ExitCode.SERVER
     return ExitCode.FAILED
 
 

@@ -8,7 +8,13 @@ from typing import Annotated
 
 import typer
 
-from agent_control_plane.cli.common import ExitCode, PrefixOption, SchemaOption, UrlOption, fail
+from agent_control_plane.cli.common import (
+    PrefixOption,
+    SchemaOption,
+    UrlOption,
+    exit_code_for,
+    fail,
+)
 from agent_control_plane.errors import (
     ConfigurationError,
     ControlPlaneError,
@@ -103,4 +109,4 @@ def mcp_proxy(
     except (ConfigurationError, PolicyError, InvalidInputError) as exc:
         raise fail(str(exc)) from exc
     except ControlPlaneError as exc:
-        raise fail(str(exc), ExitCode.FAILED) from exc
+        raise fail(str(exc), exit_code_for(exc)) from exc

@@ -13,7 +13,7 @@ from agent_control_plane.errors import InvalidInputError
 from agent_control_plane.models import Decision, Event
 from agent_control_plane.operations import approvals, checks
 from agent_control_plane.operations.once import run_once, scope
-from agent_control_plane.rules import budget, lifecycle, validation
+from agent_control_plane.rules import budget, lifecycle, resources, validation
 from agent_control_plane.rules.audit import plus
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import CompiledPolicy, Outcome, Route
@@ -26,6 +26,7 @@ from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.sessions import Allocated, Placed
 
 OUTCOME_STATUSES = ("succeeded", "failed", "cancelled")
+INVALID_RESOURCE = Route(Outcome.DENIED, resources.INVALID)
 
 
 def govern(
@@ -41,6 +42,7 @@ def govern(
     score: float | None = None,
     idempotency_key: str | None = None,
     context: dict[str, Any] | None = None,
+    resource_root: str | None = None,
 ) -> Decision:
     """Decide whether the agent may perform ``action`` now, charge it, and record it.
 
@@ -51,11 +53,18 @@ def govern(
     SessionNotFoundError for an unknown session. ``context`` (e.g. correlation ids)
     is stored with the decision event only: it is not part of what is decided or
     approved, nor of the request an idempotency key is compared with.
+
+    ``resource`` is decided, bound to approvals and stored in its canonical form
+    (``./a/../b`` is ``b``); one that has none, such as a ``..`` climbing out of its
+    root, is denied with reason ``assets.invalid_resource``. ``resource_root`` (an
+    absolute path, such as an MCP server's folder) makes absolute paths under it
+    relative, and denies those outside it.
     """
     sid = validation.session_id(session_id)
+    resource, resource_valid = _canonical_resource(resource, resource_root)
     proposal = Proposal(
         action=validation.required_text(action, "action"),
-        resource=validation.resource(resource),
+        resource=resource,
         args=validation.document(args, "args") or {},
         cost=validation.money(cost, "cost"),
         weight=validation.unit_interval(weight, "weight"),
@@ -65,7 +74,7 @@ def govern(
     correlation = validation.document(context, "context")
     facts = runtime.session_facts(connection, sid)
     policy = runtime.policy(connection, facts.policy_id)
-    route = runtime.route(policy, proposal)
+    route = runtime.route(policy, proposal) if resource_valid else INVALID_RESOURCE
     request = [
         str(sid),
         proposal.action,
@@ -89,6 +98,19 @@ def govern(
         request=request,
         look_first=False,
     )
+
+
+def _canonical_resource(resource: Any, root: Any) -> tuple[str | None, bool]:
+    """The resource in canonical form and True; as given and False if it has none."""
+    given = validation.resource(resource)
+    root_path = validation.resource_root(root)
+    if given is None:
+        return None, True
+    try:
+        canonical = resources.canonical(given, root_path)
+    except resources.InvalidResource:
+        return given, False
+    return validation.resource(canonical), True
 
 
 def _decide(

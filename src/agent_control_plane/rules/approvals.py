@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from agent_control_plane.errors import InvalidInputError
-from agent_control_plane.rules import validation
+from agent_control_plane.rules import resources, validation
 from agent_control_plane.rules.canonical import digest
 from agent_control_plane.rules.proposal import Proposal
 
@@ -37,15 +36,15 @@ class ScopeLimits:
         unknown = set(limits) - {"resources", "max_cost", "max_count", "expires_at"}
         if unknown:
             raise InvalidInputError("scope_limits", f"unknown keys {sorted(unknown)}")
-        resources = limits.get("resources")
-        if resources is not None and (
-            not isinstance(resources, list) or not all(isinstance(r, str) for r in resources)
+        patterns = limits.get("resources")
+        if patterns is not None and (
+            not isinstance(patterns, list) or not all(isinstance(r, str) for r in patterns)
         ):
             raise InvalidInputError("scope_limits", "resources must be a list of strings")
         max_cost = limits.get("max_cost")
         max_count = limits.get("max_count")
         return cls(
-            resources=resources,
+            resources=None if patterns is None else [_canonical_pattern(p) for p in patterns],
             max_cost=None
             if max_cost is None
             else validation.money(max_cost, "scope_limits.max_cost"),
@@ -56,8 +55,18 @@ class ScopeLimits:
         )
 
 
-def covers_resource(resources: list[str] | None, resource: str | None) -> bool:
-    """Whether a session scope's resource list admits ``resource`` (None: any resource)."""
-    if resources is None:
+def _canonical_pattern(pattern: str) -> str:
+    try:
+        return resources.canonical(pattern)
+    except resources.InvalidResource as exc:
+        raise InvalidInputError(
+            "scope_limits", f"resource pattern {pattern!r} can never match: {exc}"
+        ) from None
+
+
+def covers_resource(patterns: list[str] | None, resource: str | None) -> bool:
+    """Whether a session scope's resource patterns admit a canonical ``resource`` (None:
+    any resource), in the exact letter case."""
+    if patterns is None:
         return True
-    return resource is not None and any(fnmatch.fnmatchcase(resource, r) for r in resources)
+    return resource is not None and any(resources.matches(resource, p) for p in patterns)

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from agent_control_plane.errors import PolicyError
-from agent_control_plane.rules import conditions
+from agent_control_plane.rules import conditions, resources
 from agent_control_plane.rules.canonical import canonical_json, digest
 from agent_control_plane.rules.durations import parse_duration
 from agent_control_plane.schema.types import to_money
@@ -80,10 +80,23 @@ class Risk(_Model):
 
 
 class Assets(_Model):
-    """Resource patterns the session may touch: ``deny`` wins, empty ``allow`` allows all."""
+    """Resource patterns the session may touch: ``deny`` wins, empty ``allow`` allows all.
+
+    Patterns are compared in canonical form (see ``rules/resources.py``), as resources are.
+    """
 
     allow: list[str] = Field(default_factory=list)
     deny: list[str] = Field(default_factory=list)
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _canonical(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                resources.canonical(value)
+            except resources.InvalidResource as exc:
+                raise ValueError(f"{value!r} can never match a resource: {exc}") from None
+        return values
 
 
 def _simple_pattern(value: str) -> str:
@@ -166,6 +179,9 @@ class ToolMapping(_Model):
     risk: ToolRisk = Field(default_factory=ToolRisk)
     cost: Decimal = Decimal(0)
     resource: str | None = Field(default=None, min_length=1, max_length=500)
+    # The folder the MCP server serves: absolute paths under it are made relative to it
+    # (so they match the relative asset patterns), paths outside it are denied.
+    root: str | None = Field(default=None, min_length=1, max_length=500)
 
     @field_validator("action")
     @classmethod
@@ -186,6 +202,16 @@ class ToolMapping(_Model):
     def _template(cls, value: str | None) -> str | None:
         if value is not None:
             template_fields(value)
+        return value
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                resources.canonical_root(value)
+            except resources.InvalidResource as exc:
+                raise ValueError(f"root {value!r}: {exc}") from None
         return value
 
 
@@ -282,6 +308,20 @@ class PolicyDocument(_Model):
             if not _NAME_RE.match(capability):
                 raise ValueError(f"capability {capability!r} is not a valid name")
         return values
+
+    @model_validator(mode="after")
+    def _patterns_relative_to_roots(self) -> PolicyDocument:
+        # Under a root, resources are relative: an absolute pattern there would never match.
+        roots = {resources.canonical_root(m.root) for m in self.tools.values() if m.root}
+        for pattern in (*self.assets.allow, *self.assets.deny):
+            for root in roots:
+                relative = resources.relative_to_root(resources.canonical(pattern), root)
+                if relative is not None:
+                    raise ValueError(
+                        f"assets pattern {pattern!r} is under the tools' root {root}: "
+                        f"write it relative to the root, as {relative!r}"
+                    )
+        return self
 
     @property
     def needs_history(self) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from agent_control_plane.rules import conditions
+from agent_control_plane.rules import conditions, resources
 from agent_control_plane.rules.policy import PolicyDocument
 from agent_control_plane.rules.proposal import Proposal
 
@@ -74,6 +74,9 @@ class CompiledPolicy:
     auto_approve: _Tier
     steer: _Tier
     unrestricted: _Tier
+    # The assets patterns in canonical form, the form every resource is compared in.
+    allowed_resources: tuple[str, ...] = ()
+    denied_resources: tuple[str, ...] = ()
 
     @classmethod
     def compile(cls, document: PolicyDocument) -> CompiledPolicy:
@@ -85,6 +88,8 @@ class CompiledPolicy:
             auto_approve=_Tier(tiers.auto_approve),
             steer=_Tier(tiers.steer),
             unrestricted=_Tier(tiers.unrestricted),
+            allowed_resources=tuple(map(resources.canonical, document.assets.allow)),
+            denied_resources=tuple(map(resources.canonical, document.assets.deny)),
         )
 
     @property
@@ -95,13 +100,15 @@ class CompiledPolicy:
 CallEvaluator = Callable[[str, dict[str, Any], Proposal], bool]
 
 
-def _resource_allowed(document: PolicyDocument, resource: str | None) -> bool:
-    assets = document.assets
+def _resource_allowed(policy: CompiledPolicy, resource: str | None) -> bool:
+    """Whether the policy's assets admit a canonical ``resource``: deny patterns match in
+    any letter case, allow patterns exactly."""
+    allowed = policy.allowed_resources
     if resource is None:
-        return not assets.allow
-    if any(fnmatch.fnmatchcase(resource, pattern) for pattern in assets.deny):
+        return not allowed
+    if any(resources.matches(resource, p, any_case=True) for p in policy.denied_resources):
         return False
-    return not assets.allow or any(fnmatch.fnmatchcase(resource, p) for p in assets.allow)
+    return not allowed or any(resources.matches(resource, p) for p in allowed)
 
 
 def route(policy: CompiledPolicy, proposal: Proposal, call_evaluator: CallEvaluator) -> Route:
@@ -115,7 +122,7 @@ def route(policy: CompiledPolicy, proposal: Proposal, call_evaluator: CallEvalua
     action = proposal.action
     if (hit := policy.blocked.match(action)) is not None:
         return Route(Outcome.DENIED, f"tier.blocked:{hit}")
-    if not _resource_allowed(document, proposal.resource):
+    if not _resource_allowed(policy, proposal.resource):
         return Route(Outcome.DENIED, "assets.out_of_scope")
     for rule in document.rules:
         if conditions.evaluate(rule.when, proposal, call_evaluator):

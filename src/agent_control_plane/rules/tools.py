@@ -23,6 +23,8 @@ class ToolRequest:
     tool: str
     action: str
     resource: str | None
+    # The server's folder, if the mapping names one: govern() resolves paths against it.
+    root: str | None
     args: dict[str, Any]
     cost: Decimal
     weight: float | None
@@ -66,6 +68,7 @@ def tool_request(
         tool=tool,
         action=mapping.action,
         resource=_resource(mapping, tool, args),
+        root=mapping.root,
         args=args,
         cost=mapping.cost,
         weight=mapping.risk.weight,

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from agent_control_plane.errors import InvalidInputError
+from agent_control_plane.rules import resources
 from agent_control_plane.rules.canonical import json_document
 from agent_control_plane.schema.tables import ID_LENGTH, KEY_LENGTH, RESOURCE_LENGTH
 from agent_control_plane.schema.types import to_money
@@ -98,6 +99,17 @@ def idempotency_key(value: Any) -> str | None:
 
 def resource(value: Any) -> str | None:
     return text(value, "resource", limit=RESOURCE_LENGTH, optional=True)
+
+
+def resource_root(value: Any) -> str | None:
+    """An absolute folder path in canonical form (None stays None)."""
+    root = text(value, "resource_root", limit=RESOURCE_LENGTH, optional=True)
+    if root is None:
+        return None
+    try:
+        return resources.canonical_root(root)
+    except resources.InvalidResource as exc:
+        raise InvalidInputError("resource_root", str(exc)) from None
 
 
 def event_kind(value: Any) -> str:

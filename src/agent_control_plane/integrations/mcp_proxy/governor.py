@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import mcp_types as types
 
 from agent_control_plane.control_plane import AsyncControlPlane
@@ -53,11 +54,14 @@ class ToolGovernor:
         policy: CompiledPolicy,
         *,
         hide_blocked: bool = False,
+        tell_operator: Callable[[str], None] = logger.warning,
     ) -> None:
         self.control_plane = control_plane
         self.session_id = session_id
         self.policy = policy
         self.hide_blocked = hide_blocked
+        # The operator's log: what the agent is not told, such as how to approve a ticket.
+        self.tell_operator = tell_operator
 
     def listed(self, result: types.ListToolsResult) -> types.ListToolsResult:
         """The server's tool list, less the tools the policy blocks when hiding them."""
@@ -88,6 +92,7 @@ class ToolGovernor:
                 self.session_id,
                 request.action,
                 resource=request.resource,
+                resource_root=request.root,
                 args=request.args,
                 cost=request.cost,
                 weight=request.weight,
@@ -103,9 +108,16 @@ class ToolGovernor:
             )
         refused_by = refusal(decision)
         if refused_by is not None:
+            if decision.ticket_id is not None:
+                self.tell_operator(refused_by.operator_message)
             return _error_result(str(refused_by), self._details(decision, correlation))
         try:
             result = await forward()
+        except anyio.get_cancelled_exc_class():
+            # The client cancelled the call (the server was told): record it as such.
+            with anyio.CancelScope(shield=True):
+                await self._record(decision, "cancelled", correlation)
+            raise
         except Exception as error:
             await self._record(decision, "failed", correlation, error=repr(error)[:_SUMMARY_LIMIT])
             raise
@@ -123,7 +135,6 @@ class ToolGovernor:
         details = {"outcome": decision.outcome.value, "reason": decision.reason, **correlation}
         if decision.ticket_id is not None:
             details["ticket_id"] = str(decision.ticket_id)
-            details["approve_with"] = f"acp approvals approve {decision.ticket_id} --by NAME"
         if decision.guidance is not None:
             details["guidance"] = decision.guidance
         return details
