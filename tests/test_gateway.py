@@ -100,12 +100,12 @@ def test_open_govern_approve_govern_outcome(gateway: Gateway) -> None:
     )
 
     assert agent.post(f"/v1/sessions/{sid}/heartbeat").json()["killed"] is False
-    emitted = agent.post(f"/v1/sessions/{sid}/events", {"kind": "note", "payload": {"a": 1}})
+    emitted = agent.post(f"/v1/sessions/{sid}/events", {"kind": "app.note", "payload": {"a": 1}})
     assert emitted.status_code == 201, emitted.text
     kinds = [event["kind"] for event in agent.get(f"/v1/sessions/{sid}/events").json()]
     assert kinds[0] == "session.opened"
     assert kinds.count("decision") == 3
-    assert kinds[-2:] == ["outcome", "note"]
+    assert kinds[-2:] == ["outcome", "app.note"]
     assert admin.get("/v1/audit/verify").json()["ok"] is True
     completed = agent.post(f"/v1/sessions/{sid}/complete", {"reason": "done"})
     assert completed.json()["status"] == "completed"
@@ -370,12 +370,12 @@ def test_the_event_stream_follows_the_feed(sqlite_gateway: Gateway) -> None:
     assert resumed[0]["id"] == replay[1]["id"]
 
     # Without a cursor the stream starts at the head: only what commits next arrives.
-    timer = threading.Timer(0.3, lambda: gateway.control_plane.emit(sid, "later", {"n": 1}))
+    timer = threading.Timer(0.3, lambda: gateway.control_plane.emit(sid, "app.later", {"n": 1}))
     timer.start()
     live = stream(max_events=1)
     timer.join()
-    assert live[0]["event"] == "later"
-    assert '"kind":"later"' in live[0]["data"]
+    assert live[0]["event"] == "app.later"
+    assert '"kind":"app.later"' in live[0]["data"]
 
 
 def test_probes_and_an_unmigrated_database(tmp_path: Path) -> None:
