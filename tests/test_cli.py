@@ -30,7 +30,7 @@ def test_upgrade_current_check_stamp_downgrade(database: TestDatabase) -> None:
     assert code == 0, output
     assert "applied upgrade acp_0001" in output
     code, output = acp("db", "current", "--url", url)
-    assert (code, "acp_0001 (head is acp_0007)" in output) == (1, True)
+    assert (code, "acp_0001 (head is acp_0008)" in output) == (1, True)
     code, output = acp("db", "upgrade", "--url", url)
     assert (code, "applied upgrade acp_0002" in output) == (0, True)
     assert "applied upgrade acp_0003" in output
@@ -38,18 +38,20 @@ def test_upgrade_current_check_stamp_downgrade(database: TestDatabase) -> None:
     assert "applied upgrade acp_0005" in output
     assert "applied upgrade acp_0006" in output
     assert "applied upgrade acp_0007" in output
+    assert "applied upgrade acp_0008" in output
     code, output = acp("db", "current", "--url", url)
-    assert (code, "acp_0007 (up to date)" in output) == (0, True)
+    assert (code, "acp_0008 (up to date)" in output) == (0, True)
     code, output = acp("db", "check", "--url", url)
     assert (code, "No drift" in output) == (0, True)
 
     code, output = acp("db", "stamp", "base", "--url", url)
     assert code == 0
     assert acp("db", "current", "--url", url)[0] == 1
-    assert acp("db", "stamp", "acp_0007", "--url", url)[0] == 0
+    assert acp("db", "stamp", "acp_0008", "--url", url)[0] == 0
 
     code, output = acp("db", "downgrade", "base", "--url", url)
     assert code == 0, output
+    assert "applied downgrade acp_0008" in output
     assert "applied downgrade acp_0007" in output
     assert "applied downgrade acp_0006" in output
     assert "applied downgrade acp_0005" in output
@@ -91,7 +93,7 @@ def test_url_and_layout_come_from_the_environment(
     monkeypatch.setenv("ACP_TABLE_PREFIX", "env_")
     assert acp("db", "upgrade")[0] == 0
     code, output = acp("db", "current")
-    assert (code, "acp_0007 (up to date)" in output) == (0, True)
+    assert (code, "acp_0008 (up to date)" in output) == (0, True)
     layout = resolve_layout(database.dialect, table_prefix="env_")
     engine = create_engine(database.url)
     with engine.connect() as connection:

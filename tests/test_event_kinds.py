@@ -116,7 +116,7 @@ async def test_the_async_emit_takes_only_app_kinds(
 
 def test_the_gateway_refuses_acp_kinds_with_422(gateway: Gateway) -> None:
     admin = gateway.as_role("admin")
-    agent = gateway.as_role("agent")
+    agent = gateway.as_role("agent", agents=["bot"])
     policy = admin.post("/v1/policies", POLICY).json()["id"]
     body = {"agent_id": "bot", "policy": policy, "max_cost": "1", "max_actions": 5}
     sid = agent.post("/v1/sessions", body).json()["id"]

@@ -49,7 +49,7 @@ def _open(api: Api, policy: Any, **fields: Any) -> dict[str, Any]:
 
 def test_open_govern_approve_govern_outcome(gateway: Gateway) -> None:
     admin = gateway.as_role("admin")
-    agent = gateway.as_role("agent")
+    agent = gateway.as_role("agent", agents=["bot"])
     approver = gateway.as_role("approver", name="alice")
     session = _open(agent, _policy_id(admin), name="ticket-1")
     sid = session["id"]
@@ -117,7 +117,7 @@ def test_open_govern_approve_govern_outcome(gateway: Gateway) -> None:
 def test_roles_and_keys(sqlite_gateway: Gateway) -> None:
     gateway = sqlite_gateway
     admin = gateway.as_role("admin")
-    agent = gateway.as_role("agent")
+    agent = gateway.as_role("agent", agents=["bot"])
     viewer = gateway.as_role("viewer")
     approver = gateway.as_role("approver")
     policy = _policy_id(admin)
@@ -172,7 +172,7 @@ def test_roles_and_keys(sqlite_gateway: Gateway) -> None:
 def test_tenant_keys_are_confined_to_their_tenant(gateway: Gateway) -> None:
     root = gateway.as_role("admin")
     acme_admin = gateway.as_role("admin", tenant="acme")
-    acme_agent = gateway.as_role("agent", tenant="acme")
+    acme_agent = gateway.as_role("agent", tenant="acme", agents=["bot"])
     acme_viewer = gateway.as_role("viewer", tenant="acme")
     policy = _policy_id(root)
     ours = _open(acme_agent, policy)
@@ -267,7 +267,7 @@ def test_token_budgets_and_reservations(sqlite_gateway: Gateway) -> None:
     gateway = sqlite_gateway
     gateway.control_plane.set_prices({"small": {"input": "1", "output": "2"}})
     admin = gateway.as_role("admin")
-    agent = gateway.as_role("agent", tenant="acme")
+    agent = gateway.as_role("agent", tenant="acme", agents=["bot"])
     budget = admin.post(
         "/v1/budgets",
         {"identity": {"org": "acme"}, "period": "day", "max_tokens": 1000, "soft_limit_ratio": 0.2},

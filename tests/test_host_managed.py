@@ -32,12 +32,12 @@ def test_a_host_revision_creates_acp_tables_and_verify_passes(
     # A newer package ships a new ACP revision: the host adds a revision pinning it.
     project.write_revision(
         "h002_acp",
-        "from agent_control_plane.alembic import host\nhost.upgrade(op, to='acp_0007')",
+        "from agent_control_plane.alembic import host\nhost.upgrade(op, to='acp_0008')",
         "from agent_control_plane.alembic import host\nhost.downgrade(op, to='acp_0001')",
     )
     project.upgrade()
     with ControlPlane.open(database.url_string, migrate="verify") as control_plane:
-        assert control_plane.schema_revision() == ("acp_0007",)
+        assert control_plane.schema_revision() == ("acp_0008",)
         with control_plane.engine.connect() as connection:
             assert control_plane.migrator.drift(connection) == []
     # The host's next autogenerate neither drops ACP's tables nor re-creates the stub.

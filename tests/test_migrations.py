@@ -121,7 +121,7 @@ def test_unversioned_tables_are_adopted_and_their_data_survives(database: TestDa
             session_id = _insert_baseline_rows(connection, tables)
         with ControlPlane.open(engine) as control_plane:
             # They already match the models: adopted at head, nothing to run.
-            assert control_plane.applied_migrations == ("stamp acp_0007",)
+            assert control_plane.applied_migrations == ("stamp acp_0008",)
             assert control_plane.schema_revision() == migrator.heads()
         with engine.connect() as connection:
             row = connection.execute(

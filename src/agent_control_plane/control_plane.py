@@ -301,6 +301,7 @@ class ControlPlane(_ControlPlaneBase):
     reserve_tokens = sync_method(tokens.reserve_tokens)
     settle = sync_method(tokens.settle)
     release = sync_method(tokens.release)
+    get_reservation = sync_method(tokens.get_reservation)
     release_expired_holds = sync_method(tokens.release_expired_holds)
     record_usage = sync_method(tokens.record_usage)
     token_usage = sync_method(tokens.token_usage)
@@ -327,6 +328,7 @@ class ControlPlane(_ControlPlaneBase):
     get_api_key = sync_method(keys.get_api_key)
     revoke_api_key = sync_method(keys.revoke_api_key)
     authenticate_api_key = sync_method(keys.authenticate_api_key)
+    api_key_principal = sync_method(keys.api_key_principal)
 
     def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;
@@ -454,6 +456,7 @@ class AsyncControlPlane(_ControlPlaneBase):
     reserve_tokens = async_method(tokens.reserve_tokens)
     settle = async_method(tokens.settle)
     release = async_method(tokens.release)
+    get_reservation = async_method(tokens.get_reservation)
     release_expired_holds = async_method(tokens.release_expired_holds)
     record_usage = async_method(tokens.record_usage)
     token_usage = async_method(tokens.token_usage)
@@ -480,6 +483,7 @@ class AsyncControlPlane(_ControlPlaneBase):
     get_api_key = async_method(keys.get_api_key)
     revoke_api_key = async_method(keys.revoke_api_key)
     authenticate_api_key = async_method(keys.authenticate_api_key)
+    api_key_principal = async_method(keys.api_key_principal)
 
     async def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;
