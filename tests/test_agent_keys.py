@@ -115,14 +115,16 @@ def test_patterns_are_explicit(gateway: Gateway) -> None:
     policy = admin.post("/v1/policies", POLICY).json()["id"]
     family = gateway.as_role("agent", agents=["bot-1*", "helper"])
     anyone = gateway.as_role("agent", agents=["*"])
+    gateway.control_plane.kill_agent("whoever")
     for api, agent_id, status in (
+        (anyone, "whoever", 409),  # a kill stands for a key of any agent too
         (family, "bot-1", 201),
         (family, "bot-1-again", 201),
         (family, "helper", 201),
         (family, "helper-2", 403),
         (family, "bot-2", 403),
         (anyone, "bot-2", 201),
-        (anyone, "whoever", 201),
+        (anyone, "whoever-else", 201),
     ):
         opened = api.post("/v1/sessions", _session_body(policy, agent_id))
         assert opened.status_code == status, (agent_id, opened.text)
@@ -236,6 +238,9 @@ def test_an_agent_key_made_before_agents_acts_as_none(database: TestDatabase) ->
         policy = admin.post("/v1/policies", POLICY).json()["id"]
         refused = Api(gateway.client, old_key).post("/v1/sessions", _session_body(policy, "bot"))
         assert "no agent" in assert_problem(refused, 403, "forbidden")["detail"]
+    listed = runner.invoke(app, ["keys", "list", "--json", "--url", database.url_string])
+    rows = {row["key_id"]: row for row in json.loads(listed.output)}
+    assert (rows[key_id]["role"], rows[key_id]["agents"]) == ("agent", None)
 
 
 def test_an_expired_key_is_refused_as_expired(gateway: Gateway) -> None:

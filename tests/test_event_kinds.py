@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from agent_control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.errors import InvalidInputError
+from agent_control_plane.gateway import create_app
 from agent_control_plane.integrations.mcp_proxy.governor import ToolGovernor
 from agent_control_plane.rules.event_kinds import ACP_KINDS
 from agent_control_plane.rules.policy import load_policy_file
@@ -18,7 +19,7 @@ from agent_control_plane.store import events as event_store
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
 from tests.databases import TestDatabase
-from tests.gateway_helpers import POLICY, Gateway, assert_problem, gateway_on
+from tests.gateway_helpers import POLICY, Api, Client, Gateway, assert_problem, gateway_on
 from tests.maintenance_helpers import TINY, wait_past
 from tests.policies import SUPPORT_BOT
 
@@ -163,3 +164,6 @@ def test_events_written_before_the_namespace_stay_readable(control_plane: Contro
     assert [event.kind for event in cp.events(sid)] == ["session.opened", "note"]
     assert [event.kind for event in cp.event_feed(kind="note").items] == ["note"]
     assert cp.verify_audit(sid).ok
+    viewer = Api(Client(create_app(cp)), cp.create_api_key("viewer").key)
+    listed = viewer.get("/v1/events", params={"kind": "note"}).json()["items"]
+    assert [event["payload"] for event in listed] == [{"old": 1}]

@@ -368,11 +368,12 @@ def _endpoints(app: FastAPI) -> set[tuple[str, str]]:
     them behind wrappers that iter_route_contexts opens)."""
     iterate = getattr(routing, "iter_route_contexts", None)
     contexts = list(app.routes) if iterate is None else list(iterate(app.routes))
-    found = set()
+    found: set[tuple[str, str]] = set()
     for context in contexts:
         route = getattr(context, "original_route", context)
         if isinstance(route, APIRoute):
-            found.update((method, str(context.path)) for method in context.methods or ())
+            methods: set[str] = getattr(context, "methods", None) or set()
+            found.update((method, str(getattr(context, "path", ""))) for method in methods)
     return found
 
 
