@@ -67,8 +67,9 @@ class Gateway:
     control_plane: ControlPlane
     client: Client
 
-    def as_role(self, role: str, *, tenant: str | None = None, name: str | None = None) -> Api:
-        issued = self.control_plane.create_api_key(role, tenant=tenant, name=name)
+    def as_role(self, role: str, **options: Any) -> Api:
+        """A caller with a new key of ``role`` (``tenant=``, ``name=``, ``agents=``, …)."""
+        issued = self.control_plane.create_api_key(role, **options)
         return Api(self.client, issued.key)
 
     def anonymous(self) -> Api:

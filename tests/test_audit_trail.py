@@ -30,7 +30,9 @@ def _problems(cp: ControlPlane, sid: uuid.UUID) -> set[tuple[int, str]]:
 
 def test_intact_trails_verify_with_any_payload(control_plane: ControlPlane) -> None:
     sid = _session_with_events(control_plane)
-    control_plane.emit(sid, "note", {"big": 2**60, "neg": -1.25e-7, "u": "日本", "l": [None, True]})
+    control_plane.emit(
+        sid, "app.note", {"big": 2**60, "neg": -1.25e-7, "u": "日本", "l": [None, True]}
+    )
     report = control_plane.verify_audit()
     assert (report.ok, report.events_checked) == (True, 7)
 

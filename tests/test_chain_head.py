@@ -56,7 +56,7 @@ def test_writers_that_interleave_keep_one_chain(
         one.govern(sid, "work", cost="0.25")  # placed by the charge: one wrote the last event
         other.govern(sid, "work", cost="1")  # other's head is stale: it must not be used
         other.record_outcome(decision, "succeeded", actual_cost="0.4")
-        one.emit(sid, "note", {"round": round_})
+        one.emit(sid, "app.note", {"round": round_})
         one.govern(sid, "work")  # one's head is stale again
     _consistent(one, sid)
     assert one.get_session(sid).actions_used == 24

@@ -150,7 +150,7 @@ def test_events_tail_follows_the_feed_until_max_events(database: TestDatabase) -
             started.wait(10)
             for n in range(4):
                 time.sleep(0.15)
-                cp.emit(sid, "note", {"n": n})
+                cp.emit(sid, "app.note", {"n": n})
 
         emitter = threading.Thread(target=emit_later)
         emitter.start()
@@ -161,14 +161,20 @@ def test_events_tail_follows_the_feed_until_max_events(database: TestDatabase) -
         emitter.join()
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [e["kind"] for e in events] == ["session.opened", "note", "note", "note", "note"]
+    assert [e["kind"] for e in events] == [
+        "session.opened",
+        "app.note",
+        "app.note",
+        "app.note",
+        "app.note",
+    ]
     assert [e["payload"]["n"] for e in events[1:]] == [0, 1, 2, 3]
     ids = [e["id"] for e in events]
     assert ids == sorted(ids)
 
     # Resume after the last id seen: only what came later.
     with ControlPlane.open(database.url_string) as cp:
-        cp.emit(sid, "note", {"n": 4})
+        cp.emit(sid, "app.note", {"n": 4})
     later = acp("events", "tail", "--after", str(ids[-1]), "--json", *url)
     assert [json.loads(line)["payload"]["n"] for line in later.stdout.splitlines()] == [4]
 
@@ -177,7 +183,7 @@ def test_events_tail_follow_stops_when_idle(database: TestDatabase) -> None:
     url = ["--url", database.url_string]
     with ControlPlane.open(database.url_string) as cp:
         sid = cp.open_session(agent_id="bot", policy=POLICY, max_cost=1, max_actions=9).id
-        cp.emit(sid, "note", {"n": 1})
+        cp.emit(sid, "app.note", {"n": 1})
     started = time.monotonic()
     result = acp(
         "events",
@@ -188,15 +194,17 @@ def test_events_tail_follow_stops_when_idle(database: TestDatabase) -> None:
         "--interval",
         "0.05",
         "--kind",
-        "note",
+        "app.note",
         *url,
     )
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started >= 0.3
     lines = result.stdout.splitlines()
     assert len(lines) == 1
-    assert "note" in lines[0]
-    session_only = acp("events", "tail", "--session", str(sid), "--kind", "note", "--json", *url)
+    assert "app.note" in lines[0]
+    session_only = acp(
+        "events", "tail", "--session", str(sid), "--kind", "app.note", "--json", *url
+    )
     assert [json.loads(line)["seq"] for line in session_only.stdout.splitlines()] == [2]
 
 

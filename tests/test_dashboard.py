@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,7 +44,7 @@ def client(base_url: str) -> Iterator[Browserless]:
     opened.close()
 
 
-def _key(plane: ControlPlane, role: str, **options: str) -> str:
+def _key(plane: ControlPlane, role: str, **options: Any) -> str:
     return plane.create_api_key(role, **options).key
 
 
@@ -72,7 +73,7 @@ def test_bad_keys_and_agent_keys_cannot_sign_in(plane: ControlPlane, client: Bro
     revoked = plane.create_api_key("admin")
     plane.revoke_api_key(revoked.api_key.key_id)
     assert client.login(revoked.key).status_code == 401
-    refused = client.login(_key(plane, "agent"))
+    refused = client.login(_key(plane, "agent", agents=["*"]))
     assert refused.status_code == 403
     assert "agent keys cannot sign in" in refused.text
     assert client.http.get("/ui/sessions").status_code == 303  # still signed out

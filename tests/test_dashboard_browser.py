@@ -122,7 +122,7 @@ def test_sign_in_with_a_bad_key_fails(sqlite_plane: ControlPlane, page: Page) ->
     with served(plane) as base_url:
         _sign_in(page, base_url, "acp_0123456789abcdef_" + "x" * 43)
         expect(page.get_by_role("alert")).to_have_text("That API key was not accepted.")
-        _sign_in(page, base_url, plane.create_api_key("agent").key)
+        _sign_in(page, base_url, plane.create_api_key("agent", agents=["*"]).key)
         expect(page.get_by_role("alert")).to_contain_text("agent keys cannot sign in")
         page.goto(f"{base_url}/ui/sessions")
         expect(page).to_have_url(re.compile(r"/ui/login$"))

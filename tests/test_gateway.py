@@ -49,7 +49,7 @@ def _open(api: Api, policy: Any, **fields: Any) -> dict[str, Any]:
 
 def test_open_govern_approve_govern_outcome(gateway: Gateway) -> None:
     admin = gateway.as_role("admin")
-    agent = gateway.as_role("agent")
+    agent = gateway.as_role("agent", agents=["bot"])
     approver = gateway.as_role("approver", name="alice")
     session = _open(agent, _policy_id(admin), name="ticket-1")
     sid = session["id"]
@@ -100,12 +100,12 @@ def test_open_govern_approve_govern_outcome(gateway: Gateway) -> None:
     )
 
     assert agent.post(f"/v1/sessions/{sid}/heartbeat").json()["killed"] is False
-    emitted = agent.post(f"/v1/sessions/{sid}/events", {"kind": "note", "payload": {"a": 1}})
+    emitted = agent.post(f"/v1/sessions/{sid}/events", {"kind": "app.note", "payload": {"a": 1}})
     assert emitted.status_code == 201, emitted.text
     kinds = [event["kind"] for event in agent.get(f"/v1/sessions/{sid}/events").json()]
     assert kinds[0] == "session.opened"
     assert kinds.count("decision") == 3
-    assert kinds[-2:] == ["outcome", "note"]
+    assert kinds[-2:] == ["outcome", "app.note"]
     assert admin.get("/v1/audit/verify").json()["ok"] is True
     completed = agent.post(f"/v1/sessions/{sid}/complete", {"reason": "done"})
     assert completed.json()["status"] == "completed"
@@ -117,7 +117,7 @@ def test_open_govern_approve_govern_outcome(gateway: Gateway) -> None:
 def test_roles_and_keys(sqlite_gateway: Gateway) -> None:
     gateway = sqlite_gateway
     admin = gateway.as_role("admin")
-    agent = gateway.as_role("agent")
+    agent = gateway.as_role("agent", agents=["bot"])
     viewer = gateway.as_role("viewer")
     approver = gateway.as_role("approver")
     policy = _policy_id(admin)
@@ -172,7 +172,7 @@ def test_roles_and_keys(sqlite_gateway: Gateway) -> None:
 def test_tenant_keys_are_confined_to_their_tenant(gateway: Gateway) -> None:
     root = gateway.as_role("admin")
     acme_admin = gateway.as_role("admin", tenant="acme")
-    acme_agent = gateway.as_role("agent", tenant="acme")
+    acme_agent = gateway.as_role("agent", tenant="acme", agents=["bot"])
     acme_viewer = gateway.as_role("viewer", tenant="acme")
     policy = _policy_id(root)
     ours = _open(acme_agent, policy)
@@ -267,7 +267,7 @@ def test_token_budgets_and_reservations(sqlite_gateway: Gateway) -> None:
     gateway = sqlite_gateway
     gateway.control_plane.set_prices({"small": {"input": "1", "output": "2"}})
     admin = gateway.as_role("admin")
-    agent = gateway.as_role("agent", tenant="acme")
+    agent = gateway.as_role("agent", tenant="acme", agents=["bot"])
     budget = admin.post(
         "/v1/budgets",
         {"identity": {"org": "acme"}, "period": "day", "max_tokens": 1000, "soft_limit_ratio": 0.2},
@@ -370,12 +370,12 @@ def test_the_event_stream_follows_the_feed(sqlite_gateway: Gateway) -> None:
     assert resumed[0]["id"] == replay[1]["id"]
 
     # Without a cursor the stream starts at the head: only what commits next arrives.
-    timer = threading.Timer(0.3, lambda: gateway.control_plane.emit(sid, "later", {"n": 1}))
+    timer = threading.Timer(0.3, lambda: gateway.control_plane.emit(sid, "app.later", {"n": 1}))
     timer.start()
     live = stream(max_events=1)
     timer.join()
-    assert live[0]["event"] == "later"
-    assert '"kind":"later"' in live[0]["data"]
+    assert live[0]["event"] == "app.later"
+    assert '"kind":"app.later"' in live[0]["data"]
 
 
 def test_probes_and_an_unmigrated_database(tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ def test_lifecycle_is_checked_and_terminal_sessions_never_reopen(
         cp.resume_session(sid)
     assert cp.govern(sid, "work").reason == "session.completed"
     with pytest.raises(SessionTerminatedError):
-        cp.emit(sid, "note", {"x": 1})
+        cp.emit(sid, "app.note", {"x": 1})
     assert cp.kill_session(sid) == 0
     with pytest.raises(SessionNotFoundError):
         cp.pause_session(uuid.uuid4())
@@ -239,8 +239,8 @@ def test_policies_are_versioned_snapshots(control_plane: ControlPlane, tmp_path:
 def test_events_emit_and_the_global_feed(control_plane: ControlPlane) -> None:
     cp = control_plane
     one, two = open_session(cp), open_session(cp)
-    note = cp.emit(one, "note.added", {"text": "hello", "n": 1.5, "nested": {"b": [1, 2]}})
-    assert (note.seq, note.kind, note.payload["nested"]) == (2, "note.added", {"b": [1, 2]})
+    note = cp.emit(one, "app.note.added", {"text": "hello", "n": 1.5, "nested": {"b": [1, 2]}})
+    assert (note.seq, note.kind, note.payload["nested"]) == (2, "app.note.added", {"b": [1, 2]})
     cp.govern(two, "work")
     assert [e.seq for e in cp.events(one, after_seq=1)] == [2]
     seen, cursor = [], None
@@ -252,8 +252,8 @@ def test_events_emit_and_the_global_feed(control_plane: ControlPlane) -> None:
         cursor = page.next_cursor
     assert [e.id for e in seen] == sorted(e.id for e in seen)
     assert len(seen) == 4
-    assert [e.kind for e in cp.event_feed(kind="note.added").items] == ["note.added"]
-    with pytest.raises(InvalidInputError, match="reserved"):
+    assert [e.kind for e in cp.event_feed(kind="app.note.added").items] == ["app.note.added"]
+    with pytest.raises(InvalidInputError, match="recorded by ACP only"):
         cp.emit(one, "decision", {})
     assert cp.verify_audit().ok
 

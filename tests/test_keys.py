@@ -59,7 +59,7 @@ def test_a_key_is_shown_once_and_stored_only_as_a_hash(
 def test_missing_malformed_unknown_and_revoked_keys_are_refused(
     control_plane: ControlPlane,
 ) -> None:
-    issued = control_plane.create_api_key("agent")
+    issued = control_plane.create_api_key("agent", agents=["bot"])
     key_id, secret = parse_key(issued.key)
     other_secret = ("B" if secret[0] == "A" else "A") + secret[1:]
     assert _reason(control_plane, None) == "missing"
@@ -112,7 +112,8 @@ def test_acp_keys_creates_lists_and_revokes(database: TestDatabase) -> None:
     assert "not shown again" in created.output
 
     created = runner.invoke(
-        app, ["keys", "create", "--role", "agent", "--tenant", "acme", "--json", *url]
+        app,
+        ["keys", "create", "--role", "agent", "--agent", "bot", "--tenant", "acme", "--json", *url],
     )
     agent = json.loads(created.output)
     assert (agent["role"], agent["tenant"], parse_key(agent["key"])[0]) == (

@@ -221,7 +221,7 @@ def test_the_gateway_runs_as_a_role_with_only_row_rights(
     with gateway_on(pg_role.url, migrate="verify") as gateway:
         assert gateway.client.get("/readyz").status_code == 200
         admin = gateway.as_role("admin")
-        agent = gateway.as_role("agent")
+        agent = gateway.as_role("agent", agents=["bot"])
         approver = gateway.as_role("approver", name="alice")
         policy = admin.post("/v1/policies", GATEWAY_POLICY)
         assert policy.status_code == 201, policy.text

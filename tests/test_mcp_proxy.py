@@ -205,9 +205,11 @@ async def _http_proxy(tmp_path: Path, url: str, *options: str) -> AsyncIterator[
 async def test_streamable_http_variant_takes_calls_only_with_an_api_key(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'acp.db'}"
     with ControlPlane.open(url) as cp:
-        agent_key = cp.create_api_key("agent", name="tools").key
+        agent_key = cp.create_api_key("agent", name="tools", agents=["agent"]).key
         viewer_key = cp.create_api_key("viewer").key
-        other_tenant = cp.create_api_key("agent", tenant="globex").key
+        other_tenant = cp.create_api_key("agent", tenant="globex", agents=["*"]).key
+        # The proxy's session is agent "agent"'s: a key for "agent-2" is not it.
+        other_agent = cp.create_api_key("agent", agents=["agent-2", "agent?"]).key
     async with _http_proxy(tmp_path, url) as address:
         async with http_client(address, agent_key) as client:
             assert not (await client.call_tool("echo", {"text": "over http"})).is_error
@@ -217,7 +219,12 @@ async def test_streamable_http_variant_takes_calls_only_with_an_api_key(tmp_path
         async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
             hello = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
             assert (await http.post(address, json=hello)).status_code == 401
-            for key, status in ((f"{agent_key}x", 401), (viewer_key, 403), (other_tenant, 403)):
+            for key, status in (
+                (f"{agent_key}x", 401),
+                (viewer_key, 403),
+                (other_tenant, 403),
+                (other_agent, 403),
+            ):
                 answer = await http.post(
                     address, json=hello, headers={"Authorization": f"Bearer {key}"}
                 )

@@ -297,6 +297,7 @@ class ControlPlane(_ControlPlaneBase):
     get_policy = sync_method(policies.get_policy)
     list_policies = sync_method(policies.list_policies)
     emit = sync_method(audit.emit)
+    _record_event = sync_method(audit.record_event)
     events = sync_method(audit.events)
     event_feed = sync_method(audit.event_feed)
     event_feed_head = sync_method(audit.event_feed_head)
@@ -317,6 +318,7 @@ class ControlPlane(_ControlPlaneBase):
     reserve_tokens = sync_method(tokens.reserve_tokens)
     settle = sync_method(tokens.settle)
     release = sync_method(tokens.release)
+    get_reservation = sync_method(tokens.get_reservation)
     release_expired_holds = sync_method(tokens.release_expired_holds)
     record_usage = sync_method(tokens.record_usage)
     token_usage = sync_method(tokens.token_usage)
@@ -343,6 +345,7 @@ class ControlPlane(_ControlPlaneBase):
     get_api_key = sync_method(keys.get_api_key)
     revoke_api_key = sync_method(keys.revoke_api_key)
     authenticate_api_key = sync_method(keys.authenticate_api_key)
+    api_key_principal = sync_method(keys.api_key_principal)
 
     def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;
@@ -454,6 +457,7 @@ class AsyncControlPlane(_ControlPlaneBase):
     get_policy = async_method(policies.get_policy)
     list_policies = async_method(policies.list_policies)
     emit = async_method(audit.emit)
+    _record_event = async_method(audit.record_event)
     events = async_method(audit.events)
     event_feed = async_method(audit.event_feed)
     event_feed_head = async_method(audit.event_feed_head)
@@ -474,6 +478,7 @@ class AsyncControlPlane(_ControlPlaneBase):
     reserve_tokens = async_method(tokens.reserve_tokens)
     settle = async_method(tokens.settle)
     release = async_method(tokens.release)
+    get_reservation = async_method(tokens.get_reservation)
     release_expired_holds = async_method(tokens.release_expired_holds)
     record_usage = async_method(tokens.record_usage)
     token_usage = async_method(tokens.token_usage)
@@ -500,6 +505,7 @@ class AsyncControlPlane(_ControlPlaneBase):
     get_api_key = async_method(keys.get_api_key)
     revoke_api_key = async_method(keys.revoke_api_key)
     authenticate_api_key = async_method(keys.authenticate_api_key)
+    api_key_principal = async_method(keys.api_key_principal)
 
     async def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;

@@ -202,8 +202,9 @@ class McpServerError(ControlPlaneError):
 
 
 class AuthenticationError(ControlPlaneError):
-    """An API key is missing, malformed, unknown or revoked. ``reason`` says which
-    (``missing``, ``malformed``, ``unknown``, ``revoked``); the key itself is never repeated."""
+    """An API key is missing, malformed, unknown, revoked or expired. ``reason`` says which
+    (``missing``, ``malformed``, ``unknown``, ``revoked``, ``expired``); the key itself is
+    never repeated."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -211,7 +212,7 @@ class AuthenticationError(ControlPlaneError):
 
 
 class PermissionDeniedError(ControlPlaneError):
-    """The API key's role or tenant does not allow this; nothing was done."""
+    """The API key's role, tenant or agents do not allow this; nothing was done."""
 
 
 class ApiKeyNotFoundError(NotFoundError):

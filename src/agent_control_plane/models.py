@@ -276,6 +276,11 @@ class Reservation:
     holds: list[list[str]]
     # Budgets this reservation took past their soft limit (not stored; empty on replay).
     warnings: tuple[str, ...] = ()
+    # Whose tokens these are (the identity it was reserved for).
+    org_id: str | None = None
+    team_id: str | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +298,8 @@ class UsageRecord:
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """An API key as stored: its public id, role and tenant; never its secret."""
+    """An API key as stored: its public id, role, tenant, the agents an agent key acts as
+    and when it expires; never its secret."""
 
     id: uuid.UUID
     key_id: str
@@ -303,6 +309,8 @@ class ApiKey:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    agents: tuple[str, ...] | None = None
+    expires_at: datetime | None = None
 
     @property
     def revoked(self) -> bool:
@@ -349,12 +357,18 @@ class IssuedApiKey:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who presented an API key: what its role may do and which tenant it is confined to."""
+    """Who presented an API key: what its role may do, which tenant it is confined to and,
+    for an agent key, which agents it acts as."""
 
     key_id: str
     role: str
     tenant: str | None
     name: str | None
+    agents: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> Principal:
+        return cls(key.key_id, key.role, key.tenant, key.name, key.agents)
 
     @property
     def identity(self) -> str:
@@ -367,3 +381,12 @@ class Principal:
 
     def sees(self, tenant: str | None) -> bool:
         return keys.tenant_allows(self.tenant, tenant)
+
+    def acts_as(self, agent_id: str) -> bool:
+        """Whether this key may act as ``agent_id`` (only an agent key is bound to agents)."""
+        return keys.agent_allows(self.role, self.agents, agent_id)
+
+    def access(self, tenant: str | None, agent_id: str | None) -> keys.Access:
+        """What this key may do with a session (ticket, reservation) of ``tenant`` and
+        ``agent_id``: allowed, hidden (another tenant's) or refused (another agent's)."""
+        return keys.session_access(self.role, self.tenant, self.agents, tenant, agent_id)

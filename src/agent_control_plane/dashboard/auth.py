@@ -2,7 +2,7 @@
 
 The signed cookie (Starlette's ``SessionMiddleware``) holds only the key id and the CSRF token,
 never the key's secret. Each request looks the key up again, so a revoked key's dashboard
-session ends at its next click.
+session ends at its next click, and so does an expired key's.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from agent_control_plane.control_plane import ControlPlane
-from agent_control_plane.errors import ApiKeyNotFoundError, PermissionDeniedError
+from agent_control_plane.errors import (
+    ApiKeyNotFoundError,
+    AuthenticationError,
+    PermissionDeniedError,
+)
 from agent_control_plane.models import Principal
 from agent_control_plane.rules.keys import Permission, Role
 
@@ -82,13 +86,13 @@ def signed_in(request: Request) -> Principal:
     if not isinstance(key_id, str):
         raise LoginRequired
     try:
-        key = control_plane(request).get_api_key(key_id)
-    except ApiKeyNotFoundError:
-        key = None
-    if key is None or key.revoked_at is not None or key.role == Role.AGENT:
+        principal = control_plane(request).api_key_principal(key_id)
+    except (ApiKeyNotFoundError, AuthenticationError):
+        principal = None
+    if principal is None or principal.role == Role.AGENT:
         request.session.clear()
         raise LoginRequired
-    return Principal(key_id=key.key_id, role=key.role, tenant=key.tenant, name=key.name)
+    return principal
 
 
 def flash(request: Request, kind: str, text: str) -> None:

@@ -86,8 +86,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 _DESCRIPTIONS = {
     400: "Refused",
-    401: "Missing, malformed, unknown or revoked API key",
-    403: "The key's role or tenant does not allow this",
+    401: "Missing, malformed, unknown, revoked or expired API key",
+    403: "The key's role, tenant or agents do not allow this",
     404: "Not found (or in another tenant)",
     409: "Conflicts with the current state",
     422: "Invalid request",

@@ -1,5 +1,5 @@
-"""Who is calling: the API key from ``Authorization: Bearer`` or ``X-API-Key``, its role
-and tenant; and the checks that confine each request to them."""
+"""Who is calling: the API key from ``Authorization: Bearer`` or ``X-API-Key``, its role,
+tenant and (for an agent key) agents; and the checks that confine each request to them."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from agent_control_plane.control_plane import ControlPlane
 from agent_control_plane.errors import (
+    NotFoundError,
     PermissionDeniedError,
     SessionNotFoundError,
 )
-from agent_control_plane.models import Principal, Session, Ticket
+from agent_control_plane.models import Principal, Reservation, Session, Ticket
 from agent_control_plane.operations.approvals import TicketNotFoundError
-from agent_control_plane.rules.keys import Permission
+from agent_control_plane.operations.tokens import ReservationNotFoundError
+from agent_control_plane.rules import keys
+from agent_control_plane.rules.keys import Access, Permission, Role
 
 _bearer = HTTPBearer(auto_error=False, description="An ACP API key: acp_<key_id>_<secret>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An ACP API key")
@@ -36,7 +39,7 @@ def authenticated(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header)],
 ) -> Principal:
-    """The caller's principal; a missing, malformed, unknown or revoked key is a 401."""
+    """The caller's principal; a missing, malformed, unknown, revoked or expired key is a 401."""
     raw = bearer.credentials if bearer is not None else header_key
     return plane.authenticate_api_key(raw)
 
@@ -59,19 +62,77 @@ Approver = Annotated[Principal, Depends(require(Permission.APPROVE))]
 Operator = Annotated[Principal, Depends(require(Permission.OPERATE))]
 
 
+def confine(
+    principal: Principal, tenant: str | None, agent_id: str | None, missing: NotFoundError
+) -> None:
+    """Hold the key to what it may touch: another tenant's record is ``missing`` (a 404:
+    the key cannot tell it exists), another agent's is a 403 for an agent key."""
+    access = principal.access(tenant, agent_id)
+    if access is Access.OTHER_TENANT:
+        raise missing
+    if access is Access.OTHER_AGENT:
+        raise PermissionDeniedError(
+            f"this API key acts only as {_agents(principal)}, not as "
+            + ("no agent" if agent_id is None else f"agent {agent_id!r}")
+        )
+
+
+def _agents(principal: Principal) -> str:
+    return ", ".join(repr(agent) for agent in principal.agents or ()) or "no agent"
+
+
 def visible_session(plane: ControlPlane, principal: Principal, session_id: uuid.UUID) -> Session:
-    """The session, if the key's tenant may see it; another tenant's session is a 404."""
+    """The session, if the key may touch it: another tenant's is a 404, another agent's a
+    403 for an agent key."""
     session = plane.get_session(session_id)
-    if not principal.sees(session.tenant):
-        raise SessionNotFoundError(f"no session {session_id}")
+    confine(
+        principal,
+        session.tenant,
+        session.agent_id,
+        SessionNotFoundError(f"no session {session_id}"),
+    )
     return session
 
 
 def visible_ticket(plane: ControlPlane, principal: Principal, ticket_id: uuid.UUID) -> Ticket:
     ticket = plane.get_ticket(ticket_id)
-    if not principal.sees(plane.get_session(ticket.session_id).tenant):
-        raise TicketNotFoundError(f"no approval ticket {ticket_id}")
+    session = plane.get_session(ticket.session_id)
+    missing = TicketNotFoundError(f"no approval ticket {ticket_id}")
+    confine(principal, session.tenant, session.agent_id, missing)
     return ticket
+
+
+def visible_reservation(
+    plane: ControlPlane, principal: Principal, reservation_id: uuid.UUID
+) -> Reservation:
+    """The reservation, if the key may touch it: its identity's org is its tenant, its
+    identity's agent one of an agent key's agents."""
+    reservation = plane.get_reservation(reservation_id)
+    missing = ReservationNotFoundError(f"no token reservation {reservation_id}")
+    confine(principal, reservation.org_id, reservation.agent_id, missing)
+    return reservation
+
+
+def acting_agent(principal: Principal, agent_id: str) -> str:
+    """``agent_id``, if the key may act as it (a 403 otherwise)."""
+    if not principal.acts_as(agent_id):
+        raise PermissionDeniedError(
+            f"this API key acts only as {_agents(principal)}, not as agent {agent_id!r}"
+        )
+    return agent_id
+
+
+def agent_filter(principal: Principal, requested: str | None) -> str | None:
+    """The agent a token identity names: for an agent key, one of its own (by default the
+    one agent it names), never none."""
+    if principal.role != Role.AGENT:
+        return requested
+    agent = requested if requested is not None else keys.sole_agent(principal.agents)
+    if agent is None:
+        raise PermissionDeniedError(
+            "an agent key spends tokens as one of its agents: name it in identity.agent"
+        )
+    return acting_agent(principal, agent)
 
 
 def tenant_filter(principal: Principal, requested: str | None) -> str | None:

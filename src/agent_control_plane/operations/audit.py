@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import InvalidInputError, SessionTerminatedError
 from agent_control_plane.models import Event, Page
-from agent_control_plane.rules import lifecycle, validation
+from agent_control_plane.rules import event_kinds, lifecycle, validation
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import sessions as session_store
@@ -23,9 +23,31 @@ def emit(
     kind: str,
     payload: dict[str, Any] | None = None,
 ) -> Event:
-    """Append an event of your own ``kind`` to the session's audit trail."""
+    """Append an event of your own ``kind`` (``app.`` and a name, e.g. ``app.note``) to the
+    session's audit trail; every other kind is ACP's and refused."""
+    return _append(connection, runtime, session_id, event_kinds.app_kind(kind), payload)
+
+
+def record_event(
+    connection: Connection,
+    runtime: Runtime,
+    session_id: uuid.UUID | str,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+) -> Event:
+    """Append an event of one of ACP's own kinds: for ACP's integrations (the MCP proxy's
+    refusals), never for what a caller asks to write."""
+    return _append(connection, runtime, session_id, event_kinds.acp_kind(kind), payload)
+
+
+def _append(
+    connection: Connection,
+    runtime: Runtime,
+    session_id: uuid.UUID | str,
+    kind: str,
+    payload: dict[str, Any] | None,
+) -> Event:
     sid = validation.session_id(session_id)
-    kind = validation.event_kind(kind)
     data = validation.document(payload, "payload")
     with connection.begin():
         row = session_store.allocate_seq(connection, runtime, sid)

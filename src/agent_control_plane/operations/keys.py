@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
@@ -24,14 +25,22 @@ def create_api_key(
     *,
     tenant: str | None = None,
     name: str | None = None,
+    agents: Iterable[str] | None = None,
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
 ) -> IssuedApiKey:
     """Create an API key with ``role`` (agent, approver, admin, viewer), optionally confined
-    to ``tenant``. The returned ``key`` is the only time the full secret is available."""
+    to ``tenant``. An agent key names the ``agents`` it may act as: ids, or patterns where
+    ``*`` stands for any characters (``["*"]``: every agent, said explicitly); other roles
+    name none. ``expires_at`` (aware) or ``expires_in`` (a timedelta) sets when it stops
+    working. The returned ``key`` is the only time the full secret is available."""
     checked_role = keys.role_of(role)
     tenant = validation.text(tenant, "tenant", optional=True)
     name = validation.text(name, "name", optional=True)
-    key_id, secret = keys.new_key_id(), keys.new_secret()
+    patterns = keys.agent_patterns(checked_role, agents)
     now = runtime.clock()
+    expiry = keys.expiry(expires_at, expires_in, now)
+    key_id, secret = keys.new_key_id(), keys.new_secret()
     api_key = ApiKey(
         id=uuid.uuid4(),
         key_id=key_id,
@@ -41,6 +50,8 @@ def create_api_key(
         created_at=now,
         last_used_at=None,
         revoked_at=None,
+        agents=patterns,
+        expires_at=expiry,
     )
     values = {
         "id": api_key.id,
@@ -50,6 +61,8 @@ def create_api_key(
         "role": api_key.role,
         "tenant": tenant,
         "created_at": now,
+        "agents": None if patterns is None else list(patterns),
+        "expires_at": expiry,
     }
     with connection.begin():
         key_store.insert_key(connection, runtime, values)
@@ -100,14 +113,23 @@ def revoke_api_key(connection: Connection, runtime: Runtime, key_id: str) -> Api
 
 def authenticate_api_key(connection: Connection, runtime: Runtime, raw: str | None) -> Principal:
     """The principal a presented key stands for, or AuthenticationError (missing, malformed,
-    unknown or revoked key)."""
+    unknown, revoked or expired key)."""
     key_id, secret = keys.parse_key(raw)
     with connection.begin():
         row = key_store.credentials(connection, runtime, key_id)
         if not keys.secret_matches(secret, None if row is None else row.secret_hash):
             raise AuthenticationError("unknown", f"API key {key_id} is not known")
         assert row is not None
-        if row.revoked_at is not None:
-            raise AuthenticationError("revoked", f"API key {key_id} was revoked")
-        key_store.mark_used(connection, runtime, key_id, runtime.clock(), LAST_USED_RESOLUTION)
-    return Principal(key_id=row.key_id, role=row.role, tenant=row.tenant, name=row.name)
+        now = runtime.clock()
+        keys.require_live(key_id, row.revoked_at, row.expires_at, now)
+        key_store.mark_used(connection, runtime, key_id, now, LAST_USED_RESOLUTION)
+    return Principal.of(key_store.to_api_key(row))
+
+
+def api_key_principal(connection: Connection, runtime: Runtime, key_id: str) -> Principal:
+    """The principal of a live key by its public id, for a caller that proved the secret
+    before (a dashboard session): AuthenticationError once it is revoked or expired,
+    ApiKeyNotFoundError if there is no such key."""
+    api_key = get_api_key(connection, runtime, key_id)
+    keys.require_live(api_key.key_id, api_key.revoked_at, api_key.expires_at, runtime.clock())
+    return Principal.of(api_key)

@@ -469,6 +469,7 @@ def reserve_tokens(
             expires_at=expires_at,
             holds=holds,
             warnings=tuple(warnings),
+            **{f"{n}_id": getattr(identity, n) for n in ("org", "team", "user", "agent")},
         )
         return reservation, {"reservation_id": str(reservation_id)}
 
@@ -587,6 +588,18 @@ def _ledger(
         },
     )
     return UsageRecord(entry, model, usage.total, cost, reservation_id)
+
+
+def get_reservation(
+    connection: Connection, runtime: Runtime, reservation: Reservation | uuid.UUID | str
+) -> Reservation:
+    """The reservation as it stands now (ReservationNotFoundError if there is none)."""
+    rid = _reservation_id(reservation)
+    with connection.begin():
+        found = token_store.get_reservation(connection, runtime, rid)
+    if found is None:
+        raise ReservationNotFoundError(f"no token reservation {rid}")
+    return found
 
 
 def release(

@@ -17,8 +17,6 @@ from agent_control_plane.schema.types import to_money
 
 MAX_COUNTER = 2**62
 _CONTROL_RE = re.compile(r"[\x00-\x1f]")
-_KIND_RE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
-RESERVED_EVENT_KINDS = ("decision", "outcome", "session.")
 
 
 def text(value: Any, field: str, *, limit: int = ID_LENGTH, optional: bool = False) -> str | None:
@@ -111,12 +109,3 @@ def resource_root(value: Any) -> str | None:
     except resources.InvalidResource as exc:
         raise InvalidInputError("resource_root", str(exc)) from None
 
-
-def event_kind(value: Any) -> str:
-    if not isinstance(value, str) or not _KIND_RE.match(value):
-        raise InvalidInputError(
-            "kind", "must be 1-64 characters: lower-case letters, digits and _ . : -"
-        )
-    if value.startswith(RESERVED_EVENT_KINDS):
-        raise InvalidInputError("kind", f"{value!r} is reserved for events ACP records itself")
-    return value

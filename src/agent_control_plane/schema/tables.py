@@ -431,6 +431,9 @@ def build_tables(layout: Layout) -> AcpTables:
         _created(),
         Column("last_used_at", UTCDateTime()),
         Column("revoked_at", UTCDateTime()),
+        # An agent key's agents: exact ids or ``*`` patterns (a JSON list); NULL acts as none.
+        Column("agents", JSONDocument),
+        Column("expires_at", UTCDateTime()),
         CheckConstraint(_in("role", API_KEY_ROLES), name="role"),
         UniqueConstraint("key_id"),
         Index(None, "tenant"),

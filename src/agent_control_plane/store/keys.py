@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,9 +24,15 @@ def credentials(connection: Connection, runtime: Runtime, key_id: str) -> Row[An
     return connection.execute(select(keys).where(keys.c.key_id == key_id)).one_or_none()
 
 
+def to_api_key(row: Row[Any]) -> ApiKey:
+    key = to_model(ApiKey, row)
+    agents = None if row.agents is None else tuple(row.agents)
+    return replace(key, agents=agents)
+
+
 def get(connection: Connection, runtime: Runtime, key_id: str) -> ApiKey | None:
     row = credentials(connection, runtime, key_id)
-    return None if row is None else to_model(ApiKey, row)
+    return None if row is None else to_api_key(row)
 
 
 def listing(
@@ -37,7 +44,7 @@ def listing(
         query = query.where(keys.c.tenant == tenant)
     if not include_revoked:
         query = query.where(keys.c.revoked_at.is_(None))
-    return [to_model(ApiKey, row) for row in connection.execute(query)]
+    return [to_api_key(row) for row in connection.execute(query)]
 
 
 def revoke(connection: Connection, runtime: Runtime, key_id: str, now: datetime) -> bool:

@@ -14,6 +14,7 @@ from agent_control_plane.gateway.auth import (
     OwnReader,
     Plane,
     Reader,
+    acting_agent,
     tenant_filter,
     visible_session,
 )
@@ -29,10 +30,11 @@ SessionStatus = Annotated[str | None, Query(pattern=r"^(created|active|paused|co
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionView)
 def open_session(body: OpenSession, plane: Plane, principal: Actor) -> Any:
-    """Open a session. A tenant key opens it in its own tenant; an agent key must name a
-    stored policy by id (it cannot write its own policy) whose ``limits`` cap both budgets
-    (so an agent cannot grant itself a budget)."""
+    """Open a session. A tenant key opens it in its own tenant; an agent key opens it only
+    for one of its agents, and must name a stored policy by id (it cannot write its own
+    policy) whose ``limits`` cap both budgets (so an agent cannot grant itself a budget)."""
     tenant = tenant_filter(principal, body.tenant)
+    acting_agent(principal, body.agent_id)
     if principal.role == Role.AGENT:
         if not isinstance(body.policy, uuid.UUID):
             raise PermissionDeniedError("an agent key must name a stored policy by its id")

@@ -1,8 +1,9 @@
 """Token budgets, reservations, settlement, usage and reports.
 
 A tenant key's identities belong to its tenant: ``identity.org`` defaults to the tenant and
-may not name another, and it sees only budgets whose org is its tenant. A reservation id is
-a bearer capability: whoever holds one (from ``reserve``) may settle or release it.
+may not name another, and it sees only budgets whose org is its tenant. An agent key's
+identities name one of its agents (``identity.agent`` defaults to the one agent it names).
+A reservation is settled or released only by a key that could have made it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from agent_control_plane.gateway.auth import (
     Operator,
     Plane,
     Reader,
+    agent_filter,
     tenant_filter,
+    visible_reservation,
     visible_session,
 )
 from agent_control_plane.gateway.schemas import (
@@ -45,7 +48,8 @@ GROUPS = r"^(org|team|user|agent|model|day)$"
 
 def _identity(principal: Principal, body: IdentityBody) -> Identity:
     org = tenant_filter(principal, body.org)
-    return Identity(org=org, team=body.team, user=body.user, agent=body.agent)
+    agent = agent_filter(principal, body.agent)
+    return Identity(org=org, team=body.team, user=body.user, agent=agent)
 
 
 def _visible_budgets(plane: Plane, principal: Principal) -> list[TokenBudget]:
@@ -130,11 +134,13 @@ def _usage(body: UsageBody) -> TokenUsage:
 @router.post("/tokens/reservations/{reservation_id}/settle", response_model=UsageRecordView)
 def settle(reservation_id: uuid.UUID, body: UsageBody, plane: Plane, principal: Actor) -> Any:
     """Settle a reservation with what the call really used; the holds are released."""
+    visible_reservation(plane, principal, reservation_id)
     return plane.settle(reservation_id, _usage(body))
 
 
 @router.post("/tokens/reservations/{reservation_id}/release", response_model=ReservationView)
 def release(reservation_id: uuid.UUID, plane: Plane, principal: Actor) -> Any:
+    visible_reservation(plane, principal, reservation_id)
     return plane.release(reservation_id)
 
 

@@ -154,7 +154,7 @@ class ToolGovernor:
     async def _record_refusal(self, reason: str, message: str, correlation: dict[str, Any]) -> None:
         try:
             payload = {"reason": reason, "message": message, **correlation}
-            await self.control_plane.emit(self.session_id, "mcp.refused", payload)
+            await self.control_plane._record_event(self.session_id, "mcp.refused", payload)
         except ControlPlaneError:
             # The refusal stands whether or not the trail can take it (a killed session).
             logger.info("refusal of %s not recorded", correlation, exc_info=True)

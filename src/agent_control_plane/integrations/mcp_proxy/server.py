@@ -80,6 +80,7 @@ class Attached:
     policy: PolicyDocument
     opened: bool
     tenant: str | None
+    agent_id: str
 
 
 async def attach(control_plane: AsyncControlPlane, settings: ProxySettings) -> Attached:
@@ -93,7 +94,9 @@ async def attach(control_plane: AsyncControlPlane, settings: ProxySettings) -> A
                 f"session {session.id} runs policy {stored.name!r} as stored, which differs "
                 f"from {settings.policy_file}; omit --policy or open a new session with it"
             )
-        return Attached(session.id, stored, opened=False, tenant=session.tenant)
+        return Attached(
+            session.id, stored, opened=False, tenant=session.tenant, agent_id=session.agent_id
+        )
     if document is None:
         raise ConfigurationError("give --policy FILE to open a session, or --session ID")
     session = await control_plane.open_session(
@@ -104,7 +107,9 @@ async def attach(control_plane: AsyncControlPlane, settings: ProxySettings) -> A
         max_cost=settings.max_cost,
         max_actions=settings.max_actions,
     )
-    return Attached(session.id, document, opened=True, tenant=session.tenant)
+    return Attached(
+        session.id, document, opened=True, tenant=session.tenant, agent_id=session.agent_id
+    )
 
 
 class _ProxyServer(Server[Any]):
@@ -207,7 +212,9 @@ async def _serve_clients(
                         resource_server_url=None,
                         required_scopes=[TOOLS_SCOPE],
                     ),
-                    token_verifier=ApiKeyVerifier(control_plane, attached.tenant),
+                    token_verifier=ApiKeyVerifier(
+                        control_plane, attached.tenant, attached.agent_id
+                    ),
                 )
             http = _HttpServer(uvicorn.Config(app, host=host, port=port, log_level="warning"))
             await http.serve()

@@ -21,7 +21,7 @@ from agent_control_plane.migrations import ddl
 from agent_control_plane.schema.types import Money, UTCDateTime
 
 revision = "acp_0010"
-down_revision = "acp_0007"
+down_revision = "acp_0008"
 branch_labels = None
 depends_on = None
 
