@@ -108,4 +108,3 @@ def resource_root(value: Any) -> str | None:
         return resources.canonical_root(root)
     except resources.InvalidResource as exc:
         raise InvalidInputError("resource_root", str(exc)) from None
-

@@ -6,7 +6,7 @@ table of its own, which the application's role may read and never write. The anc
 earlier prunes move there unsigned, as they were.
 
 Revision ID: acp_0010
-Revises: acp_0007
+Revises: acp_0008
 Create Date: 2026-11-27
 
 Once this file lands on main it is never edited: later changes are new revisions.
