@@ -301,7 +301,7 @@ def standard_session(cp: ControlPlane) -> uuid.UUID:
     assert not cp.govern(sid, "drop_database").allowed
     cp.record_outcome(second, "succeeded", actual_cost="0.2")
     cp.govern(sid, "work", cost="1")
-    cp.emit(sid, "note", {"n": 1})
+    cp.emit(sid, "app.note", {"n": 1})
     cp.govern(sid, "work", cost="0.1")
     return sid
 
