@@ -181,6 +181,11 @@ class ActionInProgressError(ControlPlaneError):
         self.decision = decision
 
 
+class UngovernedCallError(ControlPlaneError):
+    """An integration was asked to make a call it cannot govern (e.g. a LiteLLM image or
+    audio call under ACP's token budgets); it was refused before anything was sent."""
+
+
 class AuthenticationError(ControlPlaneError):
     """An API key is missing, malformed, unknown or revoked. ``reason`` says which
     (``missing``, ``malformed``, ``unknown``, ``revoked``); the key itself is never repeated."""
