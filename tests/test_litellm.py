@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 # Before litellm is imported: its model cost map comes from the installed package, not the web.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -521,3 +524,108 @@ def test_a_router_fallback_after_a_failure_is_held_too(
     assert callback.wait_idle(10)
     reported = response.usage.total_tokens
     assert _totals(cp) == (reported, 0, 1, reported)
+
+
+# -- LiteLLM's own HTTP providers, against a local stand-in for the OpenAI API -----------
+
+
+class _OpenAIStandIn(BaseHTTPRequestHandler):
+    """Answers /responses, /embeddings and /images/generations like the OpenAI API."""
+
+    requests: ClassVar[list[str]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        self.requests.append(self.path)
+        answer: dict[str, Any]
+        if self.path.endswith("/responses"):
+            text = {"type": "output_text", "text": "Done.", "annotations": []}
+            message = {
+                "type": "message",
+                "id": "msg_1",
+                "status": "completed",
+                "role": "assistant",
+                "content": [text],
+            }
+            answer = {
+                "id": f"resp_{len(self.requests)}",
+                "object": "response",
+                "created_at": 1,
+                "status": "completed",
+                "model": body["model"],
+                "output": [message],
+                "usage": {"input_tokens": 11, "output_tokens": 5, "total_tokens": 16},
+                "parallel_tool_calls": True,
+                "tool_choice": "auto",
+                "tools": [],
+            }
+        else:
+            vector = {"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}
+            answer = {
+                "object": "list",
+                "data": [vector],
+                "model": body["model"],
+                "usage": {"prompt_tokens": 7, "total_tokens": 7},
+            }
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def openai_stand_in() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OpenAIStandIn)
+    _OpenAIStandIn.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("entry", ["responses", "embedding"])
+def test_sync_responses_and_embedding_on_an_http_provider_are_held_and_refused(
+    every_price: ControlPlane, register: Any, entry: str, openai_stand_in: str
+) -> None:
+    cp = every_price
+    cp.set_token_budget(ACME, "day", max_tokens=300)
+    callback = register(AcpBudgetCallback(cp, identity=ACME))
+    where: dict[str, Any] = {"api_base": openai_stand_in, "api_key": "sk-stand-in"}
+
+    def call(size: int) -> Any:
+        if entry == "responses":
+            return litellm.responses(
+                model=f"openai/{MODEL}", input="Summarise", max_output_tokens=size, **where
+            )
+        return litellm.embedding(model=f"openai/{EMBEDDER}", input=["ticket 4711 " * size], **where)
+
+    response = call(50)
+    assert callback.wait_idle(10)
+    reported = response.usage.total_tokens
+    assert _totals(cp) == (reported, 0, 1, reported)
+    with pytest.raises((LiteLLMCallBlocked, TokenBudgetExhausted)) as refused:
+        call(5_000)
+    error = refused.value.error if isinstance(refused.value, LiteLLMCallBlocked) else refused.value
+    assert isinstance(error, TokenBudgetExhausted)
+    assert len(_OpenAIStandIn.requests) == 1  # the refused call never reached the provider
+    assert callback.wait_idle(10)
+    assert _totals(cp) == (reported, 0, 1, reported)
+
+
+def test_a_sync_image_generation_is_refused_before_the_provider(
+    cp: ControlPlane, register: Any, openai_stand_in: str
+) -> None:
+    register(AcpBudgetCallback(cp, identity=ACME))
+    with pytest.raises(LiteLLMCallBlocked) as refused:
+        litellm.image_generation(
+            model="openai/dall-e-3", prompt="a unicorn", api_base=openai_stand_in, api_key="sk"
+        )
+    assert isinstance(refused.value.error, UngovernedCallError)
+    assert _OpenAIStandIn.requests == []

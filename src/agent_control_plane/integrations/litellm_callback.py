@@ -363,7 +363,14 @@ class AcpBudgetCallback(CustomLogger):
         if kind not in calls.GOVERNED or call_id is None or self._is_held(str(call_id)):
             return None
         call = self._call(kind, kwargs, str(call_id))
-        reservation = await self._run("reserve_tokens", **self._reserve_arguments(call))
+        try:
+            reservation = await self._run("reserve_tokens", **self._reserve_arguments(call))
+        except ControlPlaneError as error:
+            if kind in calls.SYNC_GOVERNED:
+                # A sync call running this hook itself (litellm.responses does): LiteLLM
+                # maps every Exception to a provider error, so stop it as the sync path does.
+                raise LiteLLMCallBlocked(error) from error
+            raise
         self._hold(call.call_id, reservation)
         return None
 
