@@ -13,7 +13,6 @@ import pytest
 from agent_control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.errors import (
     ActionInProgressError,
-    IdempotencyConflictError,
     InvalidInputError,
 )
 from agent_control_plane.models import Decision, Outcome
@@ -68,9 +67,9 @@ def test_refused_and_unclaimed_decisions_claim_nothing(control_plane: ControlPla
     assert (blocked.allowed, blocked.claimed) == (False, False)
     plain = cp.govern(sid, "read_ticket", idempotency_key="read-2")
     assert (plain.allowed, plain.claimed) == (True, False)
-    # The claim is part of the request a key stands for.
-    with pytest.raises(IdempotencyConflictError):
-        cp.govern(sid, "read_ticket", idempotency_key="read-2", claim=True)
+    # A decision recorded without a claim (e.g. before an upgrade) is never claimed later.
+    retried = cp.govern(sid, "read_ticket", idempotency_key="read-2", claim=True)
+    assert (retried.event_seq, retried.claimed) == (plain.event_seq, False)
 
 
 def test_concurrent_calls_with_one_key_elect_one_claimant(control_plane: ControlPlane) -> None:

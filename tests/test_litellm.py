@@ -301,13 +301,18 @@ def every_price(cp: ControlPlane) -> ControlPlane:
     return cp
 
 
+def _budgeted(cp: ControlPlane, register: Any, max_tokens: int) -> AcpBudgetCallback:
+    """A daily budget of ``max_tokens`` for ACME, and a callback that charges ACME."""
+    cp.set_token_budget(ACME, "day", max_tokens=max_tokens)
+    return register(AcpBudgetCallback(cp, identity=ACME))  # type: ignore[no-any-return]
+
+
 @pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
 def test_every_entry_point_is_held_and_settled_before_it_returns(
     every_price: ControlPlane, register: Any, entry: str
 ) -> None:
     cp = every_price
-    cp.set_token_budget(ACME, "day", max_tokens=100_000)
-    callback = register(AcpBudgetCallback(cp, identity=ACME))
+    callback = _budgeted(cp, register, 100_000)
     with ThreadPoolExecutor(1) as thread:  # asyncio.run needs a thread without a loop
         thread.submit(_call, entry, 50).result()
     if entry.startswith(("a", "router.a")) and entry != "astream":
@@ -324,8 +329,7 @@ def test_every_entry_point_over_budget_is_refused_before_the_provider(
     every_price: ControlPlane, register: Any, entry: str
 ) -> None:
     cp = every_price
-    cp.set_token_budget(ACME, "day", max_tokens=200)
-    callback = register(AcpBudgetCallback(cp, identity=ACME))
+    callback = _budgeted(cp, register, 200)
     with (
         ThreadPoolExecutor(1) as thread,
         pytest.raises((LiteLLMCallBlocked, TokenBudgetExhausted)) as refused,
@@ -341,8 +345,7 @@ def test_an_async_stream_is_settled_before_asyncio_run_returns(
     every_price: ControlPlane, register: Any
 ) -> None:
     cp = every_price
-    cp.set_token_budget(ACME, "day", max_tokens=100_000)
-    callback = register(AcpBudgetCallback(cp, identity=ACME))
+    callback = _budgeted(cp, register, 100_000)
     with ThreadPoolExecutor(1) as thread:
         thread.submit(_call, "astream", 50).result()
     assert callback.outstanding == 0
@@ -358,8 +361,7 @@ def test_a_sync_call_without_a_pre_call_hook_is_recorded_not_passed_silently(
     every_price: ControlPlane, register: Any, entry: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     cp = every_price
-    cp.set_token_budget(ACME, "day", max_tokens=200)
-    callback = register(AcpBudgetCallback(cp, identity=ACME))
+    callback = _budgeted(cp, register, 200)
     call: Any = {
         "responses": lambda: litellm.responses(
             model=MODEL, input="Summarise ticket 4711", mock_response="Done."
@@ -417,8 +419,7 @@ async def test_an_async_custom_llm_is_held_refused_and_settled(
     every_price: ControlPlane, register: Any, house_llm: HouseLLM
 ) -> None:
     cp = every_price
-    cp.set_token_budget(ACME, "day", max_tokens=300)
-    callback = register(AcpBudgetCallback(cp, identity=ACME))
+    callback = _budgeted(cp, register, 300)
     await litellm.acompletion(model="house/house-llm", messages=MESSAGES, max_tokens=50)
     assert callback.outstanding == 0
     assert _totals(cp) == (20, 0, 1, 20)
@@ -449,8 +450,7 @@ def test_a_sync_custom_llm_that_does_not_announce_is_recorded_and_reported(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     cp = every_price
-    cp.set_token_budget(ACME, "day", max_tokens=300)
-    callback = register(AcpBudgetCallback(cp, identity=ACME))
+    callback = _budgeted(cp, register, 300)
     litellm.completion(model="house/house-llm", messages=MESSAGES, max_tokens=50)
     assert _totals_become(cp, (20, 0, 1, 20))
     assert callback.outstanding == 0
@@ -472,8 +472,7 @@ def test_a_custom_llm_that_relays_to_litellm_is_counted_once(
     every_price: ControlPlane, register: Any, asynchronous: bool
 ) -> None:
     cp = every_price
-    cp.set_token_budget(ACME, "day", max_tokens=100_000)
-    callback = register(AcpBudgetCallback(cp, identity=ACME))
+    callback = _budgeted(cp, register, 100_000)
     saved = litellm.custom_provider_map
     litellm.custom_provider_map = [{"provider": "relay", "custom_handler": RelayLLM()}]
     try:
@@ -505,8 +504,7 @@ def test_a_router_fallback_after_a_failure_is_held_too(
     every_price: ControlPlane, register: Any, asynchronous: bool
 ) -> None:
     cp = every_price
-    cp.set_token_budget(ACME, "day", max_tokens=100_000)
-    callback = register(AcpBudgetCallback(cp, identity=ACME))
+    callback = _budgeted(cp, register, 100_000)
     down = {"model": MODEL, "mock_response": Exception("provider down")}
     router = Router(
         model_list=[
@@ -595,8 +593,7 @@ def test_sync_responses_and_embedding_on_an_http_provider_are_held_and_refused(
     every_price: ControlPlane, register: Any, entry: str, openai_stand_in: str
 ) -> None:
     cp = every_price
-    cp.set_token_budget(ACME, "day", max_tokens=300)
-    callback = register(AcpBudgetCallback(cp, identity=ACME))
+    callback = _budgeted(cp, register, 300)
     where: dict[str, Any] = {"api_base": openai_stand_in, "api_key": "sk-stand-in"}
 
     def call(size: int) -> Any:

@@ -58,7 +58,8 @@ def govern(
     whose transaction records the decision (and uses the approval) gets
     ``decision.claimed`` True and alone runs the action, then records its outcome; every
     other gets the same decision with ``claimed`` False and waits for that outcome with
-    ``wait_for_outcome``.
+    ``wait_for_outcome``. Like ``context``, ``claim`` is not part of the request a key is
+    compared with: a decision recorded without a claim is never claimed by a retry.
     """
     sid = validation.session_id(session_id)
     proposal = Proposal(
@@ -84,7 +85,6 @@ def govern(
         str(proposal.cost),
         proposal.weight,
         proposal.score,
-        *(["claim"] if claim else []),
     ]
 
     def work(record: Claim | None) -> tuple[Decision, dict[str, Any]]:
