@@ -47,6 +47,8 @@ def build_graph(cp: ControlPlane, checkpointer: InMemorySaver) -> CompiledStateG
             refunds_paid.append(order)
             return f"refunded 25.00 USD on order {order}"
 
+        # Claimed in ACP when it is decided: two processes resuming this thread at the same
+        # moment pay once; the other one returns the recorded result.
         paid = governed_action(cp, "issue_refund", pay, args={"order": order}, cost="25")
         return {"summary": f"{found.value}; {paid.value if paid.allowed else paid.refusal}"}
 

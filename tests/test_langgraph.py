@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import time
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, RetryPolicy
 
 from agent_control_plane import AsyncControlPlane, ControlPlane
-from agent_control_plane.errors import ConfigurationError
+from agent_control_plane.errors import ActionInProgressError, ConfigurationError
 from agent_control_plane.integrations.langgraph import (
     ActionFailedBeforeError,
     agoverned_action,
@@ -283,3 +288,139 @@ async def test_async_approve_and_deny(async_control_plane: AsyncControlPlane) ->
     assert ledger.lookups == ["984", "985"]
     decision = await acp.govern(approved_sid, "issue_refund", args={"order": "984"}, cost="1")
     assert decision.outcome is Outcome.NEEDS_APPROVAL  # the approval was used up by the graph
+
+
+# -- two processes resume the same approved thread at the same moment -------------------
+
+ROUNDS = 20
+PAYMENT_SECONDS = 0.3
+
+
+class PayState(TypedDict, total=False):
+    order: str
+    paid: str
+
+
+def payment_graph(cp: ControlPlane, saver: BaseCheckpointSaver[Any], paid: list[str]) -> Any:
+    def pay_node(state: PayState) -> PayState:
+        order = state["order"]
+
+        def pay() -> str:
+            time.sleep(PAYMENT_SECONDS)  # the payment provider takes its time
+            paid.append(order)
+            return f"paid {order}"
+
+        done = governed_action(cp, "issue_refund", pay, args={"order": order}, cost="1")
+        return {"paid": str(done.value) if done.allowed else str(done.refusal)}
+
+    builder = StateGraph(PayState)
+    builder.add_node("pay", pay_node)
+    builder.add_edge(START, "pay")
+    builder.add_edge("pay", END)
+    return builder.compile(checkpointer=saver)
+
+
+def _resumer(url: str, checkpoints: str, jobs: Any, results: Any, barrier: Any) -> None:
+    """One process: resume each thread it is sent at the same moment as its twin."""
+    paid: list[str] = []
+    with (
+        ControlPlane.open(url, migrate="off") as cp,
+        SqliteSaver.from_conn_string(checkpoints) as saver,
+    ):
+        graph = payment_graph(cp, saver, paid)
+        while (job := jobs.get()) is not None:
+            config = {"configurable": {"thread_id": job[0], "acp_session_id": job[1]}}
+            before = len(paid)
+            barrier.wait()
+            try:
+                state = graph.invoke(Command(resume="approved"), config)
+                answer = str(state.get("paid"))
+            except Exception as error:
+                answer = f"{type(error).__name__}: {error}"
+            results.put((job[0], len(paid) - before, answer))
+
+
+@pytest.mark.slow
+def test_concurrent_resumes_of_one_approved_thread_pay_once(
+    database: TestDatabase, tmp_path: Path
+) -> None:
+    checkpoints = str(tmp_path / "checkpoints.sqlite")
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    results = context.Queue()
+    queues = [context.Queue(), context.Queue()]
+    with (
+        ControlPlane.open(database.url_string) as cp,
+        SqliteSaver.from_conn_string(checkpoints) as saver,
+    ):
+        graph = payment_graph(cp, saver, [])
+        workers = [
+            context.Process(
+                target=_resumer, args=(database.url_string, checkpoints, q, results, barrier)
+            )
+            for q in queues
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            runs: dict[str, int] = {}
+            answers: dict[str, list[str]] = {}
+            sessions: dict[str, uuid.UUID] = {}
+            for round_ in range(ROUNDS):
+                sid = _session(cp)
+                thread = f"pay-{round_}-{uuid.uuid4()}"
+                config: Any = {"configurable": {"thread_id": thread, "acp_session_id": sid}}
+                ticket = _ticket_of(graph.invoke({"order": str(round_)}, config))
+                cp.approve(ticket, "alice")
+                for q in queues:
+                    q.put((thread, str(sid)))
+                for _ in queues:
+                    done_thread, ran, answer = results.get(timeout=60)
+                    runs[done_thread] = runs.get(done_thread, 0) + ran
+                    answers.setdefault(done_thread, []).append(answer)
+                sessions[thread] = sid
+        finally:
+            for q in queues:
+                q.put(None)
+            for worker in workers:
+                worker.join(timeout=60)
+        doubles = [thread for thread, ran in runs.items() if ran != 1]
+        assert doubles == [], f"{len(doubles)} of {ROUNDS} rounds paid {runs}"
+        for thread, sid in sessions.items():
+            order = thread.split("-")[1]
+            assert answers[thread] == [f"paid {order}"] * 2  # the loser got the recorded result
+            decisions = [
+                e for e in cp.events(sid) if e.kind == "decision" and e.outcome == "allowed"
+            ]
+            outcomes = [e for e in cp.events(sid) if e.kind == "outcome"]
+            assert (len(decisions), len(outcomes)) == (1, 1)
+            assert cp.get_session(sid).actions_used == 1
+
+
+def test_a_claim_whose_claimant_stopped_is_reported_not_run_again(
+    control_plane: ControlPlane,
+) -> None:
+    cp, ledger = control_plane, Ledger()
+    sid = _session(cp)
+
+    def node(state: State) -> State:
+        done = governed_action(
+            cp, "look_up_order", lambda: ledger.look_up("9"), key="look-9", wait=0.2
+        )
+        return {"looked_up": str(done.value)}
+
+    builder = StateGraph(State)
+    builder.add_node("look", node)
+    builder.add_edge(START, "look")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    # An execution claimed the lookup, then its process died before recording an outcome.
+    claimed = cp.govern(sid, "look_up_order", cost=0, idempotency_key="look-9", claim=True)
+    assert claimed.claimed
+    with pytest.raises(ActionInProgressError, match="outcome is unknown"):
+        graph.invoke({"order": "9"}, _config(sid))
+    assert ledger.lookups == []
+    # A person checks the warehouse and records what happened: the node now replays it.
+    cp.record_outcome(claimed, "succeeded", result={"value": "order 9: 25.00"})
+    assert graph.invoke({"order": "9"}, _config(sid))["looked_up"] == "order 9: 25.00"
+    assert ledger.lookups == []
+    assert cp.get_session(sid).actions_used == 1

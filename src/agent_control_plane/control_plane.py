@@ -26,13 +26,13 @@ from agent_control_plane.engine import (
     governed_engine,
     threaded_sqlite_engine,
 )
-from agent_control_plane.errors import ConfigurationError
+from agent_control_plane.errors import ActionInProgressError, ConfigurationError
 from agent_control_plane.evaluators import Evaluator
 from agent_control_plane.facade import async_method, sync_method
 from agent_control_plane.guards import AsyncTokenGuard, GuardRequest, TokenGuard
 from agent_control_plane.integrations import decorator
 from agent_control_plane.migrations.runner import Migrator
-from agent_control_plane.models import Ticket
+from agent_control_plane.models import Decision, Event, Ticket
 from agent_control_plane.opening import Opening, prepare_schema, resolve
 from agent_control_plane.operations import (
     agents,
@@ -293,6 +293,7 @@ class ControlPlane(_ControlPlaneBase):
     list_kills = sync_method(kills.list_kills)
     govern = sync_method(governing.govern)
     record_outcome = sync_method(governing.record_outcome)
+    outcome_of = sync_method(governing.outcome_of)
     apply_policy = sync_method(policies.apply_policy)
     get_policy = sync_method(policies.get_policy)
     list_policies = sync_method(policies.list_policies)
@@ -354,6 +355,18 @@ class ControlPlane(_ControlPlaneBase):
             ticket = self.get_ticket(ticket_id)
             if not ticket.pending or delay is None:
                 return ticket
+            time.sleep(delay)
+        raise AssertionError("unreachable: waiting.delays ends with None")
+
+    def wait_for_outcome(self, decision: Decision, timeout: float) -> Event:
+        """Wait until an outcome is recorded for ``decision`` (claimed by another call) and
+        return it; raise ActionInProgressError if ``timeout`` seconds pass first."""
+        for delay in waiting.delays(timeout):
+            outcome = self.outcome_of(decision)
+            if outcome is not None:
+                return outcome
+            if delay is None:
+                raise ActionInProgressError(decision, timeout)
             time.sleep(delay)
         raise AssertionError("unreachable: waiting.delays ends with None")
 
@@ -453,6 +466,7 @@ class AsyncControlPlane(_ControlPlaneBase):
     list_kills = async_method(kills.list_kills)
     govern = async_method(governing.govern)
     record_outcome = async_method(governing.record_outcome)
+    outcome_of = async_method(governing.outcome_of)
     apply_policy = async_method(policies.apply_policy)
     get_policy = async_method(policies.get_policy)
     list_policies = async_method(policies.list_policies)
@@ -514,5 +528,17 @@ class AsyncControlPlane(_ControlPlaneBase):
             ticket = await self.get_ticket(ticket_id)
             if not ticket.pending or delay is None:
                 return ticket
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: waiting.delays ends with None")
+
+    async def wait_for_outcome(self, decision: Decision, timeout: float) -> Event:
+        """Wait until an outcome is recorded for ``decision`` (claimed by another call) and
+        return it; raise ActionInProgressError if ``timeout`` seconds pass first."""
+        for delay in waiting.delays(timeout):
+            outcome = await self.outcome_of(decision)
+            if outcome is not None:
+                return outcome
+            if delay is None:
+                raise ActionInProgressError(decision, timeout)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable: waiting.delays ends with None")

@@ -201,6 +201,34 @@ class McpServerError(ControlPlaneError):
         self.stderr_tail = stderr_tail
 
 
+class ActionInProgressError(ControlPlaneError):
+    """Another call holds the claim on this action and no outcome is recorded for it yet.
+
+    Raised by ``wait_for_outcome`` when its wait ends. The claimant may still be running
+    the action, or it stopped before recording an outcome (then the outcome is unknown
+    until someone records it). The action is never run a second time under the same
+    decision: find out whether it happened and record that with ``record_outcome``, or
+    govern it anew under another idempotency key. ``decision`` is the claimed decision.
+    """
+
+    def __init__(self, decision: Decision, waited: float) -> None:
+        super().__init__(
+            f"{decision.action} (decision {decision.event_seq} of session "
+            f"{decision.session_id}) was claimed by another call at "
+            f"{decision.decided_at.isoformat()} and has no recorded outcome after waiting "
+            f"{waited:g}s: it is still running, or its claimant stopped before recording an "
+            "outcome (then the outcome is unknown: check whether the action happened and "
+            "record it with record_outcome). It is not run twice under one claim; govern "
+            "with a new idempotency key to try again."
+        )
+        self.decision = decision
+
+
+class UngovernedCallError(ControlPlaneError):
+    """An integration was asked to make a call it cannot govern (e.g. a LiteLLM image or
+    audio call under ACP's token budgets); it was refused before anything was sent."""
+
+
 class AuthenticationError(ControlPlaneError):
     """An API key is missing, malformed, unknown, revoked or expired. ``reason`` says which
     (``missing``, ``malformed``, ``unknown``, ``revoked``, ``expired``); the key itself is

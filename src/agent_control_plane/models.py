@@ -55,6 +55,9 @@ class Decision:
     decided_at: datetime
     idempotency_key: str | None = None
     ticket_id: uuid.UUID | None = None
+    # True only for the call that holds the claim on the action (``govern(..., claim=True)``):
+    # it alone runs the action. A retry of the same keyed request gets False.
+    claimed: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -77,6 +80,7 @@ class Decision:
             "decided_at": self.decided_at.isoformat(),
             "idempotency_key": self.idempotency_key,
             "ticket_id": None if self.ticket_id is None else str(self.ticket_id),
+            "claimed": self.claimed,
         }
 
     @classmethod
@@ -97,6 +101,7 @@ class Decision:
             decided_at=datetime.fromisoformat(data["decided_at"]),
             idempotency_key=data.get("idempotency_key"),
             ticket_id=uuid.UUID(data["ticket_id"]) if data.get("ticket_id") else None,
+            claimed=bool(data.get("claimed", False)),
         )
 
 

@@ -5,7 +5,10 @@ idempotency key derived from the thread, the task and the call's place in the no
 a person must approve, the node interrupts with the ticket id; LangGraph re-runs the node
 from the start when resumed, and the same key then finds the same ticket in ACP: approved
 runs the action (consuming the approval), denied refuses, still pending interrupts again.
-An action whose outcome is already recorded is never run again.
+
+At most once, even when two processes resume the same thread at the same moment: the
+decision that allows the action also claims it (``govern(..., claim=True)``), so one
+execution runs it and every other waits for its recorded outcome.
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ from langgraph.runtime import get_runtime
 from langgraph.types import interrupt
 
 from agent_control_plane.control_plane import AsyncControlPlane, ControlPlane
-from agent_control_plane.errors import ConfigurationError, ControlPlaneError
-from agent_control_plane.models import Decision, Outcome
+from agent_control_plane.errors import ConfigurationError, ControlPlaneError, InvalidInputError
+from agent_control_plane.models import Decision, Event, Outcome
 
 T = TypeVar("T")
 
 SESSION_KEY = "acp_session_id"
 _COUNTERS = "__acp_governed_calls"
-_EVENT_PAGE = 500
+# Seconds an execution waits for the outcome of an action another execution claimed.
+DEFAULT_WAIT = 30.0
 
 
 class ActionFailedBeforeError(ControlPlaneError):
@@ -111,8 +115,11 @@ def _jsonable(value: Any) -> dict[str, Any]:
     return {"value": value}
 
 
-def _flow(session_id: uuid.UUID | str, action: str, request: dict[str, Any], key: str) -> _Flow:
-    govern = _Call("govern", (session_id, action), {**request, "idempotency_key": key})
+def _flow(
+    session_id: uuid.UUID | str, action: str, request: dict[str, Any], key: str, wait: float
+) -> _Flow:
+    arguments = {**request, "idempotency_key": key, "claim": True}
+    govern = _Call("govern", (session_id, action), arguments)
     decision: Decision = yield govern
     while decision.outcome is Outcome.NEEDS_APPROVAL:
         # Returns the resume value when LangGraph re-runs the node; ACP's ticket decides.
@@ -129,12 +136,15 @@ def _flow(session_id: uuid.UUID | str, action: str, request: dict[str, Any], key
             decision = yield govern  # approved: consumes it; denied or expired: refused
     if not decision.allowed:
         return Governed(decision)
-    recorded = yield from _recorded_outcome(decision)
-    if recorded is not None:
-        status, result = recorded
-        if status != "succeeded":
+    if not decision.claimed:
+        # Another execution of this node holds the claim: a concurrent resume of the same
+        # thread, or an earlier run or attempt. Its recorded outcome is the answer.
+        outcome: Event = yield _Call("wait_for_outcome", (decision,), {"timeout": wait})
+        recorded = (outcome.payload or {}).get("result")
+        result = recorded if isinstance(recorded, dict) else {}
+        if outcome.outcome != "succeeded":
             raise ActionFailedBeforeError(
-                f"{action} {status} in an earlier execution of this node "
+                f"{action} {outcome.outcome} in an earlier execution of this node "
                 f"({result.get('error', 'no detail')}); it is not run twice under one decision"
             )
         return Governed(decision, result.get("value"), replayed=True)
@@ -148,27 +158,12 @@ def _flow(session_id: uuid.UUID | str, action: str, request: dict[str, Any], key
     return Governed(decision, value)
 
 
-def _recorded_outcome(
-    decision: Decision,
-) -> Generator[_Step, Any, tuple[str, dict[str, Any]] | None]:
-    """The outcome status and result recorded for ``decision`` by an earlier execution."""
-    after = decision.event_seq
-    while True:
-        events = yield _Call(
-            "events", (decision.session_id,), {"after_seq": after, "limit": _EVENT_PAGE}
-        )
-        for event in events:
-            payload = event.payload or {}
-            if event.kind == "outcome" and payload.get("decision_seq") == decision.event_seq:
-                result = payload.get("result")
-                return str(event.outcome), result if isinstance(result, dict) else {}
-        if len(events) < _EVENT_PAGE:
-            return None
-        after = events[-1].seq
-
-
 def _start(
-    session_id: uuid.UUID | str | None, action: str, request: dict[str, Any], key: str | None
+    session_id: uuid.UUID | str | None,
+    action: str,
+    request: dict[str, Any],
+    key: str | None,
+    wait: float,
 ) -> _Flow:
     derived, configured = _call_key(action)
     sid = session_id if session_id is not None else configured
@@ -176,7 +171,9 @@ def _start(
         raise ConfigurationError(
             f"pass session_id or set configurable.{SESSION_KEY} in the graph's config"
         )
-    return _flow(sid, action, request, key or derived)
+    if wait < 0:
+        raise InvalidInputError("wait", "must not be negative")
+    return _flow(sid, action, request, key or derived, wait)
 
 
 def governed_action(
@@ -191,18 +188,25 @@ def governed_action(
     weight: float | None = None,
     score: float | None = None,
     key: str | None = None,
+    wait: float = DEFAULT_WAIT,
 ) -> Governed[T]:
     """Govern ``action`` and run ``run()`` once if allowed, from inside a LangGraph node.
 
     :param session_id: the ACP session (default: ``configurable.acp_session_id``).
     :param key: the idempotency key; by default derived from the thread, the task and
         the order of governed calls in the node, so a re-run node finds its decision.
-    The value of ``run()`` is recorded with the outcome (JSON values are replayed to a
-    re-run node; others are recorded as their repr). An exception is recorded as a
-    failed outcome and re-raised. Raises LangGraph's interrupt while a person decides.
+    :param wait: how many seconds an execution that does not hold the claim (a concurrent
+        resume of the same thread) waits for the claimant's outcome before raising
+        ``ActionInProgressError``.
+    The action is claimed in ACP in the transaction that decides it (and uses the
+    approval): of every execution of this node, only the claimant runs ``run()``; the
+    others return its recorded value (``replayed``). The value of ``run()`` is recorded
+    with the outcome (JSON values are replayed; others are recorded as their repr). An
+    exception is recorded as a failed outcome and re-raised. Raises LangGraph's
+    interrupt while a person decides.
     """
     request = {"resource": resource, "args": args, "cost": cost, "weight": weight, "score": score}
-    flow = _start(session_id, action, request, key)
+    flow = _start(session_id, action, request, key, wait)
     reply: Any = None
     error: Exception | None = None
     while True:
@@ -233,6 +237,7 @@ async def agoverned_action(
     weight: float | None = None,
     score: float | None = None,
     key: str | None = None,
+    wait: float = DEFAULT_WAIT,
 ) -> Governed[T]: ...
 
 
@@ -249,6 +254,7 @@ async def agoverned_action(
     weight: float | None = None,
     score: float | None = None,
     key: str | None = None,
+    wait: float = DEFAULT_WAIT,
 ) -> Governed[T]: ...
 
 
@@ -264,10 +270,11 @@ async def agoverned_action(
     weight: float | None = None,
     score: float | None = None,
     key: str | None = None,
+    wait: float = DEFAULT_WAIT,
 ) -> Governed[Any]:
     """The asyncio twin of :func:`governed_action`; ``run`` may be sync or async."""
     request = {"resource": resource, "args": args, "cost": cost, "weight": weight, "score": score}
-    flow = _start(session_id, action, request, key)
+    flow = _start(session_id, action, request, key, wait)
     reply: Any = None
     error: Exception | None = None
     while True:

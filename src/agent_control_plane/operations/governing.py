@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,7 @@ from agent_control_plane.rules import budget, lifecycle, resources, validation
 from agent_control_plane.rules.audit import plus
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import CompiledPolicy, Outcome, Route
-from agent_control_plane.runtime import Runtime, SessionFacts
+from agent_control_plane.runtime import Runtime, SessionFacts, reading
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import idempotency
 from agent_control_plane.store import sessions as session_store
@@ -43,6 +44,7 @@ def govern(
     idempotency_key: str | None = None,
     context: dict[str, Any] | None = None,
     resource_root: str | None = None,
+    claim: bool = False,
 ) -> Decision:
     """Decide whether the agent may perform ``action`` now, charge it, and record it.
 
@@ -59,6 +61,14 @@ def govern(
     root, is denied with reason ``assets.invalid_resource``. ``resource_root`` (an
     absolute path, such as an MCP server's folder) makes absolute paths under it
     relative, and denies those outside it.
+
+    ``claim=True`` (needs an ``idempotency_key``) makes an allowed action run at most
+    once among every call with that key, however many run at the same moment: the call
+    whose transaction records the decision (and uses the approval) gets
+    ``decision.claimed`` True and alone runs the action, then records its outcome; every
+    other gets the same decision with ``claimed`` False and waits for that outcome with
+    ``wait_for_outcome``. Like ``context``, ``claim`` is not part of the request a key is
+    compared with: a decision recorded without a claim is never claimed by a retry.
     """
     sid = validation.session_id(session_id)
     resource, resource_valid = _canonical_resource(resource, resource_root)
@@ -71,6 +81,8 @@ def govern(
         score=validation.unit_interval(score, "score"),
     )
     key = validation.idempotency_key(idempotency_key)
+    if claim and key is None:
+        raise InvalidInputError("claim", "needs an idempotency_key: the claim is keyed by it")
     correlation = validation.document(context, "context")
     facts = runtime.session_facts(connection, sid)
     policy = runtime.policy(connection, facts.policy_id)
@@ -85,14 +97,16 @@ def govern(
         proposal.score,
     ]
 
-    def work(claim: Claim | None) -> tuple[Decision, dict[str, Any]]:
-        return _decide(connection, runtime, sid, facts, policy, route, proposal, claim, correlation)
+    def work(record: Claim | None) -> tuple[Decision, dict[str, Any]]:
+        return _decide(
+            connection, runtime, sid, facts, policy, route, proposal, record, correlation, claim
+        )
 
     return run_once(
         connection,
         runtime,
         work,
-        Decision.from_json_data,
+        _replayed,
         scope=scope("govern", facts.tenant),
         key=key,
         request=request,
@@ -123,6 +137,7 @@ def _decide(
     proposal: Proposal,
     claim: Claim | None,
     correlation: dict[str, Any] | None,
+    claim_action: bool,
 ) -> tuple[Decision, dict[str, Any]]:
     now = runtime.clock()
     document = policy.document
@@ -132,7 +147,9 @@ def _decide(
     written = None  # the decision's event, if the charge placed it
     if outcome is Outcome.ALLOWED and not policy.dry_run and not document.needs_history:
         # The common case: one statement checks status, expiry and budgets, and charges.
-        payload = _payload(proposal, policy, facts, True, None, key, None, correlation)
+        payload = _payload(
+            proposal, policy, facts, True, None, key, None, correlation, claim_action
+        )
         event = NewEvent("decision", proposal.action, outcome.value, reason, proposal.cost, payload)
         row, written = _charge_placing(connection, runtime, session_id, proposal.cost, event, now)
         if row is None:
@@ -185,6 +202,7 @@ def _decide(
                     if claim is not None and bound is None:
                         approvals.bind_ticket(connection, runtime, claim, ticket_id, now)
     guidance = route.guidance if outcome is Outcome.STEER else None
+    claimed = claim_action and outcome is Outcome.ALLOWED
     decision = Decision(
         outcome=outcome,
         reason=reason,
@@ -201,6 +219,7 @@ def _decide(
         decided_at=now,
         idempotency_key=key,
         ticket_id=ticket_id,
+        claimed=claimed,
     )
     data = decision.to_json_data()
     if claim is not None and outcome is Outcome.NEEDS_APPROVAL:
@@ -213,7 +232,9 @@ def _decide(
     if written is not None:
         event_store.write(connection, runtime, written, record, data, head_moved=True)
         return decision, data
-    payload = _payload(proposal, policy, facts, charged, guidance, key, ticket_id, correlation)
+    payload = _payload(
+        proposal, policy, facts, charged, guidance, key, ticket_id, correlation, claimed
+    )
     event_store.append(
         connection,
         runtime,
@@ -259,6 +280,7 @@ def _payload(
     key: str | None,
     ticket_id: uuid.UUID | None,
     correlation: dict[str, Any] | None,
+    claimed: bool,
 ) -> dict[str, Any]:
     """What a decision event records besides its action, outcome, reason and cost."""
     payload = {
@@ -275,7 +297,14 @@ def _payload(
     }
     if correlation is not None:
         payload["context"] = correlation
+    if claimed:
+        payload["claimed"] = True
     return payload
+
+
+def _replayed(data: dict[str, Any]) -> Decision:
+    """The decision an earlier call with this key recorded; its claim stays with that call."""
+    return replace(Decision.from_json_data(data), claimed=False)
 
 
 def record_outcome(
@@ -344,6 +373,24 @@ def record_outcome(
         work,
         replay,
         scope=scope("outcome", facts.tenant),
-        key=f"{decision.session_id}:{decision.event_seq}",
+        key=_outcome_key(decision),
         request=request,
     )
+
+
+def outcome_of(connection: Connection, runtime: Runtime, decision: Decision) -> Event | None:
+    """The outcome event recorded for ``decision``, or None while there is none."""
+    facts = runtime.session_facts(connection, decision.session_id)
+    with reading(connection):
+        stored = idempotency.find(
+            connection, runtime, scope("outcome", facts.tenant), _outcome_key(decision)
+        )
+        if stored is None:
+            return None
+        return event_store.by_seq(
+            connection, runtime, decision.session_id, int(stored.result["seq"])
+        )
+
+
+def _outcome_key(decision: Decision) -> str:
+    return f"{decision.session_id}:{decision.event_seq}"
