@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent_control_plane.errors import ConfigurationError
 
 MigrateMode = Literal["auto", "verify", "off"]
 DEFAULT_DATABASE_URL = "sqlite:///acp.db"
@@ -24,3 +26,18 @@ class Settings(BaseSettings):
     table_prefix: str | None = None
     migrate: MigrateMode = "auto"
     idempotency_retention: timedelta = Field(default=DEFAULT_RETENTION, gt=timedelta(0))
+
+
+def load_settings() -> Settings:
+    """The ACP_* settings, or ConfigurationError naming each variable that is invalid."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors():
+            name = str(problem["loc"][0]) if problem["loc"] else "?"
+            variable = name if name.startswith("ACP_") else f"ACP_{name.upper()}"
+            problems.append(f"{variable}={problem.get('input')!r}: {problem['msg']}")
+        raise ConfigurationError(
+            "invalid setting in the environment: " + "; ".join(problems)
+        ) from None

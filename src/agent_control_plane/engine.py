@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool, QueuePool
 
-from agent_control_plane.errors import UnsupportedDatabaseError
+from agent_control_plane import boundary
+from agent_control_plane.errors import ConfigurationError, UnsupportedDatabaseError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _MARK = "acp_governed"
@@ -26,6 +30,9 @@ _DRIVERS = {
     "mariadb": ("pymysql", "asyncmy"),
 }
 _SYNC_TO_ASYNC = {"pysqlite": "aiosqlite", "pymysql": "asyncmy", "psycopg2": "psycopg"}
+# Drivers that only work with asyncio, and drivers that work with it at all.
+_ASYNC_ONLY = frozenset({"aiosqlite", "asyncmy", "aiomysql", "asyncpg", "psycopg_async"})
+_ASYNC_CAPABLE = _ASYNC_ONLY | {"psycopg"}
 
 
 def database_url(url: str | URL, *, asyncio: bool = False) -> URL:
@@ -50,18 +57,62 @@ def database_url(url: str | URL, *, asyncio: bool = False) -> URL:
         driver = parsed.get_driver_name()
         if asyncio:
             driver = _SYNC_TO_ASYNC.get(driver, driver)
+    shown = parsed.render_as_string(hide_password=True)
+    if not asyncio and driver in _ASYNC_ONLY:
+        raise ConfigurationError(
+            f"{driver!r} is an asyncio driver ({shown}): open it with AsyncControlPlane.open(), "
+            f"or give ControlPlane.open() a URL without it, e.g. {backend}://…"
+        )
+    if asyncio and driver not in _ASYNC_CAPABLE:
+        raise ConfigurationError(
+            f"{driver!r} cannot be used with asyncio ({shown}): open it with "
+            f"ControlPlane.open(), or give AsyncControlPlane.open() {backend}+{async_driver}://…"
+        )
     return parsed.set(drivername=f"{backend}+{driver}")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """How many connections an engine ACP creates may hold, and how long a call waits.
+
+    None keeps SQLAlchemy's pool defaults (5 connections plus 10 overflow, 30 s wait) and
+    each database's lock wait (SQLite 30 s; PostgreSQL none; MariaDB 50 s).
+    """
+
+    size: int | None = None
+    max_overflow: int | None = None
+    timeout: float | None = None
+    lock_timeout: float | None = None
+
+    def engine_arguments(self, url: URL) -> dict[str, Any]:
+        arguments: dict[str, Any] = {}
+        if self.size is not None:
+            arguments["pool_size"] = self.size
+        if self.max_overflow is not None:
+            arguments["max_overflow"] = self.max_overflow
+        if self.timeout is not None:
+            arguments["pool_timeout"] = self.timeout
+        return arguments
+
+    @property
+    def sqlite_busy_timeout_ms(self) -> int:
+        if self.lock_timeout is None:
+            return SQLITE_BUSY_TIMEOUT_MS
+        return math.ceil(self.lock_timeout * 1000)
+
+
+DEFAULT_POOL = PoolSettings()
 
 
 def _is_file_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
 
 
-def _configure_sqlite_connection(dbapi_connection: Any, url: URL) -> None:
+def _configure_sqlite_connection(dbapi_connection: Any, url: URL, busy_timeout_ms: int) -> None:
     cursor = dbapi_connection.cursor()
     try:
         # busy_timeout first: switching to WAL needs a lock other processes may hold.
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         if _is_file_sqlite(url):
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -80,64 +131,104 @@ def _begin_immediate(connection: Any) -> None:
         connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
 
+def _govern(engine: Engine) -> Engine:
+    """A copy of ``engine`` sharing its pool, with ACP's transaction behaviour."""
+    if engine.dialect.name in ("mysql", "mariadb"):
+        ours = engine.execution_options(**{_MARK: True}, isolation_level=_MYSQL_ISOLATION)
+    else:
+        ours = engine.execution_options(**{_MARK: True})
+    boundary.watch_commits(ours)
+    if engine.dialect.name == "sqlite":
+        event.listen(ours, "begin", _begin_immediate)
+    return ours
+
+
 def governed_engine(engine: Engine) -> Engine:
     """Return ``engine`` as ACP uses it: on SQLite every transaction begins IMMEDIATE,
-    on MySQL/MariaDB transactions are READ COMMITTED.
+    on MySQL/MariaDB transactions are READ COMMITTED, and everywhere the boundary
+    knows when a failure came while committing.
 
-    Both are set on a copy sharing the pool (``execution_options``), so a host's own
+    All of it is set on a copy sharing the pool (``execution_options``), so a host's own
     engine keeps its own transaction behaviour.
     """
     if engine.get_execution_options().get(_MARK):
         return engine
-    if engine.dialect.name in ("mysql", "mariadb"):
-        return engine.execution_options(**{_MARK: True}, isolation_level=_MYSQL_ISOLATION)
-    if engine.dialect.name != "sqlite":
-        return engine
-    ours = engine.execution_options(**{_MARK: True})
-    event.listen(ours, "begin", _begin_immediate)
-    return ours
-
-
-def create_sync_engine(url: URL) -> Engine:
-    kwargs: dict[str, Any] = {"pool_pre_ping": url.get_backend_name() != "sqlite"}
-    if url.get_backend_name() == "sqlite":
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-    engine = create_engine(url, **kwargs)
-    if url.get_backend_name() == "sqlite":
-        event.listen(
-            engine, "connect", lambda dbapi, _record: _configure_sqlite_connection(dbapi, url)
-        )
-    return engine
-
-
-def create_async_engine_for(url: URL) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"pool_pre_ping": url.get_backend_name() != "sqlite"}
-    if url.get_backend_name() == "sqlite":
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-    engine = create_async_engine(url, **kwargs)
-    if url.get_backend_name() == "sqlite":
-        event.listen(
-            engine.sync_engine,
-            "connect",
-            lambda dbapi, _record: _configure_sqlite_connection(dbapi, url),
-        )
-    return engine
+    return _govern(engine)
 
 
 def governed_async_engine(engine: AsyncEngine) -> AsyncEngine:
     """The async twin of :func:`governed_engine`."""
     if engine.get_execution_options().get(_MARK):
         return engine
-    if engine.dialect.name in ("mysql", "mariadb"):
-        return engine.execution_options(**{_MARK: True}, isolation_level=_MYSQL_ISOLATION)
-    if engine.dialect.name != "sqlite":
-        return engine
-    ours = engine.execution_options(**{_MARK: True})
-    event.listen(ours.sync_engine, "begin", _begin_immediate)
-    return ours
+    return AsyncEngine(_govern(engine.sync_engine))
 
 
-def threaded_sqlite_engine(engine: AsyncEngine) -> Engine | None:
+def _engine_arguments(url: URL, pool: PoolSettings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"pool_pre_ping": url.get_backend_name() != "sqlite"}
+    if url.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": pool.sqlite_busy_timeout_ms / 1000}
+    return {**kwargs, **pool.engine_arguments(url)}
+
+
+def _configure(engine: Engine, url: URL, pool: PoolSettings) -> None:
+    if url.get_backend_name() == "sqlite":
+        busy_ms = pool.sqlite_busy_timeout_ms
+        event.listen(
+            engine,
+            "connect",
+            lambda dbapi, _record: _configure_sqlite_connection(dbapi, url, busy_ms),
+        )
+    elif pool.lock_timeout is not None:
+        statement = _lock_timeout_statement(url, pool.lock_timeout)
+        event.listen(
+            engine, "connect", lambda dbapi, _record: _execute_and_commit(dbapi, statement)
+        )
+
+
+def _lock_timeout_statement(url: URL, seconds: float) -> str:
+    if url.get_backend_name() == "postgresql":
+        return f"SET lock_timeout = {math.ceil(seconds * 1000)}"
+    # InnoDB counts whole seconds, at least one.
+    return f"SET SESSION innodb_lock_wait_timeout = {max(1, math.ceil(seconds))}"
+
+
+def _execute_and_commit(dbapi_connection: Any, statement: str) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
+    dbapi_connection.commit()  # a SET in a rolled-back transaction would be undone
+
+
+def create_sync_engine(url: URL, pool: PoolSettings = DEFAULT_POOL) -> Engine:
+    engine = create_engine(url, **_engine_arguments(url, pool))
+    _configure(engine, url, pool)
+    return engine
+
+
+def create_async_engine_for(url: URL, pool: PoolSettings = DEFAULT_POOL) -> AsyncEngine:
+    engine = create_async_engine(url, **_engine_arguments(url, pool))
+    _configure(engine.sync_engine, url, pool)
+    return engine
+
+
+def pool_of_its_own(engine: Engine) -> Engine | None:
+    """An engine on a new pool of ``engine``'s kind, connecting as it does (same creator,
+    settings and pool events), with ACP's transaction behaviour; None where a second pool
+    would not reach the same database (SQLite in memory) or could not be made.
+
+    Kills run on it, so a kill never waits for a connection behind governed calls. Its
+    connections open only when a kill needs one.
+    """
+    pool = engine.pool
+    if not isinstance(pool, QueuePool | NullPool):
+        return None
+    own = Engine(pool.recreate(), engine.dialect, engine.url)
+    return _govern(own)
+
+
+def threaded_sqlite_engine(engine: AsyncEngine, pool: PoolSettings = DEFAULT_POOL) -> Engine | None:
     """For an aiosqlite engine ACP created on a database file: a pysqlite engine on the same
     file, governed like ACP's sync engines, else None.
 
@@ -149,4 +240,4 @@ def threaded_sqlite_engine(engine: AsyncEngine) -> Engine | None:
     url = engine.url
     if url.get_backend_name() != "sqlite" or not _is_file_sqlite(url):
         return None
-    return governed_engine(create_sync_engine(url.set(drivername="sqlite+pysqlite")))
+    return governed_engine(create_sync_engine(url.set(drivername="sqlite+pysqlite"), pool))

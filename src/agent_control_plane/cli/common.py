@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from agent_control_plane.config import Settings
+from agent_control_plane.config import load_settings
 from agent_control_plane.control_plane import ControlPlane
 from agent_control_plane.engine import create_sync_engine, database_url, governed_engine
 from agent_control_plane.errors import (
@@ -180,8 +180,8 @@ def migrator_for(
     url: str | None, schema: str | None, table_prefix: str | None
 ) -> Iterator[tuple[Migrator, Engine]]:
     """Resolve URL and layout (validated before connecting) and yield a Migrator + engine."""
-    settings = Settings()
     try:
+        settings = load_settings()
         parsed = database_url(url or settings.database_url)
         layout = resolve_layout(
             parsed.get_backend_name(),

@@ -20,7 +20,7 @@ from agent_control_plane.cli.common import (
     fail,
     migrator_for,
 )
-from agent_control_plane.config import Settings
+from agent_control_plane.config import load_settings
 from agent_control_plane.engine import database_url
 from agent_control_plane.errors import ControlPlaneError
 from agent_control_plane.migrations.grants import Grantee
@@ -48,7 +48,7 @@ def upgrade(
     """Upgrade ACP's tables (under a database lock; safe with many workers)."""
     if grant_to is not None:
         try:
-            backend = database_url(url or Settings().database_url).get_backend_name()
+            backend = database_url(url or load_settings().database_url).get_backend_name()
             Grantee.parse(backend, grant_to)
         except ControlPlaneError as exc:
             raise fail(str(exc)) from exc
@@ -175,8 +175,8 @@ def sql(
     table_prefix: PrefixOption = None,
 ) -> None:
     """Print the DDL to create ACP's tables (offline: nothing connects), for a DBA."""
-    settings = Settings()
     try:
+        settings = load_settings()
         parsed = database_url(url or settings.database_url)
         layout = resolve_layout(
             parsed.get_backend_name(),

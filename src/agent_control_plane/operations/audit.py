@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import InvalidInputError, SessionTerminatedError
 from agent_control_plane.models import AuditReport, Event, Page
+from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import lifecycle, validation
 from agent_control_plane.rules.audit import Anchor, AuditProblem, verify_chain
 from agent_control_plane.runtime import Runtime
@@ -51,6 +52,7 @@ def _limit(limit: int) -> int:
     return limit
 
 
+@repeatable
 def events(
     connection: Connection,
     runtime: Runtime,
@@ -64,6 +66,7 @@ def events(
         return event_store.for_session(connection, runtime, sid, after_seq, _limit(limit))
 
 
+@repeatable
 def event_feed(
     connection: Connection,
     runtime: Runtime,
@@ -86,6 +89,7 @@ def event_feed(
     return Page(items=items, next_cursor=str(items[-1].id) if items else cursor)
 
 
+@repeatable
 def event_feed_head(
     connection: Connection, runtime: Runtime, *, tenant: str | None = None
 ) -> str | None:
@@ -97,6 +101,7 @@ def event_feed_head(
     return None if newest is None else str(newest)
 
 
+@repeatable
 def verify_audit(
     connection: Connection,
     runtime: Runtime,
