@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Literal
 
@@ -37,7 +38,8 @@ def load_settings() -> Settings:
         for problem in error.errors():
             name = str(problem["loc"][0]) if problem["loc"] else "?"
             variable = name if name.startswith("ACP_") else f"ACP_{name.upper()}"
-            problems.append(f"{variable}={problem.get('input')!r}: {problem['msg']}")
+            value = os.environ.get(variable, problem.get("input"))
+            problems.append(f"{variable}={value!r}: {problem['msg']}")
         raise ConfigurationError(
             "invalid setting in the environment: " + "; ".join(problems)
         ) from None

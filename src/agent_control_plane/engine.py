@@ -21,6 +21,10 @@ _MARK = "acp_governed"
 # concurrent sweeps against inserts; READ COMMITTED is what ACP's statements assume
 # on every database (each statement sees the latest committed rows).
 _MYSQL_ISOLATION = "READ COMMITTED"
+# Set on engines ACP creates for MySQL/MariaDB: every connection is READ COMMITTED from
+# the moment it connects. A host's engine gets it per checkout instead, which costs a
+# SET and a COMMIT at every checkout and again when the connection is returned.
+_READ_COMMITTED_FROM_CONNECT = "acp_read_committed"
 
 # backend -> (sync driver, async driver) chosen when the URL names none.
 _DRIVERS = {
@@ -133,7 +137,9 @@ def _begin_immediate(connection: Any) -> None:
 
 def _govern(engine: Engine) -> Engine:
     """A copy of ``engine`` sharing its pool, with ACP's transaction behaviour."""
-    if engine.dialect.name in ("mysql", "mariadb"):
+    if engine.dialect.name in ("mysql", "mariadb") and not engine.get_execution_options().get(
+        _READ_COMMITTED_FROM_CONNECT
+    ):
         ours = engine.execution_options(**{_MARK: True}, isolation_level=_MYSQL_ISOLATION)
     else:
         ours = engine.execution_options(**{_MARK: True})
@@ -167,6 +173,9 @@ def _engine_arguments(url: URL, pool: PoolSettings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"pool_pre_ping": url.get_backend_name() != "sqlite"}
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": pool.sqlite_busy_timeout_ms / 1000}
+    if url.get_backend_name() in ("mysql", "mariadb"):
+        kwargs["isolation_level"] = _MYSQL_ISOLATION
+        kwargs["execution_options"] = {_READ_COMMITTED_FROM_CONNECT: True}
     return {**kwargs, **pool.engine_arguments(url)}
 
 
@@ -224,7 +233,9 @@ def pool_of_its_own(engine: Engine) -> Engine | None:
     pool = engine.pool
     if not isinstance(pool, QueuePool | NullPool):
         return None
-    own = Engine(pool.recreate(), engine.dialect, engine.url)
+    options = engine.get_execution_options()
+    kept = {name: True for name in (_READ_COMMITTED_FROM_CONNECT,) if options.get(name)}
+    own = Engine(pool.recreate(), engine.dialect, engine.url, execution_options=kept)
     return _govern(own)
 
 

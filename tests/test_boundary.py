@@ -1,0 +1,197 @@
+"""One boundary: whatever happens to the database mid-call, every public method raises
+one of ACP's documented errors (GovernanceUnavailableError or its subclasses) and leaves
+nothing half-written. The database is cut through a TCP proxy the test controls
+(PostgreSQL, MariaDB) or locked by another connection (SQLite); the methods come from the
+class itself, so a new method is covered as soon as it exists."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from agent_control_plane import AsyncControlPlane, ControlPlane
+from agent_control_plane.errors import (
+    GovernanceBusyError,
+    GovernanceUnavailableError,
+    OutcomeUnknownError,
+)
+from tests.acp_helpers import engine_for
+from tests.databases import TestDatabase, fresh_database
+from tests.method_calls import (
+    CALLS,
+    PRICES,
+    Prep,
+    cleanup,
+    public_methods,
+    raised_by,
+    snapshot,
+    uncovered,
+)
+from tests.tcp_proxy import TcpProxy, proxied_url, upstream_of
+
+
+def cut_points() -> Iterator[int]:
+    """Every one of a call's first eight messages, then fewer and fewer (a call that
+    reads every budget sends hundreds of messages): 1, 2, …, 8, 10, 12, 15, 18, …"""
+    point = 1
+    while point < 10_000:
+        yield point
+        point = point + 1 if point < 8 else point * 5 // 4
+
+
+@pytest.fixture(params=("postgresql", "mysql"))
+def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestDatabase]:
+    yield from fresh_database(request.param, tmp_path)
+
+
+def test_the_calls_cover_every_public_method() -> None:
+    assert uncovered(ControlPlane) == set()
+    assert uncovered(AsyncControlPlane) == set()
+
+
+class Trial:
+    """Calls each method again and again, cutting its connection at its 1st, 2nd, …
+    message (see cut_points), until a call runs to the end before the cut."""
+
+    def __init__(self, proxy: TcpProxy, engine: Engine, prep: Prep) -> None:
+        self.proxy = proxy
+        self.engine = engine
+        self.prep = prep
+        self.outcomes: dict[str, Counter[str]] = {}
+
+    async def method(self, name: str, call: Callable[..., Any]) -> None:
+        outcomes = self.outcomes.setdefault(name, Counter())
+        for cut in cut_points():
+            args, kwargs = CALLS[name](self.prep)
+            before = snapshot(self.engine, self.prep.cp)
+            self.proxy.cut_at(after=cut)
+            error = await raised_by(call, args, kwargs)
+            if isinstance(error, OutcomeUnknownError):
+                outcomes["unknown"] += 1  # may have committed: nothing to compare
+            elif isinstance(error, GovernanceUnavailableError):
+                outcomes["unavailable"] += 1
+                assert error.__cause__ is not None, name
+                assert snapshot(self.engine, self.prep.cp) == before, f"{name} wrote, cut {cut}"
+            else:
+                assert error is None, (name, cut, error)
+                outcomes["done"] += 1
+            fired = self.proxy.disarm()
+            cleanup(name, self.prep)
+            if not fired:
+                return
+        raise AssertionError(f"{name} never ran to the end")
+
+    def check(self) -> None:
+        assert set(self.outcomes) == set(CALLS)
+        for name, outcomes in self.outcomes.items():
+            # Every method met a cut inside it and said so with the documented error.
+            assert outcomes["unavailable"] >= 1, (name, outcomes)
+
+
+def _methods(cls: type) -> list[str]:
+    return [name for name in public_methods(cls) if name in CALLS]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_every_method_cut_anywhere_fails_documented_and_writes_nothing(
+    server_database: TestDatabase, kind: str
+) -> None:
+    database = server_database
+    with (
+        TcpProxy(*upstream_of(database.url)) as proxy,
+        ControlPlane.open(database.url_string) as prep_cp,
+        engine_for(database) as engine,
+    ):
+        prep = Prep(prep_cp)
+        trial = Trial(proxy, engine, prep)
+        if kind == "sync":
+            with ControlPlane.open(proxied_url(proxy, database.url)) as cp:
+                cp.set_prices(PRICES)
+                for name in _methods(ControlPlane):
+                    await trial.method(name, getattr(cp, name))
+        else:
+            async_url = proxied_url(proxy, database.url.set(drivername=_async_driver(database)))
+            async with AsyncControlPlane.open(async_url) as acp:
+                acp.set_prices(PRICES)
+                for name in _methods(AsyncControlPlane):
+                    await trial.method(name, getattr(acp, name))
+        trial.check()
+
+
+def _async_driver(database: TestDatabase) -> str:
+    return "postgresql+psycopg" if database.dialect == "postgresql" else "mysql+asyncmy"
+
+
+async def test_an_unreachable_database_fails_open_and_every_call_documented(
+    server_database: TestDatabase,
+) -> None:
+    database = server_database
+    with (
+        TcpProxy(*upstream_of(database.url)) as proxy,
+        ControlPlane.open(database.url_string) as prep_cp,
+        engine_for(database) as engine,
+    ):
+        prep = Prep(prep_cp)
+        url = proxied_url(proxy, database.url)
+        async_url = proxied_url(proxy, database.url.set(drivername=_async_driver(database)))
+        with ControlPlane.open(url) as cp:
+            acp = await AsyncControlPlane.open(async_url)
+            try:
+                calls = [(name, *CALLS[name](prep)) for name in _methods(ControlPlane)]
+                before = snapshot(engine, prep_cp)
+                proxy.refuse()
+                proxy.drop()
+                for name, args, kwargs in calls:
+                    for plane in (cp, acp):
+                        error = await raised_by(getattr(plane, name), args, kwargs)
+                        assert isinstance(error, GovernanceUnavailableError), (name, error)
+                        assert not isinstance(error, OutcomeUnknownError), name
+                        assert error.__cause__ is not None
+                with pytest.raises(GovernanceUnavailableError):
+                    ControlPlane.open(url)
+                with pytest.raises(GovernanceUnavailableError):
+                    await AsyncControlPlane.open(async_url)
+                proxy.refuse(False)
+                assert snapshot(engine, prep_cp) == before
+            finally:
+                await acp.close()
+
+
+async def test_a_locked_sqlite_file_fails_every_call_busy_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "acp.db"
+    url = f"sqlite:///{path}"
+    with (
+        ControlPlane.open(url) as prep_cp,
+        engine_for(TestDatabase("sqlite", make_url(url))) as engine,
+    ):
+        prep = Prep(prep_cp)
+        with ControlPlane.open(url, lock_timeout=0.05) as cp:
+            async with AsyncControlPlane.open(url, lock_timeout=0.05) as acp:
+                for plane in (cp, acp):
+                    plane.set_prices(PRICES)
+                    calls = [(name, *CALLS[name](prep)) for name in _methods(type(plane))]
+                    before = snapshot(engine, prep_cp)
+                    blocker = sqlite3.connect(path, timeout=0)
+                    blocker.execute("BEGIN EXCLUSIVE")  # another process holding the lock
+                    try:
+                        for name, args, kwargs in calls:
+                            error = await raised_by(getattr(plane, name), args, kwargs)
+                            assert isinstance(error, GovernanceBusyError), (name, error)
+                            assert "locked" in str(error)
+                            assert error.__cause__ is not None
+                    finally:
+                        blocker.rollback()
+                        blocker.close()
+                    assert snapshot(engine, prep_cp) == before
+                # Once the lock is gone, everything works again.
+                assert cp.govern(prep.session(), "work").allowed
+                assert (await acp.govern(prep.session(), "work")).allowed
