@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import timedelta
@@ -389,9 +390,11 @@ class AsyncControlPlane(_ControlPlaneBase):
         # Kills get a pool of their own: they never wait behind governed calls for one.
         self._urgent_engine: AsyncEngine | None = None
         self._urgent_threaded: Connections | None = None
+        self._urgent_executor: ThreadPoolExecutor | None = None
         if threaded is not None:
             urgent = pool_of_its_own(threaded)
             self._urgent_threaded = None if urgent is None else Connections(urgent, keep=0)
+            self._urgent_executor = ThreadPoolExecutor(2, thread_name_prefix="acp-kill")
         else:
             urgent = pool_of_its_own(self._engine.sync_engine)
             self._urgent_engine = None if urgent is None else AsyncEngine(urgent)
@@ -471,6 +474,8 @@ class AsyncControlPlane(_ControlPlaneBase):
                 await self._urgent_engine.dispose()
             if self._urgent_threaded is not None:
                 self._urgent_threaded.engine.dispose()
+            if self._urgent_executor is not None:
+                self._urgent_executor.shutdown(wait=False)
         self._runtime.evaluators.close()
         self._closed = True
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sqlite3
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,7 +137,42 @@ def _begin_immediate(connection: Any) -> None:
         connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
 
-def _govern(engine: Engine) -> Engine:
+# A kill's SQLite connection polls for the write lock this often instead (seconds).
+_URGENT_POLL = 0.0002
+_BUSY_TIMEOUT_MS = "acp_busy_timeout_ms"
+
+
+def _poll_for_the_lock(dbapi_connection: Any, connection_record: Any) -> None:
+    """On a kill's SQLite connection: remember the busy timeout, and let BEGIN fail at
+    once instead, so that :func:`_begin_immediate_urgently` does the waiting."""
+    cursor = dbapi_connection.cursor()
+    try:
+        timeout = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
+        cursor.execute("PRAGMA busy_timeout=0")
+    finally:
+        cursor.close()
+    connection_record.info[_BUSY_TIMEOUT_MS] = timeout
+
+
+def _begin_immediate_urgently(connection: Any) -> None:
+    """BEGIN IMMEDIATE for a kill. SQLite's busy handler sleeps longer and longer between
+    tries (up to 100 ms), so among many waiting writers it is a lottery, and a kill
+    could wait seconds behind governed calls that came after it. A kill tries again
+    every fraction of a millisecond instead, until the same timeout runs out."""
+    driver = connection.connection.driver_connection
+    timeout_ms = connection.connection.info.get(_BUSY_TIMEOUT_MS, SQLITE_BUSY_TIMEOUT_MS)
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            driver.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(_URGENT_POLL)
+
+
+def _govern(engine: Engine, *, urgent: bool = False) -> Engine:
     """A copy of ``engine`` sharing its pool, with ACP's transaction behaviour."""
     if engine.dialect.name in ("mysql", "mariadb") and not engine.get_execution_options().get(
         _READ_COMMITTED_FROM_CONNECT
@@ -145,7 +182,11 @@ def _govern(engine: Engine) -> Engine:
         ours = engine.execution_options(**{_MARK: True})
     boundary.watch_commits(ours)
     if engine.dialect.name == "sqlite":
-        event.listen(ours, "begin", _begin_immediate)
+        if urgent and not engine.dialect.is_async:
+            event.listen(engine.pool, "connect", _poll_for_the_lock)
+            event.listen(ours, "begin", _begin_immediate_urgently)
+        else:
+            event.listen(ours, "begin", _begin_immediate)
     return ours
 
 
@@ -236,7 +277,7 @@ def pool_of_its_own(engine: Engine) -> Engine | None:
     options = engine.get_execution_options()
     kept = {name: True for name in (_READ_COMMITTED_FROM_CONNECT,) if options.get(name)}
     own = Engine(pool.recreate(), engine.dialect, engine.url, execution_options=kept)
-    return _govern(own)
+    return _govern(own, urgent=True)
 
 
 def threaded_sqlite_engine(engine: AsyncEngine, pool: PoolSettings = DEFAULT_POOL) -> Engine | None:

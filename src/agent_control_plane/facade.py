@@ -16,7 +16,7 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -108,16 +108,23 @@ def async_method(
     async def method(self: AsyncControlPlane, /, *args: P.args, **kwargs: P.kwargs) -> R:
         refuse_if_closed(self)
         urgent = operation in URGENT
-        threaded = self._urgent_threaded if urgent else self._threaded
-        if threaded is not None:
+        threaded = (self._urgent_threaded or self._threaded) if urgent else self._threaded
+        if threaded is not None and urgent:
+            # A kill's worker thread is its own too: it never queues behind governed calls
+            # waiting for the default executor.
+            def run(function: Callable[[Connection], R]) -> Awaitable[R]:
+                assert threaded is not None
+                loop = asyncio.get_running_loop()
+                return loop.run_in_executor(self._urgent_executor, threaded.run, function)
+        elif threaded is not None:
             # SQLite file ACP opened itself: the whole operation in one worker thread.
-            def run(function: Callable[[Connection], R]) -> Coroutine[Any, Any, R]:
+            def run(function: Callable[[Connection], R]) -> Awaitable[R]:
                 assert threaded is not None
                 return asyncio.to_thread(threaded.run, function)
         else:
             engine = self._urgent_engine if urgent and self._urgent_engine else self._engine
 
-            def run(function: Callable[[Connection], R]) -> Coroutine[Any, Any, R]:
+            def run(function: Callable[[Connection], R]) -> Awaitable[R]:
                 return _on_connection(engine, function)
 
         return await self._boundary.run_async(
