@@ -33,6 +33,7 @@ class _Cut:
     after: int | None  # ...or at the client's n-th message since arming
     forward: bool  # send that message to the server first (and lose the reply)
     then_refuse: bool  # refuse new connections after the cut
+    reply: bool = False  # deliver the server's reply, then cut
     seen: int = 0
 
 
@@ -43,6 +44,7 @@ class _Pair:
         self.client = client
         self.server = server
         self.losing_reply = False
+        self.cut_after_reply = False
 
     def abort(self) -> None:
         for writer in (self.client, self.server):
@@ -109,13 +111,15 @@ class TcpProxy:
         after: int | None = None,
         forward: bool = False,
         then_refuse: bool = False,
+        reply: bool = False,
     ) -> None:
         """Arm one cut: at the next client message containing ``pattern``, or at the
         ``after``-th client message from now. ``forward`` sends that message on and loses
-        the server's reply; otherwise the server never sees it. ``then_refuse`` also
-        refuses every new connection from that moment."""
+        the server's reply; otherwise the server never sees it. ``reply`` delivers the
+        reply too and cuts right after it (the client's next message finds the connection
+        gone). ``then_refuse`` also refuses every new connection from that moment."""
         assert (pattern is None) != (after is None)
-        self._cut = _Cut(pattern, after, forward, then_refuse)
+        self._cut = _Cut(pattern, after, forward or reply, then_refuse, reply)
 
     def disarm(self) -> bool:
         """Disarm the cut; return whether it had fired."""
@@ -176,6 +180,11 @@ class TcpProxy:
             self.cuts += 1
             if cut.then_refuse:
                 self._refusing = True
+            if cut.reply:
+                pair.cut_after_reply = True
+                pair.server.write(data)
+                await pair.server.drain()
+                continue
             if cut.forward:
                 # The server gets the message and answers; the answer is lost.
                 pair.losing_reply = True
@@ -193,6 +202,8 @@ class TcpProxy:
                 break  # the reply came: the server acted; now close its side too
             pair.client.write(data)
             await pair.client.drain()
+            if pair.cut_after_reply:
+                break
         pair.abort()
 
 
