@@ -195,3 +195,35 @@ async def test_a_locked_sqlite_file_fails_every_call_busy_and_writes_nothing(
                 # Once the lock is gone, everything works again.
                 assert cp.govern(prep.session(), "work").allowed
                 assert (await acp.govern(prep.session(), "work")).allowed
+
+
+async def test_the_mcp_proxy_denies_a_call_it_cannot_govern(tmp_path: Path) -> None:
+    from agent_control_plane.integrations.mcp_proxy.governor import META_KEY, ToolGovernor
+    from agent_control_plane.rules.routing import CompiledPolicy
+
+    url = f"sqlite:///{tmp_path / 'acp.db'}"
+    policy = {"name": "tools", "tiers": {"auto_approve": ["demo.echo"]}}
+    policy["tools"] = {"echo": {"action": "demo.echo", "risk": {"weight": 0.1}}}
+    async with AsyncControlPlane.open(url, lock_timeout=0.05) as acp:
+        snapshot = await acp.apply_policy(policy)
+        session = await acp.open_session(
+            agent_id="a", policy=snapshot.id, max_cost=1, max_actions=5
+        )
+        governor = ToolGovernor(acp, session.id, CompiledPolicy.compile(snapshot.document))
+        forwarded: list[bool] = []
+
+        async def forward() -> Any:
+            forwarded.append(True)
+            raise AssertionError("a call that cannot be governed must not be made")
+
+        blocker = sqlite3.connect(tmp_path / "acp.db", timeout=0)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            result = await governor.call("echo", {"text": "hi"}, 1, forward)
+        finally:
+            blocker.rollback()
+            blocker.close()
+    assert result.is_error
+    assert result.meta is not None
+    assert result.meta[META_KEY]["reason"] == "unavailable"
+    assert forwarded == []
