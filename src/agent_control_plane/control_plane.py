@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
 from sqlalchemy import Dialect, Engine
 from sqlalchemy.engine import URL
@@ -60,7 +60,13 @@ if TYPE_CHECKING:
     from agent_control_plane.telemetry import Instrumentation
 
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
+
+
+class _Closes(Protocol):
+    async def close(self) -> None: ...
+
+
+T = TypeVar("T", bound=_Closes)
 
 
 class _ControlPlaneBase:
@@ -591,4 +597,4 @@ class Opened(Generic[T]):
     ) -> None:
         opened, self._opened = self._opened, None
         if opened is not None:
-            await opened.close()  # type: ignore[attr-defined]
+            await opened.close()

@@ -120,7 +120,7 @@ def handled() -> Iterator[None]:
         yield
     except (ControlPlaneError, SQLAlchemyError) as exc:
         message = str(exc).splitlines()[0] if isinstance(exc, SQLAlchemyError) else str(exc)
-        if isinstance(exc, _UNREACHABLE):
+        if isinstance(exc, _UNREACHABLE | GovernanceUnavailableError):
             message = f"database unavailable: {message}"
         raise fail(message, exit_code_for(exc)) from exc
 
