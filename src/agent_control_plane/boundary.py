@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
@@ -174,25 +175,24 @@ class Boundary:
         """Run one call of ``operation`` through ``on_connection`` (which runs a function
         on a connection of its choice) with every failure translated; settle a failure
         while committing on a second connection."""
-        with self.translated():
-            try:
-                return on_connection(
-                    lambda connection: call(
-                        connection, operation, args, kwargs, repeatable=repeatable
-                    )
-                )
-            except InDoubt as doubt:
-                if doubt.witness is None and doubt.rerun is None:
-                    raise
-                first = doubt
-                try:
-                    return on_connection(
-                        lambda connection: settle_doubt(connection, first, operation, args, kwargs)
-                    )
-                except ControlPlaneError:
-                    raise
-                except self._unsettling as error:
-                    raise unsettled(first, error) from error
+        try:
+            return on_connection(
+                partial(call, operation=operation, args=args, kwargs=kwargs, repeatable=repeatable)
+            )
+        except ControlPlaneError:
+            raise
+        except InDoubt as raised:
+            doubt = self._settleable(raised)
+        except self.errors as error:
+            raise unavailable(error) from error
+        try:
+            return on_connection(
+                partial(settle_doubt, doubt=doubt, operation=operation, args=args, kwargs=kwargs)
+            )
+        except ControlPlaneError:
+            raise
+        except self._unsettling as error:
+            raise unsettled(doubt, error) from error
 
     async def run_async(
         self,
@@ -204,25 +204,31 @@ class Boundary:
         repeatable: bool = False,
     ) -> R:
         """:meth:`run` for a caller that awaits its connections (the same steps)."""
-        with self.translated():
-            try:
-                return await on_connection(
-                    lambda connection: call(
-                        connection, operation, args, kwargs, repeatable=repeatable
-                    )
-                )
-            except InDoubt as doubt:
-                if doubt.witness is None and doubt.rerun is None:
-                    raise
-                first = doubt
-                try:
-                    return await on_connection(
-                        lambda connection: settle_doubt(connection, first, operation, args, kwargs)
-                    )
-                except ControlPlaneError:
-                    raise
-                except self._unsettling as error:
-                    raise unsettled(first, error) from error
+        try:
+            return await on_connection(
+                partial(call, operation=operation, args=args, kwargs=kwargs, repeatable=repeatable)
+            )
+        except ControlPlaneError:
+            raise
+        except InDoubt as raised:
+            doubt = self._settleable(raised)
+        except self.errors as error:
+            raise unavailable(error) from error
+        try:
+            return await on_connection(
+                partial(settle_doubt, doubt=doubt, operation=operation, args=args, kwargs=kwargs)
+            )
+        except ControlPlaneError:
+            raise
+        except self._unsettling as error:
+            raise unsettled(doubt, error) from error
+
+    @staticmethod
+    def _settleable(doubt: InDoubt) -> InDoubt:
+        """``doubt`` if a second connection can settle it, else its OutcomeUnknownError."""
+        if doubt.witness is None and doubt.rerun is None:
+            raise outcome_unknown(doubt, doubt.__cause__) from (doubt.__cause__ or doubt)
+        return doubt
 
     @contextmanager
     def translated(self) -> Iterator[None]:
