@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,69 +100,75 @@ def _methods(cls: type) -> list[str]:
     return [name for name in public_methods(cls) if name in CALLS]
 
 
+@dataclass
+class Cut:
+    """A server database behind a proxy, and what prepares calls and checks the rows."""
+
+    database: TestDatabase
+    proxy: TcpProxy
+    prep: Prep
+    engine: Engine
+
+    def url(self, *, asynchronous: bool = False) -> str:
+        url = self.database.url
+        if asynchronous:
+            postgresql = self.database.dialect == "postgresql"
+            url = url.set(drivername="postgresql+psycopg" if postgresql else "mysql+asyncmy")
+        return proxied_url(self.proxy, url)
+
+
+@pytest.fixture
+def cut(server_database: TestDatabase) -> Iterator[Cut]:
+    database = server_database
+    with (
+        TcpProxy(*upstream_of(database.url)) as proxy,
+        ControlPlane.open(database.url_string) as prep_cp,
+        engine_for(database) as engine,
+    ):
+        yield Cut(database, proxy, Prep(prep_cp), engine)
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
 async def test_every_method_cut_anywhere_fails_documented_and_writes_nothing(
-    server_database: TestDatabase, kind: str
+    cut: Cut, kind: str
 ) -> None:
-    database = server_database
-    with (
-        TcpProxy(*upstream_of(database.url)) as proxy,
-        ControlPlane.open(database.url_string) as prep_cp,
-        engine_for(database) as engine,
-    ):
-        prep = Prep(prep_cp)
-        trial = Trial(proxy, engine, prep)
-        if kind == "sync":
-            with ControlPlane.open(proxied_url(proxy, database.url)) as cp:
-                cp.set_prices(PRICES)
-                for name in _methods(ControlPlane):
-                    await trial.method(name, getattr(cp, name))
-        else:
-            async_url = proxied_url(proxy, database.url.set(drivername=_async_driver(database)))
-            async with AsyncControlPlane.open(async_url) as acp:
-                acp.set_prices(PRICES)
-                for name in _methods(AsyncControlPlane):
-                    await trial.method(name, getattr(acp, name))
-        trial.check()
+    trial = Trial(cut.proxy, cut.engine, cut.prep)
+    if kind == "sync":
+        with ControlPlane.open(cut.url()) as cp:
+            cp.set_prices(PRICES)
+            for name in _methods(ControlPlane):
+                await trial.method(name, getattr(cp, name))
+    else:
+        async with AsyncControlPlane.open(cut.url(asynchronous=True)) as acp:
+            acp.set_prices(PRICES)
+            for name in _methods(AsyncControlPlane):
+                await trial.method(name, getattr(acp, name))
+    trial.check()
 
 
-def _async_driver(database: TestDatabase) -> str:
-    return "postgresql+psycopg" if database.dialect == "postgresql" else "mysql+asyncmy"
-
-
-async def test_an_unreachable_database_fails_open_and_every_call_documented(
-    server_database: TestDatabase,
-) -> None:
-    database = server_database
-    with (
-        TcpProxy(*upstream_of(database.url)) as proxy,
-        ControlPlane.open(database.url_string) as prep_cp,
-        engine_for(database) as engine,
-    ):
-        prep = Prep(prep_cp)
-        url = proxied_url(proxy, database.url)
-        async_url = proxied_url(proxy, database.url.set(drivername=_async_driver(database)))
-        with ControlPlane.open(url) as cp:
-            acp = await AsyncControlPlane.open(async_url)
-            try:
-                calls = [(name, *CALLS[name](prep)) for name in _methods(ControlPlane)]
-                before = snapshot(engine, prep_cp)
-                proxy.refuse()
-                proxy.drop()
-                for name, args, kwargs in calls:
-                    for plane in (cp, acp):
-                        error = await raised_by(getattr(plane, name), args, kwargs)
-                        assert isinstance(error, GovernanceUnavailableError), (name, error)
-                        assert not isinstance(error, OutcomeUnknownError), name
-                        assert error.__cause__ is not None
-                with pytest.raises(GovernanceUnavailableError):
-                    ControlPlane.open(url)
-                with pytest.raises(GovernanceUnavailableError):
-                    await AsyncControlPlane.open(async_url)
-                proxy.refuse(False)
-                assert snapshot(engine, prep_cp) == before
-            finally:
-                await acp.close()
+async def test_an_unreachable_database_fails_open_and_every_call_documented(cut: Cut) -> None:
+    proxy, prep = cut.proxy, cut.prep
+    with ControlPlane.open(cut.url()) as cp:
+        acp = await AsyncControlPlane.open(cut.url(asynchronous=True))
+        try:
+            calls = [(name, *CALLS[name](prep)) for name in _methods(ControlPlane)]
+            before = snapshot(cut.engine, prep.cp)
+            proxy.refuse()
+            proxy.drop()
+            for name, args, kwargs in calls:
+                for plane in (cp, acp):
+                    error = await raised_by(getattr(plane, name), args, kwargs)
+                    assert isinstance(error, GovernanceUnavailableError), (name, error)
+                    assert not isinstance(error, OutcomeUnknownError), name
+                    assert error.__cause__ is not None
+            with pytest.raises(GovernanceUnavailableError):
+                ControlPlane.open(cut.url())
+            with pytest.raises(GovernanceUnavailableError):
+                await AsyncControlPlane.open(cut.url(asynchronous=True))
+            proxy.refuse(False)
+            assert snapshot(cut.engine, prep.cp) == before
+        finally:
+            await acp.close()
 
 
 async def test_a_locked_sqlite_file_fails_every_call_busy_and_writes_nothing(

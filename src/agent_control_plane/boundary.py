@@ -176,23 +176,13 @@ class Boundary:
         on a connection of its choice) with every failure translated; settle a failure
         while committing on a second connection."""
         try:
-            return on_connection(
-                partial(call, operation=operation, args=args, kwargs=kwargs, repeatable=repeatable)
-            )
-        except ControlPlaneError:
-            raise
-        except InDoubt as raised:
-            doubt = self._settleable(raised)
-        except self.errors as error:
-            raise unavailable(error) from error
+            return on_connection(partial(call, operation, args, kwargs, repeatable))
+        except Exception as error:
+            doubt = self._doubt(error)
         try:
-            return on_connection(
-                partial(settle_doubt, doubt=doubt, operation=operation, args=args, kwargs=kwargs)
-            )
-        except ControlPlaneError:
-            raise
-        except self._unsettling as error:
-            raise unsettled(doubt, error) from error
+            return on_connection(partial(settle_doubt, doubt, operation, args, kwargs))
+        except Exception as error:
+            raise self._unsettled(doubt, error) from error
 
     async def run_async(
         self,
@@ -203,32 +193,32 @@ class Boundary:
         *,
         repeatable: bool = False,
     ) -> R:
-        """:meth:`run` for a caller that awaits its connections (the same steps)."""
+        """:meth:`run` for a caller that awaits its connections (the same two steps)."""
         try:
-            return await on_connection(
-                partial(call, operation=operation, args=args, kwargs=kwargs, repeatable=repeatable)
-            )
-        except ControlPlaneError:
-            raise
-        except InDoubt as raised:
-            doubt = self._settleable(raised)
-        except self.errors as error:
-            raise unavailable(error) from error
+            return await on_connection(partial(call, operation, args, kwargs, repeatable))
+        except Exception as error:
+            doubt = self._doubt(error)
         try:
-            return await on_connection(
-                partial(settle_doubt, doubt=doubt, operation=operation, args=args, kwargs=kwargs)
-            )
-        except ControlPlaneError:
-            raise
-        except self._unsettling as error:
-            raise unsettled(doubt, error) from error
+            return await on_connection(partial(settle_doubt, doubt, operation, args, kwargs))
+        except Exception as error:
+            raise self._unsettled(doubt, error) from error
 
-    @staticmethod
-    def _settleable(doubt: InDoubt) -> InDoubt:
-        """``doubt`` if a second connection can settle it, else its OutcomeUnknownError."""
-        if doubt.witness is None and doubt.rerun is None:
-            raise outcome_unknown(doubt, doubt.__cause__) from (doubt.__cause__ or doubt)
-        return doubt
+    def _doubt(self, error: Exception) -> InDoubt:
+        """What the first attempt's ``error`` leaves to settle; every other failure is
+        raised: ACP's own as it is, a database failure as GovernanceUnavailableError."""
+        if isinstance(error, InDoubt):
+            if error.witness is None and error.rerun is None:
+                raise outcome_unknown(error, error.__cause__) from (error.__cause__ or error)
+            return error
+        if isinstance(error, self.errors) and not isinstance(error, ControlPlaneError):
+            raise unavailable(error) from error
+        raise error
+
+    def _unsettled(self, doubt: InDoubt, error: Exception) -> Exception:
+        """The error to raise when settling ``doubt`` failed with ``error``."""
+        if isinstance(error, self._unsettling) and not isinstance(error, ControlPlaneError):
+            return unsettled(doubt, error)
+        return error
 
     @contextmanager
     def translated(self) -> Iterator[None]:
@@ -262,12 +252,11 @@ def outcome_unknown(doubt: InDoubt, cause: BaseException | None) -> OutcomeUnkno
 
 
 def call(
-    connection: Connection,
     operation: Callable[..., R],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    *,
-    repeatable: bool = False,
+    repeatable: bool,
+    connection: Connection,
 ) -> R:
     """Run ``operation(connection, *args, **kwargs)``; repeat it after a deadlock or a
     serialization failure (at most ATTEMPTS runs). A database failure at or after one of
@@ -288,11 +277,11 @@ def call(
 
 
 def settle_doubt(
-    connection: Connection,
     doubt: InDoubt,
     operation: Callable[..., R],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    connection: Connection,
 ) -> R:
     """On a fresh connection: the real result of a call whose commit failed. The witness
     says whether it committed; a call that did not, or that can safely run twice (a keyed
@@ -301,10 +290,9 @@ def settle_doubt(
         found = doubt.witness(connection)
         if found is not NOT_COMMITTED:
             return found  # type: ignore[no-any-return]
-        return call(connection, operation, args, kwargs)
-    if doubt.rerun is None:
-        raise doubt
-    return call(connection, operation, args, {**kwargs, **doubt.rerun})
+        return call(operation, args, kwargs, False, connection)
+    assert doubt.rerun is not None  # Boundary settles only a doubt that can be
+    return call(operation, args, {**kwargs, **doubt.rerun}, False, connection)
 
 
 def unsettled(doubt: InDoubt, error: BaseException) -> OutcomeUnknownError:
