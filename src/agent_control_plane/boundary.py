@@ -1,13 +1,14 @@
 """The one place where database failures become ACP's documented errors.
 
-Every public method runs inside :func:`translated` (as httpx's ``map_httpcore_exceptions``
-wraps every transport call): whatever the database, its driver or the pool raises there,
-checking out a connection included, leaves as a GovernanceUnavailableError (or one of its
-subclasses) with the original chained. Inside it, :func:`call` runs one operation on one
-connection: it repeats an operation that lost a deadlock or a serialization conflict,
-as long as none of its transactions committed, and it tells a failure while committing
-(the outcome is unknown) from every other failure by raising :class:`InDoubt`, which the
-facade settles on a fresh connection (:func:`settle_doubt`).
+Every public method runs through :meth:`Boundary.run` (``open()`` and ``schema_revision``
+through :meth:`Boundary.translated`), as httpx's ``map_httpcore_exceptions`` wraps every
+transport call: whatever the database, its driver or the pool raises there, checking out
+a connection included, leaves as a GovernanceUnavailableError (or one of its subclasses)
+with the original chained. Inside it, :func:`call` runs one operation on one connection:
+it repeats an operation that lost a deadlock or a serialization conflict, as long as none
+of its transactions committed, and it tells a failure at or after a COMMIT (the outcome is
+unknown) from every other failure by raising :class:`InDoubt`, which the boundary settles
+on a fresh connection (:func:`settle_doubt`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -73,7 +74,7 @@ class InDoubt(Exception):
 
     key: str | None = None
     witness: Callable[[Connection], Any] | None = None
-    rerun: dict[str, Any] | None = field(default=None)
+    rerun: dict[str, Any] | None = None
 
     def __str__(self) -> str:
         return "the connection failed while committing"
@@ -87,7 +88,8 @@ def _driver_error(error: BaseException) -> BaseException:
 
 
 def _codes(error: BaseException) -> tuple[str | None, int | None]:
-    """The SQLSTATE (PostgreSQL) or error number (MySQL/MariaDB, SQLite) of ``error``."""
+    """The SQLSTATE (PostgreSQL; PyMySQL gives one too) and the error number (MySQL/
+    MariaDB, SQLite) of ``error``; PostgreSQL's drivers give no number."""
     orig = _driver_error(error)
     sqlstate = getattr(orig, "sqlstate", None)
     if isinstance(orig, sqlite3.Error):
@@ -102,7 +104,7 @@ def retryable(error: BaseException) -> bool:
     sqlstate, number = _codes(error)
     if isinstance(_driver_error(error), sqlite3.Error):
         return False
-    return sqlstate in _PG_RETRY or (sqlstate is None and number in _MYSQL_RETRY)
+    return sqlstate in _PG_RETRY or number in _MYSQL_RETRY
 
 
 def _busy(error: BaseException) -> bool:
@@ -112,7 +114,7 @@ def _busy(error: BaseException) -> bool:
     orig = _driver_error(error)
     if isinstance(orig, sqlite3.Error):
         return number in _SQLITE_BUSY or "database is locked" in str(orig)
-    return sqlstate in _PG_BUSY or (sqlstate is None and number in _MYSQL_BUSY)
+    return sqlstate in _PG_BUSY or number in _MYSQL_BUSY
 
 
 def _first_line(error: BaseException) -> str:
