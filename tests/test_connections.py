@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane import ControlPlane
 from agent_control_plane.connections import Connections
+from agent_control_plane.errors import InvalidInputError
 from tests.databases import TestDatabase
 from tests.policies import SUPPORT_BOT
 
@@ -92,6 +93,16 @@ def test_an_invalidated_or_failed_connection_is_not_kept(tmp_path: Path) -> None
         connections.run(_invalidate)
         assert connections.idle == 0
 
+        def refuse(connection: Connection) -> None:
+            with connection.begin():
+                connection.execute(text("SELECT 1"))
+                raise InvalidInputError("x", "refused")
+
+        with pytest.raises(InvalidInputError):
+            connections.run(refuse)
+        assert connections.idle == 1  # ACP's own error: rolled back, still good, kept
+        assert connections.run(lambda connection: connection.in_transaction()) is False
+
         def fail(connection: Connection) -> None:
             with connection.begin():
                 connection.execute(text("SELECT 1"))
@@ -99,8 +110,7 @@ def test_an_invalidated_or_failed_connection_is_not_kept(tmp_path: Path) -> None
 
         with pytest.raises(RuntimeError):
             connections.run(fail)
-        assert connections.idle == 1  # rolled back, still good: kept
-        assert connections.run(lambda connection: connection.in_transaction()) is False
+        assert connections.idle == 0  # any other failure: back to the pool, which checks it
 
 
 def test_other_engines_check_out_for_every_operation(

@@ -385,9 +385,10 @@ def test_probes_and_an_unmigrated_database(tmp_path: Path) -> None:
         assert_problem(gateway.client.get("/readyz"), 503, "schema_not_current")
         key = f"acp_{'0' * 16}_{'a' * 43}"
         problem = assert_problem(
-            Api(gateway.client, key).get("/v1/sessions"), 503, "database_unavailable"
+            Api(gateway.client, key).get("/v1/sessions"), 503, "governance_unavailable"
         )
         assert "SELECT" not in problem["detail"]
+        assert "acp_api_keys" not in problem["detail"]
     with gateway_on(url) as gateway:
         ready = gateway.client.get("/readyz")
         assert ready.status_code == 200

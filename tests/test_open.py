@@ -97,10 +97,15 @@ def test_unsupported_urls_are_refused(url: str, message: str) -> None:
         ({"table_prefix": "Bad-Prefix"}, "invalid table prefix"),
         ({"table_prefix": ""}, "must not be empty"),
         ({"migrate": "sometimes"}, "migrate must be"),
+        ({"pool_size": 0}, "pool_size must be an integer of at least 1"),
+        ({"pool_size": True}, "pool_size must be an integer"),
+        ({"max_overflow": -1}, "max_overflow must be an integer of at least 0"),
+        ({"pool_timeout": 0}, "pool_timeout must be a positive number"),
+        ({"lock_timeout": "1"}, "lock_timeout must be a positive number"),
     ],
 )
 def test_bad_settings_fail_before_the_sqlite_file_exists(
-    tmp_path: Path, options: dict[str, str], message: str
+    tmp_path: Path, options: dict[str, object], message: str
 ) -> None:
     path = tmp_path / "never.db"
     with pytest.raises(ConfigurationError, match=message):

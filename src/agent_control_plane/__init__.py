@@ -16,15 +16,23 @@ _EXPORTS = {
     "UnsupportedDatabaseError": "agent_control_plane.errors",
     "SchemaNotCurrentError": "agent_control_plane.errors",
     "MigrationError": "agent_control_plane.errors",
+    "GovernanceUnavailableError": "agent_control_plane.errors",
+    "GovernanceBusyError": "agent_control_plane.errors",
+    "OutcomeUnknownError": "agent_control_plane.errors",
+    "ControlPlaneClosedError": "agent_control_plane.errors",
 }
 
 __all__ = [
     "AsyncControlPlane",
     "ConfigurationError",
     "ControlPlane",
+    "ControlPlaneClosedError",
     "ControlPlaneError",
+    "GovernanceBusyError",
+    "GovernanceUnavailableError",
     "Layout",
     "MigrationError",
+    "OutcomeUnknownError",
     "SchemaNotCurrentError",
     "UnsupportedDatabaseError",
 ]
@@ -33,8 +41,12 @@ if TYPE_CHECKING:
     from agent_control_plane.control_plane import AsyncControlPlane, ControlPlane
     from agent_control_plane.errors import (
         ConfigurationError,
+        ControlPlaneClosedError,
         ControlPlaneError,
+        GovernanceBusyError,
+        GovernanceUnavailableError,
         MigrationError,
+        OutcomeUnknownError,
         SchemaNotCurrentError,
         UnsupportedDatabaseError,
     )

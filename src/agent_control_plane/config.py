@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent_control_plane.errors import ConfigurationError
 
 MigrateMode = Literal["auto", "verify", "off"]
 DEFAULT_DATABASE_URL = "sqlite:///acp.db"
@@ -27,3 +30,19 @@ class Settings(BaseSettings):
     idempotency_retention: timedelta = Field(default=DEFAULT_RETENTION, gt=timedelta(0))
     audit_key: SecretStr | None = None
     audit_keys: SecretStr | None = None
+
+
+def load_settings() -> Settings:
+    """The ACP_* settings, or ConfigurationError naming each variable that is invalid."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors():
+            name = str(problem["loc"][0]) if problem["loc"] else "?"
+            variable = name if name.startswith("ACP_") else f"ACP_{name.upper()}"
+            value = os.environ.get(variable, problem.get("input"))
+            problems.append(f"{variable}={value!r}: {problem['msg']}")
+        raise ConfigurationError(
+            "invalid setting in the environment: " + "; ".join(problems)
+        ) from None

@@ -14,6 +14,7 @@ its limits are the host's.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import weakref
@@ -24,7 +25,10 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import QueuePool
 
+from agent_control_plane.errors import ControlPlaneError
+
 R = TypeVar("R")
+log = logging.getLogger("agent_control_plane")
 
 _every: weakref.WeakSet[Connections] = weakref.WeakSet()
 
@@ -58,14 +62,15 @@ class Connections:
 
     def run(self, operation: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Call ``operation(connection, *args, **kwargs)`` on a connection of the engine."""
-        if not self._keep:
-            with self._engine.connect() as connection:
-                return operation(connection, *args, **kwargs)
-        connection = self._take()
+        connection = self._take() if self._keep else self._engine.connect()
         try:
             result = operation(connection, *args, **kwargs)
-        except BaseException:
+        except ControlPlaneError:
             self._give_back(connection)
+            raise
+        except BaseException:
+            # After a database failure the connection is not kept: the pool checks it.
+            close_quietly(connection)
             raise
         self._give_back(connection)
         return result
@@ -77,16 +82,23 @@ class Connections:
         return self._engine.connect()
 
     def _give_back(self, connection: Connection) -> None:
+        if not self._keep:
+            close_quietly(connection)
+            return
         # Only a connection as the pool would hand it out again is kept: open, valid,
         # and with no transaction (one left open would hold SQLite's write lock).
-        if connection.in_transaction() and not connection.invalidated:
-            connection.rollback()
+        try:
+            if connection.in_transaction() and not connection.invalidated:
+                connection.rollback()
+        except Exception:
+            close_quietly(connection)
+            return
         if not (connection.closed or connection.invalidated):
             with self._lock:
                 if not self._closed and len(self._idle) < self._keep:
                     self._idle.append(connection)
                     return
-        connection.close()
+        close_quietly(connection)
 
     def close(self) -> None:
         """Return every kept connection to the pool; later operations check out as usual."""
@@ -100,6 +112,21 @@ class Connections:
         # A forked child must not use its parent's SQLite connections, nor close them.
         self._lock = threading.Lock()
         self._idle = []
+
+
+def close_quietly(connection: Connection) -> None:
+    """Return ``connection`` to the pool. A failure here comes after the call's last
+    commit (the connection broke while being reset): it must not fail a call that
+    succeeded, so the connection is discarded instead."""
+    try:
+        connection.close()
+    except Exception:
+        log.warning("ACP: a connection failed on its way back to the pool", exc_info=True)
+        try:
+            connection.invalidate()
+            connection.close()
+        except Exception:
+            log.debug("ACP: discarding the broken connection failed too", exc_info=True)
 
 
 def _after_fork_in_child() -> None:

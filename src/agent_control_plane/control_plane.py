@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
 from sqlalchemy import Dialect, Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agent_control_plane.boundary import Boundary
 from agent_control_plane.config import MigrateMode
 from agent_control_plane.connections import Connections
 from agent_control_plane.engine import (
@@ -24,11 +26,12 @@ from agent_control_plane.engine import (
     create_sync_engine,
     governed_async_engine,
     governed_engine,
+    pool_of_its_own,
     threaded_sqlite_engine,
 )
 from agent_control_plane.errors import ActionInProgressError, ConfigurationError
 from agent_control_plane.evaluators import Evaluator
-from agent_control_plane.facade import async_method, sync_method
+from agent_control_plane.facade import async_method, refuse_if_closed, sync_method
 from agent_control_plane.guards import AsyncTokenGuard, GuardRequest, TokenGuard
 from agent_control_plane.integrations import decorator
 from agent_control_plane.migrations.runner import Migrator
@@ -60,6 +63,13 @@ if TYPE_CHECKING:
     from agent_control_plane.telemetry import Instrumentation
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Closes(Protocol):
+    async def close(self) -> None: ...
+
+
+T = TypeVar("T", bound=_Closes)
 
 
 class _ControlPlaneBase:
@@ -110,6 +120,7 @@ class _ControlPlaneBase:
         file or a PriceTable) for token reservations and usage. ``fallback="litellm"`` (or a
         ``fallback: litellm`` entry) prices models missing from the table from LiteLLM's
         model cost map. An unknown model is an error unless the table has a ``default``."""
+        refuse_if_closed(self)
         table = PriceTable.of(prices, fallback=fallback)
         if table.fallback == "litellm":
             from agent_control_plane.integrations.litellm_prices import litellm_price
@@ -120,10 +131,12 @@ class _ControlPlaneBase:
     def set_model_policy(self, policy: ModelPolicy | dict[str, Any] | None) -> None:
         """Restrict which model tiers each action tier (and identity) may reserve tokens for;
         None lifts the restriction. Enforced by reserve_tokens before anything is held."""
+        refuse_if_closed(self)
         self._runtime.model_policy = ModelPolicy.of(policy)
 
     def register_evaluator(self, name: str, evaluator: Evaluator) -> None:
         """Make ``evaluator`` (``(params, proposal) -> bool``) available to policy conditions."""
+        refuse_if_closed(self)
         self._runtime.evaluators.register(name, evaluator)
 
     def governed(
@@ -156,6 +169,7 @@ class _ControlPlaneBase:
         arguments (so a single-use approval covers exactly the approved call).
         ``session`` defaults to the id set by ``with cp.session_scope(session_id):``.
         """
+        refuse_if_closed(self)
         call = decorator.GovernedCall(
             action, cost, resource, args, weight, score, idempotency_key, session, summary
         )
@@ -163,6 +177,7 @@ class _ControlPlaneBase:
 
     def session_scope(self, session_id: uuid.UUID | str) -> AbstractContextManager[uuid.UUID]:
         """Within the block, ``@governed`` calls without ``session=`` use ``session_id``."""
+        refuse_if_closed(self)
         return decorator.session_scope(session_id)
 
     def instrument(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
@@ -173,6 +188,7 @@ class _ControlPlaneBase:
         inside its event loop. A control plane never instrumented pays nothing."""
         from agent_control_plane.telemetry import instrument
 
+        refuse_if_closed(self)
         if self._instrumentation is not None:
             raise ConfigurationError("this control plane is instrumented already")
         self._instrumentation = instrument(self, tracer_provider, meter_provider)  # type: ignore[arg-type]
@@ -192,6 +208,10 @@ class ControlPlane(_ControlPlaneBase):
         self._engine = governed_engine(engine)
         self._source_engine = engine
         self._connections = Connections.for_engine(self._engine, owned=self._owns_engine)
+        self._boundary = Boundary(engine.dialect)
+        # Kills get a pool of their own: they never wait behind governed calls for one.
+        urgent = pool_of_its_own(self._engine)
+        self._urgent = None if urgent is None else Connections(urgent, keep=0)
 
     @classmethod
     def open(
@@ -205,6 +225,10 @@ class ControlPlane(_ControlPlaneBase):
         idempotency_retention: timedelta | None = None,
         audit_key: KeyLike | None = None,
         audit_keys: Iterable[KeyLike] | str | None = None,
+        pool_size: int | None = None,
+        max_overflow: int | None = None,
+        pool_timeout: float | None = None,
+        lock_timeout: float | None = None,
     ) -> ControlPlane:
         """Open ACP on ``url`` (or a host's ``Engine``) and prepare its schema.
 
@@ -225,6 +249,16 @@ class ControlPlane(_ControlPlaneBase):
             events hold only its id. Without one, the chain detects accidental damage only.
         :param audit_keys: older audit keys, which events linked before a rotation still
             need to verify (default ACP_AUDIT_KEYS, separated by commas).
+        :param pool_size: connections the pool keeps open (default 5); each call that
+            runs at the same time as others holds one while it runs.
+        :param max_overflow: connections it may open beyond ``pool_size`` under load
+            (default 10).
+        :param pool_timeout: seconds a call waits for a free connection before it fails
+            with GovernanceBusyError (default 30).
+        :param lock_timeout: seconds a statement waits for a lock another transaction
+            holds (SQLite's write lock included) before the call fails with
+            GovernanceBusyError (default: SQLite 30, PostgreSQL unlimited, MariaDB 50).
+            The four pool settings apply to an engine ACP creates, not to a host's.
         """
         opening = resolve(
             url,
@@ -237,11 +271,15 @@ class ControlPlane(_ControlPlaneBase):
             idempotency_retention=idempotency_retention,
             audit_key=audit_key,
             audit_keys=audit_keys,
+            pool=(pool_size, max_overflow, pool_timeout, lock_timeout),
         )
-        engine = opening.engine or create_sync_engine(opening.require_url())
+        engine = opening.engine or create_sync_engine(opening.require_url(), opening.pool)
         control_plane = cls(engine, opening)
         try:
-            with control_plane._engine.connect() as connection:
+            with (
+                control_plane._boundary.translated(),
+                control_plane._engine.connect() as connection,
+            ):
                 applied = prepare_schema(connection, control_plane._migrator, opening.migrate)
             control_plane._applied = tuple(applied)
         except BaseException:
@@ -255,15 +293,20 @@ class ControlPlane(_ControlPlaneBase):
 
     def schema_revision(self) -> tuple[str, ...]:
         """The ACP revision(s) the database is at."""
-        with self._engine.connect() as connection:
+        refuse_if_closed(self)
+        with self._boundary.translated(), self._engine.connect() as connection:
             return self._migrator.current(connection)
 
     def close(self) -> None:
-        """Release the connection pool (only if ACP created the engine)."""
+        """Release the connection pool (only if ACP created the engine). Every method
+        called afterwards raises ControlPlaneClosedError."""
         self.uninstrument()
         self._connections.close()
-        if not self._closed and self._owns_engine:
-            self._source_engine.dispose()
+        if not self._closed:
+            if self._owns_engine:
+                self._source_engine.dispose()
+            if self._urgent is not None:
+                self._urgent.engine.dispose()
         self._runtime.evaluators.close()
         self._closed = True
 
@@ -335,6 +378,7 @@ class ControlPlane(_ControlPlaneBase):
         session_id: uuid.UUID | str | None = None,
     ) -> TokenGuard:
         """Reserve on entry, settle with ``guard.settle(usage)``, release on an exception."""
+        refuse_if_closed(self)
         request = GuardRequest(identity, model, input_tokens, max_output_tokens, session_id)
         return TokenGuard(self, request)
 
@@ -351,6 +395,7 @@ class ControlPlane(_ControlPlaneBase):
     def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;
         return its state either way. Polls with back-off."""
+        refuse_if_closed(self)
         for delay in waiting.delays(timeout):
             ticket = self.get_ticket(ticket_id)
             if not ticket.pending or delay is None:
@@ -378,11 +423,23 @@ class AsyncControlPlane(_ControlPlaneBase):
         super().__init__(engine.dialect, opening)
         self._engine = governed_async_engine(engine)
         self._source_engine = engine
-        threaded = threaded_sqlite_engine(engine) if self._owns_engine else None
+        threaded = threaded_sqlite_engine(engine, opening.pool) if self._owns_engine else None
         self._threaded = None if threaded is None else Connections.for_engine(threaded, owned=True)
+        self._boundary = Boundary(engine.dialect, None if threaded is None else threaded.dialect)
+        # Kills get a pool of their own: they never wait behind governed calls for one.
+        self._urgent_engine: AsyncEngine | None = None
+        self._urgent_threaded: Connections | None = None
+        self._urgent_executor: ThreadPoolExecutor | None = None
+        if threaded is not None:
+            urgent = pool_of_its_own(threaded)
+            self._urgent_threaded = None if urgent is None else Connections(urgent, keep=0)
+            self._urgent_executor = ThreadPoolExecutor(2, thread_name_prefix="acp-kill")
+        else:
+            urgent = pool_of_its_own(self._engine.sync_engine)
+            self._urgent_engine = None if urgent is None else AsyncEngine(urgent)
 
     @classmethod
-    async def open(
+    def open(
         cls,
         url: str | URL | AsyncEngine | None = None,
         *,
@@ -393,8 +450,17 @@ class AsyncControlPlane(_ControlPlaneBase):
         idempotency_retention: timedelta | None = None,
         audit_key: KeyLike | None = None,
         audit_keys: Iterable[KeyLike] | str | None = None,
-    ) -> AsyncControlPlane:
-        """Open ACP on ``url`` (or a host's ``AsyncEngine``); see :meth:`ControlPlane.open`."""
+        pool_size: int | None = None,
+        max_overflow: int | None = None,
+        pool_timeout: float | None = None,
+        lock_timeout: float | None = None,
+    ) -> Opened[AsyncControlPlane]:
+        """Open ACP on ``url`` (or a host's ``AsyncEngine``); see :meth:`ControlPlane.open`.
+
+        Await it (``acp = await AsyncControlPlane.open(url)``) or enter it
+        (``async with AsyncControlPlane.open(url) as acp:``, which closes it at the end).
+        Settings are checked at once, before anything connects.
+        """
         opening = resolve(
             url,
             AsyncEngine,
@@ -406,14 +472,20 @@ class AsyncControlPlane(_ControlPlaneBase):
             idempotency_retention=idempotency_retention,
             audit_key=audit_key,
             audit_keys=audit_keys,
+            pool=(pool_size, max_overflow, pool_timeout, lock_timeout),
         )
-        engine = opening.engine or create_async_engine_for(opening.require_url())
+        return Opened(lambda: cls._open(opening))
+
+    @classmethod
+    async def _open(cls, opening: Opening) -> AsyncControlPlane:
+        engine = opening.engine or create_async_engine_for(opening.require_url(), opening.pool)
         control_plane = cls(engine, opening)
         try:
-            async with control_plane._engine.connect() as connection:
-                applied = await connection.run_sync(
-                    prepare_schema, control_plane._migrator, opening.migrate
-                )
+            with control_plane._boundary.translated():
+                async with control_plane._engine.connect() as connection:
+                    applied = await connection.run_sync(
+                        prepare_schema, control_plane._migrator, opening.migrate
+                    )
             control_plane._applied = tuple(applied)
         except BaseException:
             await control_plane.close()
@@ -426,17 +498,27 @@ class AsyncControlPlane(_ControlPlaneBase):
 
     async def schema_revision(self) -> tuple[str, ...]:
         """The ACP revision(s) the database is at."""
-        async with self._engine.connect() as connection:
-            return await connection.run_sync(self._migrator.current)
+        refuse_if_closed(self)
+        with self._boundary.translated():
+            async with self._engine.connect() as connection:
+                return await connection.run_sync(self._migrator.current)
 
     async def close(self) -> None:
-        """Release the connection pool (only if ACP created the engine)."""
+        """Release the connection pool (only if ACP created the engine). Every method
+        called afterwards raises ControlPlaneClosedError."""
         self.uninstrument()
-        if not self._closed and self._owns_engine:
-            await self._source_engine.dispose()
-            if self._threaded is not None:
-                self._threaded.close()
-                self._threaded.engine.dispose()
+        if not self._closed:
+            if self._owns_engine:
+                await self._source_engine.dispose()
+                if self._threaded is not None:
+                    self._threaded.close()
+                    self._threaded.engine.dispose()
+            if self._urgent_engine is not None:
+                await self._urgent_engine.dispose()
+            if self._urgent_threaded is not None:
+                self._urgent_threaded.engine.dispose()
+            if self._urgent_executor is not None:
+                self._urgent_executor.shutdown(wait=False)
         self._runtime.evaluators.close()
         self._closed = True
 
@@ -508,6 +590,7 @@ class AsyncControlPlane(_ControlPlaneBase):
         session_id: uuid.UUID | str | None = None,
     ) -> AsyncTokenGuard:
         """Reserve on entry, settle with ``guard.settle(usage)``, release on an exception."""
+        refuse_if_closed(self)
         request = GuardRequest(identity, model, input_tokens, max_output_tokens, session_id)
         return AsyncTokenGuard(self, request)
 
@@ -524,6 +607,7 @@ class AsyncControlPlane(_ControlPlaneBase):
     async def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;
         return its state either way. Polls with back-off."""
+        refuse_if_closed(self)
         for delay in waiting.delays(timeout):
             ticket = await self.get_ticket(ticket_id)
             if not ticket.pending or delay is None:
@@ -542,3 +626,29 @@ class AsyncControlPlane(_ControlPlaneBase):
                 raise ActionInProgressError(decision, timeout)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable: waiting.delays ends with None")
+
+
+class Opened(Generic[T]):
+    """What ``AsyncControlPlane.open`` returns: await it for the control plane, or use it
+    as ``async with`` (the control plane is closed when the block ends)."""
+
+    def __init__(self, opener: Callable[[], Coroutine[Any, Any, T]]) -> None:
+        self._opener = opener
+        self._opened: T | None = None
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._opener().__await__()
+
+    async def __aenter__(self) -> T:
+        self._opened = await self._opener()
+        return self._opened
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            await opened.close()

@@ -94,7 +94,36 @@ class MaintenanceRoleRequiredError(ControlPlaneError):
 
 
 class GovernanceUnavailableError(ControlPlaneError):
-    """The database could not be reached or failed; the action is refused (fail closed)."""
+    """The database could not be reached or failed; the action is refused (fail closed).
+
+    Nothing was decided or written, except for the subclass OutcomeUnknownError. The
+    database error is chained as ``__cause__``. Retry later; a keyed call may be retried
+    with the same key at any time.
+    """
+
+
+class GovernanceBusyError(GovernanceUnavailableError):
+    """ACP waited too long: for a free pooled connection, for a lock (SQLite's write lock
+    past its busy timeout, a row lock past the lock timeout), or a deadlock repeated past
+    ACP's retries. Nothing was decided or written. Retry, or give the pool more
+    connections (``ControlPlane.open(pool_size=…)``) if this happens under normal load."""
+
+
+class OutcomeUnknownError(GovernanceUnavailableError):
+    """The connection failed while the call was committing, and ACP could not find out
+    whether it committed. ``key`` is the idempotency key to retry with: the same call with
+    ``idempotency_key=key`` returns the first result if it committed and is decided anew
+    if it did not; it is never charged twice. ``key`` is None for a call that takes no key:
+    then the message says how to check before repeating it."""
+
+    def __init__(self, message: str, *, key: str | None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class ControlPlaneClosedError(ControlPlaneError):
+    """The control plane was closed (``close()`` or the end of its ``with`` block); nothing
+    was done. Open a new one."""
 
 
 class TokenBudgetExhausted(ControlPlaneError):

@@ -11,8 +11,8 @@ from typing import Any, get_args
 from pydantic import SecretStr
 from sqlalchemy.engine import URL, Connection
 
-from agent_control_plane.config import MigrateMode, Settings
-from agent_control_plane.engine import database_url
+from agent_control_plane.config import MigrateMode, load_settings
+from agent_control_plane.engine import DEFAULT_POOL, PoolSettings, database_url
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.rules.audit_keys import NO_KEYS, KeyLike, Keyring
@@ -45,11 +45,13 @@ def plan(
     audit_keys: Iterable[KeyLike] | str | None = None,
 ) -> OpenPlan:
     """Merge arguments with ACP_* settings and validate them before anything connects."""
-    settings = Settings()
+    settings = load_settings()
     mode = migrate if migrate is not None else settings.migrate
     if mode not in get_args(MigrateMode):
         raise ConfigurationError(f"migrate must be 'auto', 'verify' or 'off', not {mode!r}")
-    parsed = None if engine_given else database_url(url or settings.database_url, asyncio=asyncio)
+    parsed = (
+        None if engine_given else database_url(_url(url, settings.database_url), asyncio=asyncio)
+    )
     return OpenPlan(
         url=parsed,
         migrate=mode,
@@ -70,6 +72,51 @@ def plan(
 def _secret(value: SecretStr | None) -> str | None:
     """The variable's value; an empty one means none (``ACP_AUDIT_KEY=`` turns it off)."""
     return None if value is None else value.get_secret_value() or None
+
+
+def _url(given: str | URL | None, configured: str) -> str | URL:
+    """The URL to open: the argument, else ACP_DATABASE_URL; never an empty one (it
+    would silently mean the default SQLite file)."""
+    if given is None:
+        if not configured.strip():
+            raise ConfigurationError(
+                "ACP_DATABASE_URL is set but empty: set it to a database URL, e.g. "
+                "sqlite:///acp.db, or unset it"
+            )
+        return configured
+    if isinstance(given, str) and not given.strip():
+        raise ConfigurationError(
+            "url is empty: pass a database URL, e.g. sqlite:///acp.db, or None to use "
+            "ACP_DATABASE_URL"
+        )
+    return given
+
+
+def pool_settings(size: Any, max_overflow: Any, timeout: Any, lock_timeout: Any) -> PoolSettings:
+    """Check open()'s pool arguments (None keeps each default)."""
+
+    def count(value: Any, name: str, least: int) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigurationError(
+                f"{name} must be an integer of at least {least}, not {value!r}"
+            )
+        return value
+
+    def seconds(value: Any, name: str) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
+        return float(value)
+
+    return PoolSettings(
+        size=count(size, "pool_size", 1),
+        max_overflow=count(max_overflow, "max_overflow", 0),
+        timeout=seconds(timeout, "pool_timeout"),
+        lock_timeout=seconds(lock_timeout, "lock_timeout"),
+    )
 
 
 def _positive(retention: timedelta) -> timedelta:
@@ -95,6 +142,7 @@ class Opening:
     fail_open: frozenset[str]
     idempotency_retention: timedelta
     keys: Keyring = NO_KEYS
+    pool: PoolSettings = DEFAULT_POOL
 
     @property
     def dialect_name(self) -> str:
@@ -121,9 +169,17 @@ def resolve(
     idempotency_retention: timedelta | None,
     audit_key: KeyLike | None = None,
     audit_keys: Iterable[KeyLike] | str | None = None,
+    pool: tuple[Any, Any, Any, Any] = (None, None, None, None),
 ) -> Opening:
     """The shared first half of ControlPlane.open and AsyncControlPlane.open."""
+    _refuse_the_other_kind(url, asyncio=asyncio)
     given: Any = url if isinstance(url, engine_type) else None
+    pool_choice = pool_settings(*pool)
+    if given is not None and pool_choice != DEFAULT_POOL:
+        raise ConfigurationError(
+            "pool_size, max_overflow, pool_timeout and lock_timeout apply to an engine ACP "
+            "creates: set them on your own engine (create_engine(pool_size=…)) instead"
+        )
     opening = plan(
         None if given is not None else url,
         schema=schema,
@@ -148,7 +204,26 @@ def resolve(
         fail_open=fail_open_categories(fail_open),
         idempotency_retention=opening.idempotency_retention,
         keys=opening.keys,
+        pool=pool_choice,
     )
+
+
+def _refuse_the_other_kind(url: Any, *, asyncio: bool) -> None:
+    """An Engine given to AsyncControlPlane, or an AsyncEngine to ControlPlane: say which
+    class takes it (imported here: engines are only compared, never created)."""
+    from sqlalchemy import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    if asyncio and isinstance(url, Engine):
+        raise ConfigurationError(
+            "AsyncControlPlane.open() got a sync Engine: pass an AsyncEngine "
+            "(sqlalchemy.ext.asyncio.create_async_engine), a URL, or use ControlPlane.open()"
+        )
+    if not asyncio and isinstance(url, AsyncEngine):
+        raise ConfigurationError(
+            "ControlPlane.open() got an AsyncEngine: use AsyncControlPlane.open(engine), or "
+            "pass a sync Engine or a URL"
+        )
 
 
 def prepare_schema(connection: Connection, migrator: Migrator, mode: MigrateMode) -> list[str]:

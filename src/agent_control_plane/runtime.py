@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,9 +52,19 @@ def fail_open_categories(value: Any) -> frozenset[str]:
     return categories
 
 
-def reading(connection: Connection) -> AbstractContextManager[Any]:
-    """A transaction for a read, unless the caller already opened one."""
-    return nullcontext() if connection.in_transaction() else connection.begin()
+@contextmanager
+def reading(connection: Connection) -> Iterator[None]:
+    """A transaction for a read, unless the caller already opened one. It ends with a
+    ROLLBACK: there is nothing to commit, and a connection lost at its end is then not a
+    COMMIT whose outcome is unknown (the boundary settles those)."""
+    if connection.in_transaction():
+        yield
+        return
+    transaction = connection.begin()
+    try:
+        yield
+    finally:
+        transaction.rollback()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from agent_control_plane.config import Settings
+from agent_control_plane.config import load_settings
 from agent_control_plane.control_plane import ControlPlane
 from agent_control_plane.engine import create_sync_engine, database_url, governed_engine
 from agent_control_plane.errors import (
@@ -127,7 +127,7 @@ def handled() -> Iterator[None]:
         yield
     except (ControlPlaneError, SQLAlchemyError) as exc:
         message = str(exc).splitlines()[0] if isinstance(exc, SQLAlchemyError) else str(exc)
-        if isinstance(exc, _UNREACHABLE):
+        if isinstance(exc, _UNREACHABLE | GovernanceUnavailableError):
             message = f"database unavailable: {message}"
         raise fail(message, exit_code_for(exc)) from exc
 
@@ -187,8 +187,8 @@ def migrator_for(
     url: str | None, schema: str | None, table_prefix: str | None
 ) -> Iterator[tuple[Migrator, Engine]]:
     """Resolve URL and layout (validated before connecting) and yield a Migrator + engine."""
-    settings = Settings()
     try:
+        settings = load_settings()
         parsed = database_url(url or settings.database_url)
         layout = resolve_layout(
             parsed.get_backend_name(),

@@ -20,7 +20,7 @@ from agent_control_plane.cli.common import (
     fail,
     migrator_for,
 )
-from agent_control_plane.config import Settings
+from agent_control_plane.config import load_settings
 from agent_control_plane.engine import database_url
 from agent_control_plane.errors import ControlPlaneError
 from agent_control_plane.migrations.grants import Grantee
@@ -57,7 +57,7 @@ def upgrade(
     """Upgrade ACP's tables (under a database lock; safe with many workers)."""
     roles = {False: grant_to, True: grant_maintenance_to}
     try:
-        backend = database_url(url or Settings().database_url).get_backend_name()
+        backend = database_url(url or load_settings().database_url).get_backend_name()
         for role in roles.values():
             if role is not None:
                 Grantee.parse(backend, role)
@@ -191,8 +191,8 @@ def sql(
     table_prefix: PrefixOption = None,
 ) -> None:
     """Print the DDL to create ACP's tables (offline: nothing connects), for a DBA."""
-    settings = Settings()
     try:
+        settings = load_settings()
         parsed = database_url(url or settings.database_url)
         layout = resolve_layout(
             parsed.get_backend_name(),

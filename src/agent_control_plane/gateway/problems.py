@@ -10,7 +10,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from agent_control_plane import errors
@@ -62,13 +61,32 @@ _MAPPINGS: dict[type[BaseException], Mapping] = {
     errors.IdempotencyConflictError: Mapping(409, "idempotency_conflict", "Idempotency key reused"),
     errors.TokenBudgetExhausted: Mapping(409, "token_budget_exhausted", "Token budget exhausted"),
     errors.TokenBudgetExistsError: Mapping(409, "token_budget_exists", "Token budget exists"),
+    # The facade turns every database failure into this family: one problem type, with
+    # a subtype for what the caller can do about it.
     errors.GovernanceUnavailableError: Mapping(
         503, "governance_unavailable", "Governance unavailable"
     ),
+    errors.GovernanceBusyError: Mapping(503, "governance_busy", "Governance busy"),
+    errors.OutcomeUnknownError: Mapping(503, "outcome_unknown", "Outcome unknown"),
     errors.SchemaNotCurrentError: Mapping(503, "schema_not_current", "Schema not current"),
     errors.MigrationError: Mapping(503, "schema_not_current", "Schema not current"),
+    errors.ControlPlaneClosedError: Mapping(503, "closed", "Shutting down"),
     errors.ControlPlaneError: Mapping(400, "control_plane_error", "Request refused"),
-    SQLAlchemyError: Mapping(503, "database_unavailable", "Database unavailable"),
+}
+
+# Database messages can carry SQL, parameters and host names: they stay in the log.
+_UNAVAILABLE_DETAILS: dict[type[BaseException], str] = {
+    errors.GovernanceUnavailableError: (
+        "the database could not be reached or failed; nothing was decided or written"
+    ),
+    errors.GovernanceBusyError: (
+        "the database was too busy (no free connection, or a lock held too long); nothing "
+        "was decided or written: retry"
+    ),
+    errors.OutcomeUnknownError: (
+        "the connection failed while the request was committing; whether it committed is "
+        "unknown: retry with the idempotency_key given"
+    ),
 }
 
 # Statuses an operation may answer with besides its success (documented on every operation).
@@ -104,6 +122,8 @@ def _details(exc: BaseException) -> dict[str, Any]:
         return {"field": exc.field}
     if isinstance(exc, errors.PolicyError):
         return {"problems": [{"location": loc, "message": msg} for loc, msg in exc.problems]}
+    if isinstance(exc, errors.OutcomeUnknownError) and exc.key is not None:
+        return {"idempotency_key": exc.key}
     if isinstance(exc, errors.TokenBudgetExhausted):
         return {
             "budget_id": exc.budget_id,
@@ -123,10 +143,7 @@ def error_response(exc: BaseException) -> JSONResponse:
         )
     if mapping.status >= 500:
         log.error("ACP gateway: %s: %s", mapping.reason, exc)
-    detail = str(exc)
-    if isinstance(exc, SQLAlchemyError):
-        # Driver messages can carry SQL and parameters: keep them in the log only.
-        detail = "the database could not be reached or failed; the request was refused"
+    detail = _UNAVAILABLE_DETAILS.get(type(exc), str(exc))
     extra = _details(exc)
     reason = extra.pop("reason", mapping.reason)
     return problem_response(mapping.status, reason, mapping.title, detail, **extra)
@@ -167,5 +184,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(HTTPException, _on_http)
     app.add_exception_handler(errors.ControlPlaneError, _on_error)
-    app.add_exception_handler(SQLAlchemyError, _on_error)
     app.add_exception_handler(Exception, _on_error)

@@ -140,7 +140,10 @@ class Migrator:
 
     def verify(self, connection: Connection, *, url: str | None = None) -> None:
         """Raise SchemaNotCurrentError unless the database is at this package's head."""
-        current = self.current(connection)
+        self.require_current(self.current(connection), url=url)
+
+    def require_current(self, current: tuple[str, ...], *, url: str | None = None) -> None:
+        """Raise SchemaNotCurrentError unless ``current`` is this package's head."""
         expected = self.heads()
         if set(current) == set(expected):
             return

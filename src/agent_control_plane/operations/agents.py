@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import InvalidInputError, NotFoundError
 from agent_control_plane.models import Agent, Delegation
+from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import lifecycle, validation
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import TEXT_LENGTH
@@ -64,6 +65,7 @@ def register_agent(
     return agent
 
 
+@repeatable
 def get_agent(connection: Connection, runtime: Runtime, agent_id: str) -> Agent:
     """The registered agent (AgentNotFoundError if there is none)."""
     with connection.begin():

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from agent_control_plane.errors import InvalidInputError, InvalidTransitionError, NotFoundError
 from agent_control_plane.models import Page, Ticket
 from agent_control_plane.operations.batches import drain
+from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import pages, validation
 from agent_control_plane.rules.approvals import (
     DEFAULT_TIMEOUT,
@@ -251,6 +252,7 @@ def deny(
     return _decide(connection, runtime, tid, values, "approval.denied", payload)
 
 
+@repeatable
 def get_ticket(connection: Connection, runtime: Runtime, ticket_id: uuid.UUID | str) -> Ticket:
     """The ticket's current state (TicketNotFoundError if there is none)."""
     tid = _ticket_id(ticket_id)
@@ -261,6 +263,7 @@ def get_ticket(connection: Connection, runtime: Runtime, ticket_id: uuid.UUID | 
     return ticket
 
 
+@repeatable
 def list_tickets(
     connection: Connection,
     runtime: Runtime,
@@ -292,6 +295,7 @@ def list_tickets(
     return pages.page(items, limit, lambda ticket: (ticket.requested_at, ticket.id))
 
 
+@repeatable
 def count_tickets(connection: Connection, runtime: Runtime, status: str = "pending") -> int:
     """How many tickets have ``status`` (default: the pending approval queue's length)."""
     if status not in TICKET_STATUSES:
@@ -326,6 +330,7 @@ def expire_batch(connection: Connection, runtime: Runtime, limit: int) -> int:
     return len(expired)
 
 
+@repeatable
 def expire_tickets(connection: Connection, runtime: Runtime) -> int:
     """Expire every overdue pending ticket, with one event each; safe from many processes
     at once (each ticket is expired by exactly one sweep). Returns how many."""

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import InvalidInputError, SessionTerminatedError
 from agent_control_plane.models import Event, Page
+from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import event_kinds, lifecycle, validation
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import events as event_store
@@ -67,6 +68,7 @@ def _limit(limit: int) -> int:
     return limit
 
 
+@repeatable
 def events(
     connection: Connection,
     runtime: Runtime,
@@ -80,6 +82,7 @@ def events(
         return event_store.for_session(connection, runtime, sid, after_seq, _limit(limit))
 
 
+@repeatable
 def event_feed(
     connection: Connection,
     runtime: Runtime,
@@ -102,6 +105,7 @@ def event_feed(
     return Page(items=items, next_cursor=str(items[-1].id) if items else cursor)
 
 
+@repeatable
 def event_feed_head(
     connection: Connection, runtime: Runtime, *, tenant: str | None = None
 ) -> str | None:

@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from agent_control_plane.boundary import NOT_COMMITTED, InDoubt
 from agent_control_plane.errors import InvalidInputError
 from agent_control_plane.models import Decision, Event
 from agent_control_plane.operations import approvals, checks
 from agent_control_plane.operations.once import run_once, scope
-from agent_control_plane.rules import budget, lifecycle, resources, validation
+from agent_control_plane.rules import budget, lifecycle, recovery, resources, validation
 from agent_control_plane.rules.audit import plus
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import CompiledPolicy, Outcome, Route
@@ -22,6 +23,7 @@ from agent_control_plane.runtime import Runtime, SessionFacts, reading
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import idempotency
 from agent_control_plane.store import sessions as session_store
+from agent_control_plane.store.doubt import committed_row
 from agent_control_plane.store.events import NewEvent, Slot
 from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.sessions import Allocated, Placed
@@ -97,10 +99,27 @@ def govern(
         proposal.score,
     ]
 
+    recovered = recovery.parse_event_key(key)
+    if recovered is not None:
+        found = _recover(connection, runtime, sid, *recovered)
+        if found is not None:
+            return found
+    written: dict[str, Any] = {}
+
     def work(record: Claim | None) -> tuple[Decision, dict[str, Any]]:
-        return _decide(
+        decision, data, event = _decide(
             connection, runtime, sid, facts, policy, route, proposal, record, correlation, claim
         )
+        written.update(event)
+        return decision, data
+
+    def in_doubt(decision: Decision) -> InDoubt:
+        # No key of its own: the decision's event is what shows that it committed.
+        def witness(fresh: Connection) -> Decision:
+            row = committed_row(fresh, runtime.tables.events, written, ("session_id", "seq"))
+            return decision if row is not None and row["hash"] == written["hash"] else NOT_COMMITTED
+
+        return InDoubt(key=recovery.event_key(decision.event_seq, written["hash"]), witness=witness)
 
     return run_once(
         connection,
@@ -111,6 +130,45 @@ def govern(
         key=key,
         request=request,
         look_first=False,
+        in_doubt=None if key is not None else in_doubt,
+    )
+
+
+def _recover(
+    connection: Connection, runtime: Runtime, session_id: uuid.UUID, seq: int, event_hash: str
+) -> Decision | None:
+    """The decision a key from OutcomeUnknownError names, if its event committed (read
+    under the session's lock, so a decision still being written is waited for); None if
+    it did not, and the call is then decided anew under that key. The remaining budget
+    is the session's as of now."""
+    with connection.begin():
+        session = session_store.lock(connection, runtime, session_id)
+        event = event_store.by_seq(connection, runtime, session_id, seq)
+    if (
+        session is None
+        or event is None
+        or event.hash != event_hash
+        or event.kind != "decision"
+        or event.outcome is None
+    ):
+        return None
+    payload = event.payload or {}
+    return Decision(
+        outcome=Outcome(event.outcome),
+        reason=event.reason or "",
+        session_id=session_id,
+        action=event.action or "",
+        event_seq=seq,
+        cost=event.cost if event.cost is not None else Decimal(0),
+        charged=bool(payload.get("charged")),
+        dry_run=bool(payload.get("dry_run")),
+        guidance=payload.get("guidance"),
+        remaining_cost=max(session.max_cost - session.cost_used, Decimal(0)),
+        remaining_actions=max(session.max_actions - session.actions_used, 0),
+        policy_id=uuid.UUID(payload["policy_id"]),
+        decided_at=event.created_at,
+        idempotency_key=payload.get("idempotency_key"),
+        ticket_id=uuid.UUID(payload["ticket_id"]) if payload.get("ticket_id") else None,
     )
 
 
@@ -138,7 +196,8 @@ def _decide(
     claim: Claim | None,
     correlation: dict[str, Any] | None,
     claim_action: bool,
-) -> tuple[Decision, dict[str, Any]]:
+) -> tuple[Decision, dict[str, Any], dict[str, Any]]:
+    """The decision, its idempotency data, and its event's values."""
     now = runtime.clock()
     document = policy.document
     outcome, reason, charged, ticket_id = route.outcome, route.reason, False, None
@@ -231,11 +290,11 @@ def _decide(
     record = claim if claim is not None and claim.final else None
     if written is not None:
         event_store.write(connection, runtime, written, record, data, head_moved=True)
-        return decision, data
+        return decision, data, written
     payload = _payload(
         proposal, policy, facts, charged, guidance, key, ticket_id, correlation, claimed
     )
-    event_store.append(
+    values = event_store.append(
         connection,
         runtime,
         Slot.of(row),
@@ -244,7 +303,7 @@ def _decide(
         record,
         data,
     )
-    return decision, data
+    return decision, data, values
 
 
 def _charge_placing(

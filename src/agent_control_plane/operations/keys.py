@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import ApiKeyNotFoundError, AuthenticationError, InvalidInputError
 from agent_control_plane.models import ApiKey, IssuedApiKey, Principal
+from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import keys, validation
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import keys as key_store
@@ -69,6 +70,7 @@ def create_api_key(
     return IssuedApiKey(api_key=api_key, key=keys.format_key(key_id, secret))
 
 
+@repeatable
 def list_api_keys(
     connection: Connection,
     runtime: Runtime,
@@ -90,6 +92,7 @@ def _checked_key_id(key_id: str) -> str:
     return key_id
 
 
+@repeatable
 def get_api_key(connection: Connection, runtime: Runtime, key_id: str) -> ApiKey:
     """One API key by its public id (never its secret), revoked or not."""
     key_id = _checked_key_id(key_id)
@@ -111,6 +114,7 @@ def revoke_api_key(connection: Connection, runtime: Runtime, key_id: str) -> Api
     return api_key
 
 
+@repeatable
 def authenticate_api_key(connection: Connection, runtime: Runtime, raw: str | None) -> Principal:
     """The principal a presented key stands for, or AuthenticationError (missing, malformed,
     unknown, revoked or expired key)."""

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import KilledScopeError, SessionNotFoundError
 from agent_control_plane.models import StandingKill
+from agent_control_plane.operations.traits import repeatable, urgent
 from agent_control_plane.rules import lifecycle, validation
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import events as event_store
@@ -53,6 +54,8 @@ def _kill_where(
     return len(rows)
 
 
+@urgent
+@repeatable
 def kill_session(
     connection: Connection,
     runtime: Runtime,
@@ -74,6 +77,8 @@ def kill_session(
     return stopped
 
 
+@urgent
+@repeatable
 def kill_agent(
     connection: Connection,
     runtime: Runtime,
@@ -97,6 +102,8 @@ def kill_agent(
     return _kill_where(connection, runtime, where, reason, by, scope_payload, standing)
 
 
+@urgent
+@repeatable
 def kill_tenant(
     connection: Connection,
     runtime: Runtime,
@@ -113,6 +120,8 @@ def kill_tenant(
     return _kill_where(connection, runtime, where, reason, by, payload, Scope("tenant", name))
 
 
+@urgent
+@repeatable
 def kill_all(
     connection: Connection, runtime: Runtime, reason: str | None = None, *, by: str | None = None
 ) -> int:
@@ -131,6 +140,7 @@ def _scope_of(agent_id: str | None, tenant: str | None) -> Scope:
     return EVERYTHING
 
 
+@repeatable
 def lift_kill(
     connection: Connection,
     runtime: Runtime,
@@ -149,6 +159,7 @@ def lift_kill(
         return kill_store.lift(connection, runtime, standing, lifted_by, runtime.clock())
 
 
+@repeatable
 def list_kills(
     connection: Connection, runtime: Runtime, *, include_lifted: bool = False
 ) -> list[StandingKill]:

@@ -18,6 +18,7 @@ from agent_control_plane.errors import InvalidInputError
 from agent_control_plane.operations.approvals import expire_batch
 from agent_control_plane.operations.batches import drain
 from agent_control_plane.operations.tokens import release_expired_batch
+from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import lifecycle
 from agent_control_plane.rules.audit import Anchor, verify_chain
 from agent_control_plane.rules.maintenance import (
@@ -44,6 +45,7 @@ def _prune_keys_batch(
         return idempotency.prune(connection, runtime, before, limit)
 
 
+@repeatable
 def prune_idempotency_keys(
     connection: Connection, runtime: Runtime, older_than: timedelta | None = None
 ) -> int:
@@ -207,6 +209,7 @@ def _prune_events(
         after = claimed[-1].id
 
 
+@repeatable
 def run_maintenance(
     connection: Connection,
     runtime: Runtime,

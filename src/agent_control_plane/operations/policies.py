@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from agent_control_plane.errors import PolicyError
 from agent_control_plane.models import PolicySnapshot
+from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules.policy import PolicyDocument, load_policy_file, parse_policy
 from agent_control_plane.rules.routing import CompiledPolicy
 from agent_control_plane.runtime import Runtime
@@ -68,6 +69,7 @@ def resolve_policy(connection: Connection, runtime: Runtime, policy: PolicySourc
     return apply_policy(connection, runtime, policy).id
 
 
+@repeatable
 def get_policy(
     connection: Connection, runtime: Runtime, policy_id: uuid.UUID | str
 ) -> PolicySnapshot:
@@ -76,6 +78,7 @@ def get_policy(
         return policy_store.get(connection, runtime, uuid.UUID(str(policy_id)))
 
 
+@repeatable
 def list_policies(
     connection: Connection, runtime: Runtime, name: str | None = None
 ) -> list[PolicySnapshot]:

@@ -18,6 +18,7 @@ from agent_control_plane.models import Page, Session
 from agent_control_plane.operations.kills import refuse_if_killed
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.operations.policies import PolicySource, resolve_policy
+from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import lifecycle, pages, validation
 from agent_control_plane.rules.audit import ZERO
 from agent_control_plane.runtime import Runtime, SessionFacts
@@ -112,6 +113,7 @@ def open_session(
     return session
 
 
+@repeatable
 def get_session(connection: Connection, runtime: Runtime, session_id: uuid.UUID | str) -> Session:
     """The session's current state (SessionNotFoundError if there is none)."""
     sid = validation.session_id(session_id)
@@ -122,6 +124,7 @@ def get_session(connection: Connection, runtime: Runtime, session_id: uuid.UUID 
     return session
 
 
+@repeatable
 def list_sessions(
     connection: Connection,
     runtime: Runtime,
@@ -207,6 +210,7 @@ def complete_session(
     return _change(connection, runtime, session_id, lifecycle.COMPLETE, reason)
 
 
+@repeatable
 def heartbeat(connection: Connection, runtime: Runtime, session_id: uuid.UUID | str) -> Session:
     """Record that the agent is alive and return the session: ``.killed`` tells it to stop."""
     sid = validation.session_id(session_id)

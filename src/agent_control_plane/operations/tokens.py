@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from agent_control_plane.boundary import NOT_COMMITTED, InDoubt
 from agent_control_plane.errors import (
     IdempotencyConflictError,
     InvalidInputError,
@@ -23,7 +24,8 @@ from agent_control_plane.errors import (
 from agent_control_plane.models import Reservation, TokenBudget, UsageRecord
 from agent_control_plane.operations.batches import drain
 from agent_control_plane.operations.once import run_once, scope
-from agent_control_plane.rules import validation
+from agent_control_plane.operations.traits import repeatable
+from agent_control_plane.rules import recovery, validation
 from agent_control_plane.rules.tokens import (
     Identity,
     TokenUsage,
@@ -37,6 +39,7 @@ from agent_control_plane.rules.tokens import (
 )
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import tokens as token_store
+from agent_control_plane.store.doubt import committed_row
 from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.settle_pg import settle_in_one_statement
 from agent_control_plane.store.tokens import Finished
@@ -182,6 +185,7 @@ def delete_token_budget(
         return token_store.delete_budget(connection, runtime, uuid.UUID(str(budget_id)))
 
 
+@repeatable
 def list_token_budgets(connection: Connection, runtime: Runtime) -> list[TokenBudget]:
     """Every token budget."""
     with connection.begin():
@@ -407,6 +411,12 @@ def reserve_tokens(
         raise InvalidInputError("ttl", "must be a positive timedelta")
     key = validation.idempotency_key(idempotency_key)
     request = [identity.scope_key(), model, worst.total, str(sid), ttl.total_seconds()]
+    earlier = recovery.parse_reservation_key(key)
+    if earlier is not None:
+        found = _recovered_reservation(connection, runtime, earlier, model, worst.total)
+        if found is not None:
+            return found
+    inserted: dict[str, Any] = {}
 
     def work(_claim: Claim | None) -> tuple[Reservation, dict[str, Any]]:
         now = runtime.clock()
@@ -439,9 +449,7 @@ def reserve_tokens(
                 warnings.extend(_soft_warnings(budget, totals))
         reservation_id = uuid.uuid4()
         expires_at = now + ttl
-        token_store.insert_reservation(
-            connection,
-            runtime,
+        inserted.update(
             {
                 "id": reservation_id,
                 **{f"{n}_id": getattr(identity, n) for n in ("org", "team", "user", "agent")},
@@ -455,8 +463,9 @@ def reserve_tokens(
                 "status": "held",
                 "expires_at": expires_at,
                 "created_at": now,
-            },
+            }
         )
+        token_store.insert_reservation(connection, runtime, inserted)
         reservation = Reservation(
             id=reservation_id,
             model=model,
@@ -481,6 +490,15 @@ def reserve_tokens(
         assert found is not None
         return found
 
+    def in_doubt(reservation: Reservation) -> InDoubt:
+        # No key of its own: the reservation row is what shows that it committed.
+        def witness(fresh: Connection) -> Reservation:
+            table = runtime.tables.token_reservations
+            row = committed_row(fresh, table, inserted, ("id",))
+            return reservation if row is not None else NOT_COMMITTED
+
+        return InDoubt(key=recovery.reservation_key(reservation.id), witness=witness)
+
     return run_once(
         connection,
         runtime,
@@ -489,7 +507,25 @@ def reserve_tokens(
         scope=scope("reserve", identity.org),
         key=key,
         request=request,
+        in_doubt=None if key is not None else in_doubt,
     )
+
+
+def _recovered_reservation(
+    connection: Connection, runtime: Runtime, reservation_id: uuid.UUID, model: str, tokens: int
+) -> Reservation | None:
+    """The reservation a key from OutcomeUnknownError names, if it committed; None if it
+    did not (the call is then made anew under that key)."""
+    with connection.begin():
+        found = token_store.get_reservation(connection, runtime, reservation_id)
+    if found is None:
+        return None
+    if found.model != model or found.reserved_tokens != tokens:
+        raise IdempotencyConflictError(
+            f"reservation {reservation_id} was made for {found.reserved_tokens} tokens of "
+            f"{found.model!r}, not this request; use a new key for a new request"
+        )
+    return found
 
 
 def _reservation_id(reservation: Reservation | uuid.UUID | str) -> uuid.UUID:
@@ -520,6 +556,7 @@ def _unhold(
         )
 
 
+@repeatable
 def settle(
     connection: Connection,
     runtime: Runtime,
@@ -602,6 +639,7 @@ def get_reservation(
     return found
 
 
+@repeatable
 def release(
     connection: Connection, runtime: Runtime, reservation: Reservation | uuid.UUID | str
 ) -> Reservation:
@@ -654,6 +692,7 @@ def release_expired_batch(connection: Connection, runtime: Runtime, limit: int) 
     return len(finished)
 
 
+@repeatable
 def release_expired_holds(connection: Connection, runtime: Runtime) -> int:
     """Release every held reservation past its ttl; safe from many processes at once."""
     return drain(lambda limit: release_expired_batch(connection, runtime, limit))
@@ -675,7 +714,9 @@ def record_usage(
     model = validation.required_text(model, "model")
     cost = runtime.prices.price(model).cost(usage)
     sid = None if session_id is None else validation.session_id(session_id)
-    key = validation.idempotency_key(idempotency_key)
+    # Usage is charged without a hold: a key of ACP's own is recorded when the caller
+    # gives none, so a call whose COMMIT failed can be repeated without counting twice.
+    key = validation.idempotency_key(idempotency_key) or f"{recovery.PREFIX}usage:{uuid.uuid4()}"
     request = [
         identity.scope_key(),
         model,
@@ -743,6 +784,8 @@ def record_usage(
         scope=scope("usage", identity.org),
         key=key,
         request=request,
+        look_first=idempotency_key is not None,
+        in_doubt=lambda _record: InDoubt(key=key, rerun={"idempotency_key": key}),
     )
     if over:
         raise over[0]
@@ -752,6 +795,7 @@ def record_usage(
 GROUPS = ("org", "team", "user", "agent", "model", "day")
 
 
+@repeatable
 def token_usage(
     connection: Connection,
     runtime: Runtime,
@@ -771,6 +815,7 @@ def token_usage(
         return token_store.usage_report(connection, runtime, groups, since, until)
 
 
+@repeatable
 def token_budget_status(connection: Connection, runtime: Runtime) -> list[dict[str, Any]]:
     """Each budget with its current window: used, reserved and remaining per limit."""
     with connection.begin():

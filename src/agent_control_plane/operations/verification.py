@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.checkpoint_io import keys_material, read_checkpoints
 from agent_control_plane.models import AuditReport
+from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import validation
 from agent_control_plane.rules.audit import AuditProblem, StoredEvent
 from agent_control_plane.rules.checkpoints import Checkpoint, missing_session, reference
@@ -42,6 +43,7 @@ def _reference(
     return checkpoint, unreadable_problems + problems
 
 
+@repeatable
 def verify_audit(
     connection: Connection,
     runtime: Runtime,

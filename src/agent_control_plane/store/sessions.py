@@ -328,6 +328,14 @@ def get(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> Sess
     return None if row is None else to_session(row)
 
 
+def lock(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> Session | None:
+    """The session, its row locked until the transaction ends (waits for any writer)."""
+    sessions = runtime.tables.sessions
+    query = select(sessions).where(sessions.c.id == session_id).with_for_update()
+    row = connection.execute(query).one_or_none()
+    return None if row is None else to_session(row)
+
+
 def status_of(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> str | None:
     s = runtime.tables.sessions.c
     return connection.execute(select(s.status).where(s.id == session_id)).scalar_one_or_none()

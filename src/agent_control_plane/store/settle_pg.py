@@ -7,6 +7,11 @@ one atomic statement, so the same three steps are one statement: two round trips
 isolation level costs more round trips than it saves: measured, the pair got slower.)
 The holds are read from the stored reservation (not from the caller's object), and the
 statement does nothing unless the reservation is still held for the model the caller priced.
+
+The windows are locked in budget id order (the ``locked`` step, materialized, sorted, FOR
+UPDATE) before they are updated: reserve_tokens holds them in that order too, and an
+UPDATE ... FROM would take them in whatever order its join produces, which deadlocked
+against a reservation of another identity sharing two or more budgets.
 """
 
 from __future__ import annotations
@@ -47,17 +52,23 @@ WITH finished AS (
     SELECT (hold ->> 0)::uuid AS budget_id, (hold ->> 1)::timestamptz AS window_start,
            finished.reserved_tokens, finished.reserved_cost
     FROM finished, jsonb_array_elements(finished.holds) AS hold
+), locked AS MATERIALIZED (
+    SELECT w.budget_id, w.window_start, held.reserved_tokens, held.reserved_cost
+    FROM {windows} AS w JOIN held
+        ON w.budget_id = held.budget_id AND w.window_start = held.window_start
+    ORDER BY w.budget_id, w.window_start
+    FOR UPDATE OF w
 ), moved AS (
     UPDATE {windows} AS w SET
-        tokens_reserved = w.tokens_reserved - held.reserved_tokens,
-        cost_reserved = w.cost_reserved - held.reserved_cost,
+        tokens_reserved = w.tokens_reserved - locked.reserved_tokens,
+        cost_reserved = w.cost_reserved - locked.reserved_cost,
         requests_reserved = w.requests_reserved - 1,
         tokens_used = w.tokens_used + :s_tokens,
         cost_used = w.cost_used + :s_cost,
         requests_used = w.requests_used + 1,
         updated_at = :s_now
-    FROM held
-    WHERE w.budget_id = held.budget_id AND w.window_start = held.window_start
+    FROM locked
+    WHERE w.budget_id = locked.budget_id AND w.window_start = locked.window_start
     RETURNING 1
 ), written AS (
     INSERT INTO {ledger} (reservation_id, {_IDS}, model, input_tokens, output_tokens,

@@ -21,7 +21,6 @@ def healthz() -> Any:
 @router.get("/readyz", response_model=Health)
 def readyz(plane: Plane) -> Any:
     """The database answers and ACP's schema is at this package's revision; 503 otherwise."""
-    with plane.engine.connect() as connection:
-        plane.migrator.verify(connection)
-        revision = plane.migrator.current(connection)
+    revision = plane.schema_revision()
+    plane.migrator.require_current(revision)
     return Health(status="ready", revision=list(revision))

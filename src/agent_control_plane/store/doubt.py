@@ -1,0 +1,41 @@
+"""Did a row commit? Asked after a connection failed while committing the row's insert."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+
+def committed_row(
+    connection: Connection, table: Table, values: dict[str, Any], key: Sequence[str]
+) -> dict[str, Any] | None:
+    """The committed row of ``table`` whose ``key`` columns equal those of ``values``, or
+    None if there is none.
+
+    A plain read could run before the failed transaction ends (the server may still be
+    committing it), and see nothing. Inserting ``values`` again cannot: a unique index
+    makes the insert wait for any transaction still writing the same key (PostgreSQL,
+    InnoDB; SQLite's write lock serialises it anyway), and then fail if it committed.
+    The insert itself is always rolled back.
+    """
+    transaction = connection.begin()
+    try:
+        try:
+            connection.execute(insert(table), values)
+        except IntegrityError:
+            duplicate = True
+        else:
+            duplicate = False
+    finally:
+        transaction.rollback()
+    if not duplicate:
+        return None
+    with connection.begin():
+        row = connection.execute(
+            select(table).where(*(table.c[name] == values[name] for name in key))
+        ).one_or_none()
+    return None if row is None else dict(row._mapping)
