@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, select
 
 from agent_control_plane import ControlPlane
@@ -57,6 +58,12 @@ class Prep:
     def decision(self) -> Decision:
         return self.cp.govern(self.session(), "work", cost="1")
 
+    def finished(self) -> Decision:
+        """A decision whose outcome is recorded: waiting for it returns at once."""
+        decision = self.decision()
+        self.cp.record_outcome(decision, "succeeded")
+        return decision
+
     def ticket(self) -> uuid.UUID:
         ticket = self.cp.govern(self.session(), "issue_refund").ticket_id
         assert ticket is not None
@@ -73,10 +80,10 @@ class Prep:
         ).id
 
     def key_id(self) -> str:
-        return self.cp.create_api_key("agent", name=unique("key")).key_id
+        return self.cp.create_api_key("agent", agents=["bot-1"], name=unique("key")).key_id
 
     def raw_key(self) -> str:
-        return self.cp.create_api_key("agent", name=unique("key")).key
+        return self.cp.create_api_key("agent", agents=["bot-1"], name=unique("key")).key
 
     def agent(self) -> str:
         agent_id = unique("agent")
@@ -111,7 +118,7 @@ CALLS: dict[str, Callable[[Prep], Args]] = {
     "apply_policy": lambda p: _a({**SUPPORT_BOT, "name": unique("policy")}),
     "get_policy": lambda p: _a(p.policy_id),
     "list_policies": lambda p: _a(),
-    "emit": lambda p: _a(p.session(), "note", {"n": 1}),
+    "emit": lambda p: _a(p.session(), "app.note", {"n": 1}),
     "events": lambda p: _a(p.session()),
     "event_feed": lambda p: _a(),
     "event_feed_head": lambda p: _a(),
@@ -139,11 +146,16 @@ CALLS: dict[str, Callable[[Prep], Args]] = {
     "register_agent": lambda p: _a(unique("agent")),
     "get_agent": lambda p: _a(p.agent()),
     "delegate": lambda p: _a(p.agent(), p.agent(), "task"),
-    "create_api_key": lambda p: _a("agent"),
+    "create_api_key": lambda p: _a("agent", agents=["bot-1"]),
     "list_api_keys": lambda p: _a(),
     "get_api_key": lambda p: _a(p.key_id()),
     "revoke_api_key": lambda p: _a(p.key_id()),
     "authenticate_api_key": lambda p: _a(p.raw_key()),
+    "api_key_principal": lambda p: _a(p.key_id()),
+    "audit_checkpoint": lambda p: _a(signing_key=Ed25519PrivateKey.generate()),
+    "get_reservation": lambda p: _a(p.reservation()),
+    "outcome_of": lambda p: _a(p.decision()),
+    "wait_for_outcome": lambda p: _a(p.finished(), 0),
     "schema_revision": lambda p: _a(),
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -30,6 +31,11 @@ def _send(request: urllib.request.Request, timeout: float) -> None:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
+    except urllib.error.HTTPError as exc:
+        # The error holds the response and its socket: close it now, not when the
+        # exception (kept alive by tracebacks and causes) is finally collected.
+        exc.close()
+        raise WebhookError(f"POST {request.full_url} failed: {exc}") from None
     except (OSError, ValueError) as exc:  # URLError, HTTPError and timeouts are OSErrors
         raise WebhookError(f"POST {request.full_url} failed: {exc}") from exc
 
