@@ -5,7 +5,8 @@ The convention (docs/development/testing.md):
 - every ```python block runs, top to bottom, one namespace per page, in a temporary
   directory (holding a link to ``examples/``), on SQLite, offline;
 - a ```console or ```bash line ``$ acp ...`` runs as the ``acp`` command, after the page's
-  Python blocks above it, in the same directory, and must exit 0;
+  Python blocks above it, in the same directory, and must exit 0; output shown under it must
+  be what it prints (spacing aside);
 - a block right after ``<!-- no-run: reason -->`` is skipped (the reason is required);
 - a ```yaml block is a policy that must validate, unless it is an excerpt of a real file
   (``<!-- excerpt: path -->``: each line is in that file); ``--8<-- "path"`` includes a file.
@@ -43,7 +44,8 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
+        page = self.page.relative_to(ROOT) if self.page.is_relative_to(ROOT) else self.page
+        return f"{page}:{self.line}"
 
     def text(self) -> str:
         """The block's text, with any ``--8<--`` include replaced by the file it names."""
@@ -55,23 +57,34 @@ class Block:
 
     def commands(self) -> list[str]:
         """The ``$ acp ...`` commands of a console or bash block (continuations joined)."""
-        found: list[str] = []
+        return [command for command, _shown in self.sessions()]
+
+    def sessions(self) -> list[tuple[str, str]]:
+        """Each ``$ acp ...`` command with the output the page shows under it."""
+        found: list[tuple[str, list[str]]] = []
         pending = ""
+        current: list[str] | None = None
         for raw in self.code.splitlines():
             line = raw.strip()
             if pending:
                 pending += " " + line.rstrip("\\").strip()
                 if not line.endswith("\\"):
-                    found.append(pending)
+                    current = []
+                    found.append((pending, current))
                     pending = ""
                 continue
-            if line.startswith("$ acp "):
-                command = line[2:].rstrip("\\").strip()
-                if line.endswith("\\"):
-                    pending = command
-                else:
-                    found.append(command)
-        return found
+            if line.startswith("$ "):
+                current = None
+                if line.startswith("$ acp "):
+                    command = line[2:].rstrip("\\").strip()
+                    if line.endswith("\\"):
+                        pending = command
+                    else:
+                        current = []
+                        found.append((command, current))
+            elif current is not None and line:
+                current.append(line)
+        return [(command, "\n".join(shown)) for command, shown in found]
 
 
 def pages() -> list[Path]:
@@ -135,21 +148,28 @@ def run_page(page: Path) -> None:
     # a class up by its module (SQLAlchemy's annotations, pickle) finds the page's names.
     page_module = types.ModuleType("__main__")
     page_module.__file__ = str(page)
+    previous = sys.modules["__main__"]
     sys.modules["__main__"] = page_module
-    namespace = page_module.__dict__
-    for block in blocks(page):
-        if not runnable(block):
-            continue
-        if block.language == "python":
-            # Padding puts a traceback's line numbers on the page's own lines.
-            source = "\n" * (block.line - 1) + block.code
-            exec(compile(source, str(page), "exec"), namespace)
-        else:
-            for command in block.commands():
-                _run_acp(command, block)
+    try:
+        for block in blocks(page):
+            if not runnable(block):
+                continue
+            if block.language == "python":
+                # Padding puts a traceback's line numbers on the page's own lines.
+                source = "\n" * (block.line - 1) + block.code
+                exec(compile(source, str(page), "exec"), page_module.__dict__)
+            else:
+                for command, shown in block.sessions():
+                    _run_acp(command, shown, block)
+    finally:
+        sys.modules["__main__"] = previous
 
 
-def _run_acp(command: str, block: Block) -> None:
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _run_acp(command: str, shown: str, block: Block) -> None:
     from typer.testing import CliRunner
 
     from agent_control_plane.cli import app
@@ -160,6 +180,13 @@ def _run_acp(command: str, block: Block) -> None:
         raise AssertionError(
             f"{block.where}: `{command}` exited {result.exit_code}:\n{result.output}"
             + ("".join(traceback.format_exception(result.exception)) if result.exception else "")
+        )
+    # Output the page shows under a command must be what the command prints (spacing aside:
+    # the terminal's width wraps lines).
+    if shown and _words(shown) not in _words(result.output):
+        raise AssertionError(
+            f"{block.where}: `{command}` printed\n{result.output}\n"
+            f"not what the page shows:\n{shown}"
         )
 
 
