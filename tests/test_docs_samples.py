@@ -24,9 +24,12 @@ AT_LEAST = {
     "docs/quickstart.md": 5,
     "docs/concepts/audit.md": 3,
     "docs/concepts/errors.md": 2,
+    "docs/concepts/resources.md": 2,
     "docs/guides/agent-keys.md": 4,
     "docs/guides/governed.md": 3,
     "docs/integrations/openai-agents.md": 3,
+    "docs/integrations/langgraph.md": 2,
+    "docs/integrations/litellm.md": 2,
 }
 
 
