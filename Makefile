@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean setup screenshots
+.PHONY: demo test lint typecheck unit bench clean setup screenshots docs
 
 setup: $(STAMP)
 
@@ -20,15 +20,15 @@ $(STAMP): pyproject.toml
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,gateway,dashboard,litellm,otel,openai-agents,langgraph,mcp,signing]'
+	$(BIN)/python -m pip install -q -e '.[dev,docs,gateway,dashboard,litellm,otel,openai-agents,langgraph,mcp,signing]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/acp demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples docs/*.py docs/generators
+	$(BIN)/ruff format --check src tests bench examples docs/*.py docs/generators
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -39,8 +39,12 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The docs site, into site/; tests/test_docs_site.py builds it in make test too.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site
 
 screenshots: $(STAMP)
 	$(BIN)/python docs/screenshots.py

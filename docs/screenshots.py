@@ -1,4 +1,4 @@
-"""Take the dashboard screenshots in docs/ (``make screenshots``).
+"""Take the dashboard screenshots in docs/images/ (``make screenshots``).
 
 Builds a small governed history in a throwaway SQLite database, serves the gateway with its
 dashboard on a free local port and photographs each page with Debian's chromium.
@@ -6,6 +6,7 @@ dashboard on a free local port and photographs each page with Debian's chromium.
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 import tempfile
@@ -31,6 +32,10 @@ POLICY = {
     },
     "approval_timeout": "4h",
 }
+
+
+def _days_before(now: datetime, days: int) -> datetime:
+    return now - timedelta(days=days, hours=1)
 
 
 def build_history(plane: ControlPlane) -> str:
@@ -83,7 +88,7 @@ def build_history(plane: ControlPlane) -> str:
     for days_ago in range(29, -1, -1):
         for model, scale in (("gpt-4o-mini", 9), ("gpt-4o", 2)):
             for org in ("acme", "globex"):
-                runtime.clock = lambda d=days_ago: now - timedelta(days=d, hours=1)
+                runtime.clock = functools.partial(_days_before, now, days_ago)
                 plane.record_usage(
                     Identity(org=org, agent="support-bot"),
                     model,
@@ -97,7 +102,7 @@ def build_history(plane: ControlPlane) -> str:
 
 
 def shoot(page: Page, name: str) -> None:
-    path = ROOT / "docs" / f"dashboard-{name}.png"
+    path = ROOT / "docs" / "images" / f"dashboard-{name}.png"
     # The live feed is long: its first screenful says it all.
     page.screenshot(path=str(path), full_page=name != "events")
     print(f"wrote {path.relative_to(ROOT)}")

@@ -27,7 +27,7 @@ POLICY = {
     "tiers": {"always_approve": ["refund"], "auto_approve": ["read"]},
     "risk": {},
 }
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+CLI_PAGE = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "cli.md").read_text()
 
 
 def acp(*args: str) -> Result:
@@ -133,11 +133,11 @@ def test_an_unopenable_sqlite_file_exits_3(tmp_path: Path) -> None:
     assert acp("events", "tail", "--url", url).exit_code == ExitCode.UNAVAILABLE
 
 
-def test_exit_codes_are_documented_in_the_help_and_the_readme() -> None:
+def test_exit_codes_are_documented_in_the_help_and_the_cli_reference() -> None:
     help_text = acp("--help").output
     for code in ExitCode:
         assert f"{code.value} {code.meaning.split()[0]}" in " ".join(help_text.split())
-        assert f"| {code.value} | {code.meaning} |" in README, code
+        assert f"| {code.value} | {code.meaning} |" in CLI_PAGE, code
 
 
 def test_events_tail_follows_the_feed_until_max_events(database: TestDatabase) -> None:

@@ -273,7 +273,7 @@ def template_fields(template: str) -> list[str]:
 
 
 class PolicyDocument(_Model):
-    """A governance policy. See the README for the full shape."""
+    """A governance policy; every field is in docs/reference/policy.md."""
 
     name: str
     mode: Literal["live", "dry_run"] = "live"
