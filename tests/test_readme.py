@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -35,3 +36,28 @@ def test_the_database_reference_lists_every_table_on_every_dialect() -> None:
         qualify = f"{layout.schema}." if layout.schema else ""
         for name in (*LOGICAL_TABLES, "version"):
             assert f"`{qualify}{layout.table_name(name)}`" in page, (dialect, name)
+
+
+def _every_error_class() -> set[str]:
+    """Every ControlPlaneError subclass the package defines, integrations included: read
+    from the source, so that no optional SDK has to be imported."""
+    bases: dict[str, set[str]] = {}
+    for path in (ROOT / "src" / "agent_control_plane").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases[node.name] = {ast.unparse(base).split(".")[-1] for base in node.bases}
+    found = {"ControlPlaneError"}
+    while True:
+        more = {name for name, parents in bases.items() if parents & found} - found
+        if not more:
+            return found - {"ControlPlaneError"}
+        found |= more
+
+
+def test_the_failure_section_and_the_errors_page_name_every_error() -> None:
+    failures = README.split("## Failures", 1)[1].split("\n## ", 1)[0]
+    errors_page = (ROOT / "docs" / "concepts" / "errors.md").read_text(encoding="utf-8")
+    every = _every_error_class()
+    assert {"GovernanceUnavailableError", "ActionInProgressError"} <= every
+    assert sorted(name for name in every if f"`{name}`" not in failures) == []
+    assert sorted(name for name in every if f"`{name}`" not in errors_page) == []

@@ -27,7 +27,9 @@ from tests.tamper import (
     unkeyed,
 )
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "concepts" / "audit.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "concepts" / "audit.md"
+README = ROOT / "README.md"
 START, END = "<!-- tamper-matrix:start -->", "<!-- tamper-matrix:end -->"
 
 
@@ -81,7 +83,8 @@ def test_with_a_key_and_checkpoints_every_attack_is_detected() -> None:
     assert all(KEY_AND_CHECKPOINTS in attack.detected_by for attack in EXPECTED)
 
 
-def test_the_docs_show_the_matrix_the_tests_prove() -> None:
-    text = DOCS.read_text(encoding="utf-8")
+@pytest.mark.parametrize("page", [DOCS, README], ids=["audit page", "README"])
+def test_the_docs_show_the_matrix_the_tests_prove(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
     shown = text.split(START, 1)[1].split(END, 1)[0].strip()
-    assert shown == render_table(), f"replace the table in {DOCS} with:\n{render_table()}"
+    assert shown == render_table(), f"replace the table in {page} with:\n{render_table()}"
