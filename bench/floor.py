@@ -74,17 +74,18 @@ def _defaults_wal(url: str) -> tuple[Engine, Engine]:
     return engine, engine
 
 
-def _setups(url: str) -> list[Callable[[str], tuple[Engine, Engine]]]:
-    setups = [_acp_setup, _defaults]
+Setup = Callable[[str], tuple[Engine, Engine]]
+
+
+def _setups(url: str) -> list[Setup]:
+    setups: list[Setup] = [_acp_setup, _defaults]
     if database_url(url).get_backend_name() == "sqlite":
         setups.append(_defaults_wal)
     return setups
 
 
 @contextmanager
-def _counter_rows(
-    url: str, setup: Callable[[str], tuple[Engine, Engine]], rows: int
-) -> Iterator[Engine]:
+def _counter_rows(url: str, setup: Setup, rows: int) -> Iterator[Engine]:
     engine, transactional = setup(url)
     _metadata.create_all(engine)
     try:
