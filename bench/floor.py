@@ -1,8 +1,30 @@
-"""The raw SQLAlchemy Core floor: one UPDATE + one INSERT per transaction."""
+"""The raw SQLAlchemy Core floor: one UPDATE + one INSERT per transaction, at its best.
+
+Nothing in the yardstick may be slower than it needs to be: both statements are built
+once, and the floor is the fastest of the engine setups below, measured in the same run.
+SQLite's includes the durability ACP itself runs with (WAL, ``synchronous=NORMAL``), so
+that no govern ever looks good against a slower journal.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, update
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    insert,
+    update,
+)
 
 from agent_control_plane.engine import create_sync_engine, database_url, governed_engine
 from bench.timing import concurrent_ops_per_second, ops_per_second
@@ -21,43 +43,90 @@ _log = Table(
     Column("counter_id", Integer, nullable=False),
     Column("note", String(64), nullable=False),
 )
+_LOG = insert(_log)
+
+
+def _charge(counter_id: int) -> Any:
+    return update(_counters).where(_counters.c.id == counter_id).values(used=_counters.c.used + 1)
+
+
+def _acp_setup(url: str) -> tuple[Engine, Engine]:
+    """ACP's own engine: its pool options, pragmas and transaction behaviour."""
+    engine = create_sync_engine(database_url(url))
+    return engine, governed_engine(engine)
+
+
+def _defaults(url: str) -> tuple[Engine, Engine]:
+    """``create_engine`` with nothing changed."""
+    engine = create_engine(database_url(url))
+    return engine, engine
+
+
+def _defaults_wal(url: str) -> tuple[Engine, Engine]:
+    """SQLite: engine defaults, with the journal ACP runs with."""
+    engine = create_engine(database_url(url))
+
+    @event.listens_for(engine, "connect")
+    def _journal(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    return engine, engine
+
+
+Setup = Callable[[str], tuple[Engine, Engine]]
+
+
+def _setups(url: str) -> list[Setup]:
+    setups: list[Setup] = [_acp_setup, _defaults]
+    if database_url(url).get_backend_name() == "sqlite":
+        setups.append(_defaults_wal)
+    return setups
+
+
+@contextmanager
+def _counter_rows(url: str, setup: Setup, rows: int) -> Iterator[Engine]:
+    engine, transactional = setup(url)
+    _metadata.create_all(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(_counters), [{"id": i, "used": 0} for i in range(rows)])
+        yield transactional
+    finally:
+        _metadata.drop_all(engine)
+        engine.dispose()
+
+
+def _transaction(engine: Engine, charge: Any, row: dict[str, Any]) -> Callable[[], None]:
+    def transaction() -> None:
+        with engine.begin() as connection:
+            connection.execute(charge)
+            connection.execute(_LOG, row)
+
+    return transaction
 
 
 def floor_ops_per_second(url: str, seconds: float) -> float:
-    """Transactions per second of the floor, single thread, same engine setup as ACP."""
-    engine = create_sync_engine(database_url(url))
-    governed = governed_engine(engine)
-    _metadata.create_all(engine)
-    with engine.begin() as connection:
-        connection.execute(insert(_counters), {"id": 1, "used": 0})
-    charge = update(_counters).where(_counters.c.id == 1).values(used=_counters.c.used + 1)
-
-    def transaction() -> None:
-        with governed.begin() as connection:
-            connection.execute(charge)
-            connection.execute(insert(_log), {"counter_id": 1, "note": "floor"})
-
-    result = ops_per_second(transaction, seconds)
-    _metadata.drop_all(engine)
-    engine.dispose()
-    return result
+    """Transactions per second of the floor, single thread: the best engine setup's."""
+    best = 0.0
+    for setup in _setups(url):
+        with _counter_rows(url, setup, 1) as engine:
+            transaction = _transaction(engine, _charge(0), {"counter_id": 0, "note": "floor"})
+            best = max(best, ops_per_second(transaction, seconds))
+    return best
 
 
 def concurrent_floor_ops_per_second(url: str, seconds: float, workers: int) -> float:
-    """The floor with ``workers`` threads, each on its own counter row."""
-    engine = create_sync_engine(database_url(url))
-    governed = governed_engine(engine)
-    _metadata.create_all(engine)
-    with engine.begin() as connection:
-        connection.execute(insert(_counters), [{"id": i, "used": 0} for i in range(workers)])
-
-    def transaction(index: int) -> None:
-        charge = update(_counters).where(_counters.c.id == index).values(used=_counters.c.used + 1)
-        with governed.begin() as connection:
-            connection.execute(charge)
-            connection.execute(insert(_log), {"counter_id": index, "note": "floor"})
-
-    result = concurrent_ops_per_second(transaction, seconds, workers)
-    _metadata.drop_all(engine)
-    engine.dispose()
-    return result
+    """The floor with ``workers`` threads, each on its own counter row: the best setup's."""
+    best = 0.0
+    for setup in _setups(url):
+        with _counter_rows(url, setup, workers) as engine:
+            transactions = [
+                _transaction(engine, _charge(i), {"counter_id": i, "note": "floor"})
+                for i in range(workers)
+            ]
+            best = max(
+                best,
+                concurrent_ops_per_second(lambda i: transactions[i](), seconds, workers),  # noqa: B023
+            )
+    return best

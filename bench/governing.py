@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 from agent_control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.store.prepared import Prepared
-from bench.timing import concurrent_ops_per_second, ops_per_second
+from bench.timing import concurrent_latencies, concurrent_ops_per_second, ops_per_second
 
 POLICY = {"name": "bench", "tiers": {"unrestricted": ["work"]}}
 _keys = itertools.count()
@@ -101,3 +101,12 @@ def concurrent_govern_ops_per_second(url: str, seconds: float, workers: int = 8)
     with ControlPlane.open(url) as cp:
         sessions = [_session(cp) for _ in range(workers)]
         return concurrent_ops_per_second(lambda i: _one(cp, sessions[i]), seconds, workers)
+
+
+def govern_latencies(url: str, seconds: float, workers: int) -> tuple[float, float]:
+    """p50 and p99 milliseconds of one govern call, ``workers`` threads on distinct sessions."""
+    with ControlPlane.open(url) as cp:
+        sessions = [_session(cp) for _ in range(workers)]
+        for sid in sessions:
+            _one(cp, sid)
+        return concurrent_latencies(lambda i: _one(cp, sessions[i]), seconds, workers)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import mcp_types as types
+from anyio.streams.memory import MemoryObjectSendStream
 
 from agent_control_plane.control_plane import AsyncControlPlane
 from agent_control_plane.errors import (
@@ -25,6 +28,8 @@ from agent_control_plane.rules.tools import ToolRefused, tool_request, visible
 logger = logging.getLogger(__name__)
 META_KEY = "agent_control_plane"
 _SUMMARY_LIMIT = 500
+# Outcomes waiting to be written behind the replies; beyond this many a reply waits.
+_PENDING_OUTCOMES = 256
 
 Forward = Callable[[], Awaitable[types.CallToolResult]]
 
@@ -44,8 +49,21 @@ def _summary(result: types.CallToolResult) -> str:
     return text if len(text) <= _SUMMARY_LIMIT else text[: _SUMMARY_LIMIT - 1] + "…"
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    decision: Decision
+    status: str
+    result: dict[str, Any]
+
+
 class ToolGovernor:
-    """Governs the tool calls of one ACP session (one proxy serves one session)."""
+    """Governs the tool calls of one ACP session (one proxy serves one session).
+
+    Inside :meth:`recording_behind`, a tool's result goes back to the agent before its
+    outcome is written: outcomes are written in the order the calls ended, by one task,
+    and all of them before the block is left. The decision, and its charge, are always
+    written before the tool runs.
+    """
 
     def __init__(
         self,
@@ -62,6 +80,27 @@ class ToolGovernor:
         self.hide_blocked = hide_blocked
         # The operator's log: what the agent is not told, such as how to approve a ticket.
         self.tell_operator = tell_operator
+        self._behind: MemoryObjectSendStream[_Outcome] | None = None
+
+    @asynccontextmanager
+    async def recording_behind(self) -> AsyncIterator[None]:
+        """Write outcomes after the replies (see the class), until the block is left."""
+        send, receive = anyio.create_memory_object_stream[_Outcome](_PENDING_OUTCOMES)
+        async with anyio.create_task_group() as writer:
+
+            async def write_in_order() -> None:
+                async with receive:
+                    async for pending in receive:
+                        await self._write(pending)
+
+            writer.start_soon(write_in_order)
+            self._behind = send
+            try:
+                yield
+            finally:
+                self._behind = None
+                with anyio.CancelScope(shield=True):
+                    await send.aclose()
 
     def listed(self, result: types.ListToolsResult) -> types.ListToolsResult:
         """The server's tool list, less the tools the policy blocks when hiding them."""
@@ -142,14 +181,24 @@ class ToolGovernor:
     async def _record(
         self, decision: Decision, status: str, correlation: dict[str, Any], **result: Any
     ) -> None:
+        pending = _Outcome(decision, status, {**correlation, **result})
+        if self._behind is None:
+            await self._write(pending)
+            return
+        try:
+            self._behind.send_nowait(pending)
+        except anyio.WouldBlock:
+            await self._behind.send(pending)
+
+    async def _write(self, pending: _Outcome) -> None:
         try:
             await self.control_plane.record_outcome(
-                decision, status, result={**correlation, **result}
+                pending.decision, pending.status, result=pending.result
             )
         except ControlPlaneError:
             # The tool ran: its result goes back to the agent (which would otherwise retry it),
             # and the decision event already records the call.
-            logger.exception("could not record the outcome of %s", correlation)
+            logger.exception("could not record the outcome of %s", pending.result)
 
     async def _record_refusal(self, reason: str, message: str, correlation: dict[str, Any]) -> None:
         try:

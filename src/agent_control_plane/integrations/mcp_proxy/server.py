@@ -255,7 +255,8 @@ async def serve(settings: ProxySettings, announce: Callable[[str], None]) -> Non
                     f"session {attached.session_id} (policy {attached.policy.name!r}), "
                     f"serving {where}"
                 )
-                await _serve_clients(settings, server, control_plane, attached, child)
+                async with governor.recording_behind():
+                    await _serve_clients(settings, server, control_plane, attached, child)
                 ended_alone = child.ended.is_set()
             if ended_alone:
                 raise child.failure("stopped while the proxy was serving")
