@@ -11,6 +11,7 @@ _EXPORTS = {
     "ControlPlane": "agent_control_plane.control_plane",
     "AsyncControlPlane": "agent_control_plane.control_plane",
     "Layout": "agent_control_plane.schema.layout",
+    "__version__": "agent_control_plane.version",
     "ControlPlaneError": "agent_control_plane.errors",
     "ConfigurationError": "agent_control_plane.errors",
     "UnsupportedDatabaseError": "agent_control_plane.errors",
@@ -35,6 +36,7 @@ __all__ = [
     "OutcomeUnknownError",
     "SchemaNotCurrentError",
     "UnsupportedDatabaseError",
+    "__version__",
 ]
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
         UnsupportedDatabaseError,
     )
     from agent_control_plane.schema.layout import Layout
+    from agent_control_plane.version import __version__
 
 
 def __getattr__(name: str) -> Any:
