@@ -1,29 +1,43 @@
-# Two commands matter: `make demo` and `make test`. Both build .venv first.
+# Two commands matter: `make demo` and `make test`. Both build .venv first: the demo with the
+# core package alone (no extras, no apt-get, no browser), the tests with everything.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo
 
 .PHONY: demo test lint typecheck unit bench clean setup screenshots docs
 
 setup: $(STAMP)
 
+# A venv from Python 3.11 or newer (python3-venv installed with apt-get if it is missing).
+define NEW_VENV
+@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+	echo "python3-venv is missing: installing it with apt-get"; \
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv; }
+@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+endef
+
+# Everything the tests need: every extra, and chromium for the dashboard's browser tests.
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
-	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
-		echo "python3-venv is missing: installing it with apt-get"; \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv; }
+	$(NEW_VENV)
 	@[ -x /usr/bin/chromium ] || { \
 		echo "chromium is missing (the dashboard's browser tests drive it): installing it with apt-get"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
-	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,docs,gateway,dashboard,litellm,otel,openai-agents,langgraph,mcp,signing]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(DEMO_STAMP)
 
-demo: $(STAMP)
+# The demo needs the core package only: no extras, no apt-get, no browser.
+$(DEMO_STAMP): pyproject.toml
+	$(NEW_VENV)
+	$(BIN)/python -m pip install -q -e .
+	@touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/acp demo
 
 lint: $(STAMP)

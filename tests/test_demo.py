@@ -49,3 +49,16 @@ def test_demo_runs_the_governed_agent_through_every_outcome(tmp_path: Path) -> N
         "Audit trail verified.",
     ):
         assert fragment in text, fragment
+
+
+def test_the_demo_reads_at_80_columns_and_explains_its_figures(tmp_path: Path) -> None:
+    output = io.StringIO()
+    run_demo(Console(file=output, width=80), workdir=tmp_path)
+    lines = output.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    text = " ".join(" ".join(line.split()) for line in lines)
+    # A settlement below the estimate gives money back; the row says so and shows it.
+    assert "outcome: cost $0.016, not $0.284/5 $0.02: $0.004 given back" in text
+    # The retry under step 1's key replays that decision, with step 1's figures.
+    assert "a retry of step 1 (same idempotency key)" in text
+    assert "nothing charged again" in text

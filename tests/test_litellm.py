@@ -32,6 +32,7 @@ from agent_control_plane.integrations.litellm_callback import (
     AcpBudgetCallback,
     LiteLLMCallBlocked,
 )
+from agent_control_plane.models import TokenBudgetStatus, TokenUsageRow
 from agent_control_plane.rules.tokens import Identity, PriceTable, UnknownModelError
 
 MODEL = "gpt-4o-mini"
@@ -60,12 +61,12 @@ def register() -> Iterator[Any]:
         callback.uninstall()
 
 
-def _summary(status: list[dict[str, Any]], usage: list[dict[str, Any]]) -> tuple[int, ...]:
+def _summary(status: list[TokenBudgetStatus], usage: list[TokenUsageRow]) -> tuple[int, ...]:
     """(tokens used, tokens reserved, requests used, tokens in the ledger) over all budgets."""
-    used = sum(row["used"]["tokens"] for row in status)
-    reserved = sum(row["reserved"]["tokens"] for row in status)
-    requests = sum(row["used"]["requests"] for row in status)
-    return used, reserved, requests, sum(row["total_tokens"] for row in usage)
+    used = sum(row.used.tokens for row in status)
+    reserved = sum(row.reserved.tokens for row in status)
+    requests = sum(row.used.requests for row in status)
+    return used, reserved, requests, sum(row.total_tokens for row in usage)
 
 
 def _totals(cp: ControlPlane) -> tuple[int, ...]:

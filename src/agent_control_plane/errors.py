@@ -1,4 +1,49 @@
-"""One exception hierarchy: every error says what happened and what to do."""
+r"""One exception hierarchy: every error says what happened and what to do.
+
+Every error a caller of agent-control-plane can get is one of these, importable from
+``agent_control_plane`` itself (``InvalidInputError`` and ``ConfigurationError`` are also
+``ValueError``\s, ``NotFoundError`` a ``LookupError``)::
+
+    ControlPlaneError
+        ConfigurationError
+            UnsupportedDatabaseError
+        SchemaNotCurrentError
+        MigrationError
+        InvalidInputError
+            UnknownModelError
+        PolicyError
+        NotFoundError
+            SessionNotFoundError
+            PolicyNotFoundError
+            ApiKeyNotFoundError
+            AgentNotFoundError
+            TicketNotFoundError
+            TokenBudgetNotFoundError
+            ReservationNotFoundError
+        InvalidTransitionError
+        SessionTerminatedError
+        KilledScopeError
+        IdempotencyConflictError
+        CheckpointSinkError
+        MaintenanceRoleRequiredError
+        GovernanceUnavailableError
+            GovernanceBusyError
+            OutcomeUnknownError
+        ControlPlaneClosedError
+        TokenBudgetExhausted
+        ModelNotAllowedError
+        TokenBudgetExistsError
+        ActionNotAllowed
+            ActionDenied
+            ApprovalRequired
+            ActionSteered
+        McpServerError
+        ActionInProgressError
+        UngovernedCallError
+        AuthenticationError
+        PermissionDeniedError
+        ActionFailedBeforeError
+"""
 
 from __future__ import annotations
 
@@ -274,3 +319,28 @@ class PermissionDeniedError(ControlPlaneError):
 
 class ApiKeyNotFoundError(NotFoundError):
     """No API key has this key id."""
+
+
+class AgentNotFoundError(NotFoundError):
+    """No agent is registered with this id."""
+
+
+class TicketNotFoundError(NotFoundError):
+    """No approval ticket has this id."""
+
+
+class TokenBudgetNotFoundError(NotFoundError):
+    """No token budget has this id."""
+
+
+class ReservationNotFoundError(NotFoundError):
+    """No token reservation has this id."""
+
+
+class UnknownModelError(InvalidInputError):
+    """No price is known for the model; nothing was held or written."""
+
+
+class ActionFailedBeforeError(ControlPlaneError):
+    """The action failed in an earlier execution of this node and ACP recorded that; it is
+    not run again under the same decision. Govern it anew (another ``key``) to retry."""

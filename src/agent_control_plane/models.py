@@ -31,8 +31,16 @@ __all__ = [
     "Page",
     "PolicySnapshot",
     "Principal",
+    "Reservation",
     "Session",
+    "StandingKill",
     "Ticket",
+    "TokenAmounts",
+    "TokenBudget",
+    "TokenBudgetStatus",
+    "TokenLimits",
+    "TokenUsageRow",
+    "UsageRecord",
 ]
 
 
@@ -395,3 +403,85 @@ class Principal:
         """What this key may do with a session (ticket, reservation) of ``tenant`` and
         ``agent_id``: allowed, hidden (another tenant's) or refused (another agent's)."""
         return keys.session_access(self.role, self.tenant, self.agents, tenant, agent_id)
+
+
+class _ReadByKey:
+    """``value["name"]`` reads the field ``name``: token reports were dicts before they were
+    typed, and code written against those keeps working."""
+
+    __slots__ = ()
+
+    def __getitem__(self, name: str) -> Any:
+        if not isinstance(name, str) or name.startswith("_") or not hasattr(self, name):
+            raise KeyError(name)
+        return getattr(self, name)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenAmounts(_ReadByKey):
+    """Tokens, exact USD cost and requests: what a window used or holds."""
+
+    tokens: int
+    cost_usd: Decimal
+    requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLimits(_ReadByKey):
+    """A budget's limits, or what is left of them; None where there is no limit."""
+
+    tokens: int | None
+    cost_usd: Decimal | None
+    requests: int | None
+
+    def items(self) -> list[tuple[str, int | Decimal | None]]:
+        return [("tokens", self.tokens), ("cost_usd", self.cost_usd), ("requests", self.requests)]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBudgetStatus(_ReadByKey):
+    """One budget in its current window (``token_budget_status``)."""
+
+    budget: TokenBudget
+    window_start: datetime
+    used: TokenAmounts
+    reserved: TokenAmounts
+    limits: TokenLimits
+    remaining: TokenLimits
+    # The limits whose used + reserved is at or past the budget's soft limit.
+    soft_limit_reached: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsageRow(_ReadByKey):
+    """Usage summed over one group (``token_usage``): ``groups`` holds the value of each
+    grouping asked for (org, team, user, agent, model, day), also readable by name."""
+
+    groups: dict[str, Any]
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: Decimal
+
+    def __getitem__(self, name: str) -> Any:
+        if isinstance(name, str) and name in self.groups:
+            return self.groups[name]
+        return _ReadByKey.__getitem__(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as one flat mapping: its groups, then its sums."""
+        return {
+            **self.groups,
+            "requests": self.requests,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "cost_usd": self.cost_usd,
+        }

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from agent_control_plane.dashboard import views
+from agent_control_plane.models import TokenUsageRow
 
 
 def test_a_bar_fills_its_share_and_changes_colour_near_the_limit() -> None:
@@ -20,11 +21,15 @@ def test_a_bar_fills_its_share_and_changes_colour_near_the_limit() -> None:
     assert views.bar(5, None) is None
 
 
+def _row(groups: dict[str, object], total_tokens: int, cost_usd: Decimal) -> TokenUsageRow:
+    return TokenUsageRow(groups, 1, total_tokens, 0, total_tokens, cost_usd)
+
+
 def test_the_daily_chart_sums_models_per_day_and_scales_to_the_busiest_day() -> None:
     rows = [
-        {"day": date(2026, 11, 2), "model": "a", "total_tokens": 300, "cost_usd": Decimal("1")},
-        {"day": "2026-11-01", "model": "a", "total_tokens": 100, "cost_usd": Decimal("0.5")},
-        {"day": date(2026, 11, 2), "model": "b", "total_tokens": 100, "cost_usd": Decimal("2")},
+        _row({"day": date(2026, 11, 2), "model": "a"}, 300, Decimal("1")),
+        _row({"day": "2026-11-01", "model": "a"}, 100, Decimal("0.5")),
+        _row({"day": date(2026, 11, 2), "model": "b"}, 100, Decimal("2")),
     ]
     chart = views.daily_chart(rows)
     assert chart.peak == 400
@@ -54,9 +59,9 @@ def test_money_reads_as_dollars_and_cents_without_losing_precision() -> None:
 
 def test_the_usage_table_has_a_column_per_model_and_newest_days_first() -> None:
     rows = [
-        {"day": "2026-11-01", "model": "b", "total_tokens": 10, "cost_usd": Decimal("0.1")},
-        {"day": "2026-11-02", "model": "a", "total_tokens": 30, "cost_usd": Decimal("0.2")},
-        {"day": "2026-11-02", "model": "b", "total_tokens": 10, "cost_usd": Decimal("0.3")},
+        _row({"day": "2026-11-01", "model": "b"}, 10, Decimal("0.1")),
+        _row({"day": "2026-11-02", "model": "a"}, 30, Decimal("0.2")),
+        _row({"day": "2026-11-02", "model": "b"}, 10, Decimal("0.3")),
     ]
     models, days = views.usage_table(rows)
     assert models == ["a", "b"]
@@ -68,10 +73,7 @@ def test_the_usage_table_has_a_column_per_model_and_newest_days_first() -> None:
 
 
 def test_only_every_few_days_are_labelled_and_always_the_newest() -> None:
-    rows = [
-        {"day": f"2026-10-{day:02d}", "total_tokens": day, "cost_usd": Decimal(0)}
-        for day in range(1, 32)
-    ]
+    rows = [_row({"day": f"2026-10-{day:02d}"}, day, Decimal(0)) for day in range(1, 32)]
     columns = views.daily_chart(rows).columns
     labelled = [column.day for column in columns if column.labelled]
     assert labelled[-1] == "2026-10-31"

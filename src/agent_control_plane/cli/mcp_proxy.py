@@ -80,7 +80,7 @@ def mcp_proxy(
         )
     except ImportError as exc:
         raise fail(
-            f"the MCP proxy needs the mcp extra: pip install 'agent-control-plane[mcp]' ({exc})"
+            f"the MCP proxy needs the mcp extra: pip install 'agent-control-plane-sql[mcp]' ({exc})"
         ) from exc
     try:
         budget = Decimal(max_cost)

@@ -26,7 +26,7 @@ def serve(
         from agent_control_plane.gateway import create_app
     except ImportError as exc:
         raise fail(
-            f"{exc}. The gateway needs its extra: pip install 'agent-control-plane[gateway]'"
+            f"{exc}. The gateway needs its extra: pip install 'agent-control-plane-sql[gateway]'"
         ) from exc
     with opened(url, schema, table_prefix) as control_plane:
         uvicorn.run(create_app(control_plane), host=host, port=port, log_level=log_level)

@@ -55,7 +55,7 @@ def report(
     with opened(url, schema, table_prefix) as cp:
         rows = cp.token_usage(groups, _moment(since, "since"), _moment(until, "until"))
     if as_json:
-        emit_json(rows)
+        emit_json([row.as_dict() for row in rows])
         return
     columns = [*groups, "requests", "input_tokens", "output_tokens", "total_tokens", "cost_usd"]
     if as_csv:

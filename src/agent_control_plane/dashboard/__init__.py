@@ -1,6 +1,6 @@
 """The operator dashboard: server-rendered pages under ``/ui`` of the REST gateway.
 
-Needs the ``dashboard`` extra: ``pip install 'agent-control-plane[dashboard]'``.
+Needs the ``dashboard`` extra: ``pip install 'agent-control-plane-sql[dashboard]'``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "the ACP dashboard needs Jinja2, python-multipart and itsdangerous: "
-        "pip install 'agent-control-plane[dashboard]'"
+        "pip install 'agent-control-plane-sql[dashboard]'"
     ) from exc
 
 from agent_control_plane.dashboard.app import SECRET_VARIABLE, create_dashboard

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -13,7 +14,7 @@ from agent_control_plane.dashboard import auth, views
 from agent_control_plane.dashboard.auth import Plane, Viewer
 from agent_control_plane.gateway.auth import visible_session
 from agent_control_plane.gateway.routes import kill as gateway_kill
-from agent_control_plane.models import AuditReport, Event, Principal, Session
+from agent_control_plane.models import AuditReport, Event, Principal, Session, TokenBudgetStatus
 from agent_control_plane.rules.keys import Permission
 
 router = APIRouter()
@@ -207,7 +208,7 @@ def tokens_page(
         rows = [row for row in rows if row["org"] == principal.tenant]
     models, table = views.usage_table(rows)
     budgets = [
-        {**row, "bars": _budget_bars(row)}
+        {**_fields(row), "bars": _budget_bars(row)}
         for row in plane.token_budget_status()
         if principal.tenant is None or row["budget"].org_id == principal.tenant
     ]
@@ -223,11 +224,15 @@ def tokens_page(
     )
 
 
-def _budget_bars(row: dict[str, Any]) -> dict[str, views.Bar | None]:
+def _fields(row: TokenBudgetStatus) -> dict[str, Any]:
+    return {field.name: getattr(row, field.name) for field in dataclasses.fields(row)}
+
+
+def _budget_bars(row: TokenBudgetStatus) -> dict[str, views.Bar | None]:
     """Used plus held, against each limit of the budget's current window."""
     return {
-        name: views.bar(row["used"][name] + row["reserved"][name], limit)
-        for name, limit in row["limits"].items()
+        name: views.bar(row.used[name] + row.reserved[name], limit)
+        for name, limit in row.limits.items()
     }
 
 

@@ -7,6 +7,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from agent_control_plane.models import TokenUsageRow
+
 
 @dataclass(frozen=True, slots=True)
 class Bar:
@@ -58,7 +60,7 @@ class UsageDay:
     bar: Bar | None
 
 
-def usage_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[UsageDay]]:
+def usage_table(rows: list[TokenUsageRow]) -> tuple[list[str], list[UsageDay]]:
     """The models (columns) and the days (rows, newest first) of a day x model report."""
     models = sorted({str(row["model"]) for row in rows})
     days: dict[str, dict[str, Any]] = {}
@@ -108,7 +110,7 @@ CHART_HEIGHT = 180
 MAX_LABELS = 16
 
 
-def daily_chart(rows: list[dict[str, Any]]) -> Chart:
+def daily_chart(rows: list[TokenUsageRow]) -> Chart:
     """Total tokens per day as SVG bars, oldest day on the left, scaled to the busiest day."""
     totals: dict[str, tuple[int, Decimal]] = {}
     for row in rows:

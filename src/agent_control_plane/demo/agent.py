@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from rich.box import SIMPLE_HEAD
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -64,8 +65,24 @@ def _row(table: Table, step: str, decision: Decision) -> None:
         decision.action,
         f"[{colour}]{decision.outcome.value}[/]",
         reason,
-        f"${decision.remaining_cost:.2f}/{decision.remaining_actions}",
+        f"${decision.remaining_cost:.3f}/{decision.remaining_actions}",
     )
+
+
+def _note(table: Table, text: str, left: str = "") -> None:
+    """A line under the row above, saying why its figures are what they are."""
+    table.add_row("", "", "", f"[dim italic]{text}[/]", f"[dim]{left}[/]")
+
+
+def _table() -> Table:
+    """The decisions, one row each; long reasons fold, so that it fits 80 columns."""
+    table = Table(title="Each govern() call: outcome, reason, and what is left", box=SIMPLE_HEAD)
+    table.add_column("#", overflow="fold", max_width=8)
+    table.add_column("action", overflow="fold")
+    table.add_column("outcome", overflow="fold")
+    table.add_column("reason (and guidance)", overflow="fold", ratio=1)
+    table.add_column("left $/n", no_wrap=True)
+    return table
 
 
 def run_agent_demo(console: Console, workdir: Path) -> bool:
@@ -84,7 +101,7 @@ def run_agent_demo(console: Console, workdir: Path) -> bool:
         console.print(
             f"Session [cyan]{session.id}[/] for agent support-bot-1: budget $0.30 and 6 actions"
         )
-        table = Table("#", "action", "outcome", "reason (and guidance)", "left $/n")
+        table = _table()
         step = 0
         tickets: list[uuid.UUID] = []
         for action, cost, weight, score, args in SCRIPT:
@@ -104,6 +121,14 @@ def run_agent_demo(console: Console, workdir: Path) -> bool:
             if decision.allowed:
                 actual = (Decimal(cost) * Decimal("0.8")).quantize(Decimal("0.000000001"))
                 cp.record_outcome(decision, "succeeded", actual_cost=actual, result={"ok": True})
+                after = cp.get_session(session.id)
+                _note(
+                    table,
+                    f"outcome: cost ${actual.normalize()}, not ${cost}: "
+                    f"${(Decimal(cost) - actual).normalize()} given back",
+                    f"${after.max_cost - after.cost_used:.3f}/"
+                    f"{after.max_actions - after.actions_used}",
+                )
         # The human step: a (scripted) approver approves the refund, which is honoured once.
         (refund_ticket,) = tickets
         approved = cp.approve(refund_ticket, "alice@support", reason="customer verified by phone")
@@ -118,7 +143,13 @@ def run_agent_demo(console: Console, workdir: Path) -> bool:
                 score=0.9,
                 args={"amount": "25.00"},
             )
-            _row(table, f"{step} {attempt}", refund)
+            _row(table, str(step), refund)
+            _note(
+                table,
+                "the approved call, honoured once"
+                if attempt == "approved"
+                else "the same call again: the approval was used, so it asks anew",
+            )
         retry = cp.govern(
             session.id,
             "read_ticket",
@@ -128,7 +159,12 @@ def run_agent_demo(console: Console, workdir: Path) -> bool:
             args={"ticket": 4711},
             idempotency_key="step-1",
         )
-        _row(table, "1 retried", retry)
+        _row(table, "1", retry)
+        _note(
+            table,
+            "a retry of step 1 (same idempotency key): its decision replayed as it was "
+            "then, nothing charged again",
+        )
         while True:  # the agent loops on cheap searches until its budget stops it
             step += 1
             decision = cp.govern(session.id, "search_kb", cost="0.04", weight=0.1, score=0.9)

@@ -27,7 +27,13 @@ from langgraph.runtime import get_runtime
 from langgraph.types import interrupt
 
 from agent_control_plane.control_plane import AsyncControlPlane, ControlPlane
-from agent_control_plane.errors import ConfigurationError, ControlPlaneError, InvalidInputError
+from agent_control_plane.errors import (
+    ActionFailedBeforeError as ActionFailedBeforeError,
+)
+from agent_control_plane.errors import (
+    ConfigurationError,
+    InvalidInputError,
+)
 from agent_control_plane.models import Decision, Event, Outcome
 
 T = TypeVar("T")
@@ -36,11 +42,6 @@ SESSION_KEY = "acp_session_id"
 _COUNTERS = "__acp_governed_calls"
 # Seconds an execution waits for the outcome of an action another execution claimed.
 DEFAULT_WAIT = 30.0
-
-
-class ActionFailedBeforeError(ControlPlaneError):
-    """The action failed in an earlier execution of this node and ACP recorded that; it is
-    not run again under the same decision. Govern it anew (another ``key``) to retry."""
 
 
 @dataclass(frozen=True, slots=True)

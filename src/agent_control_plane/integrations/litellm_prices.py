@@ -25,7 +25,8 @@ def litellm_price(model: str) -> Price | None:
         import litellm
     except ImportError as error:
         raise ConfigurationError(
-            "the litellm price fallback needs litellm: pip install 'agent-control-plane[litellm]'"
+            "the litellm price fallback needs litellm: "
+            "pip install 'agent-control-plane-sql[litellm]'"
         ) from error
     try:
         info = litellm.get_model_info(model)

@@ -8,7 +8,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from agent_control_plane.errors import InvalidInputError, NotFoundError
+from agent_control_plane.errors import (
+    AgentNotFoundError as AgentNotFoundError,
+)
+from agent_control_plane.errors import (
+    InvalidInputError,
+)
 from agent_control_plane.models import Agent, Delegation
 from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import lifecycle, validation
@@ -21,10 +26,6 @@ from agent_control_plane.store.events import NewEvent, Slot
 
 AGENT_STATUSES = ("active", "disabled")
 DEFAULT_MAX_DEPTH = 3
-
-
-class AgentNotFoundError(NotFoundError):
-    """No agent is registered with this id."""
 
 
 def _names(values: Iterable[str], field: str) -> list[str]:

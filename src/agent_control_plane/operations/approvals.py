@@ -9,7 +9,13 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from agent_control_plane.errors import InvalidInputError, InvalidTransitionError, NotFoundError
+from agent_control_plane.errors import (
+    InvalidInputError,
+    InvalidTransitionError,
+)
+from agent_control_plane.errors import (
+    TicketNotFoundError as TicketNotFoundError,
+)
 from agent_control_plane.models import Page, Ticket
 from agent_control_plane.operations.batches import drain
 from agent_control_plane.operations.traits import repeatable
@@ -35,10 +41,6 @@ from agent_control_plane.store.sessions import Allocated
 
 # A refused ticket answers the keyed request that opened it for good.
 FINAL_REFUSALS = ("denied", "expired")
-
-
-class TicketNotFoundError(NotFoundError):
-    """No approval ticket has this id."""
 
 
 def use_approval(

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -17,11 +17,24 @@ from agent_control_plane.errors import (
     IdempotencyConflictError,
     InvalidInputError,
     ModelNotAllowedError,
-    NotFoundError,
     TokenBudgetExhausted,
     TokenBudgetExistsError,
 )
-from agent_control_plane.models import Reservation, TokenBudget, UsageRecord
+from agent_control_plane.errors import (
+    ReservationNotFoundError as ReservationNotFoundError,
+)
+from agent_control_plane.errors import (
+    TokenBudgetNotFoundError as TokenBudgetNotFoundError,
+)
+from agent_control_plane.models import (
+    Reservation,
+    TokenAmounts,
+    TokenBudget,
+    TokenBudgetStatus,
+    TokenLimits,
+    TokenUsageRow,
+    UsageRecord,
+)
 from agent_control_plane.operations.batches import drain
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.operations.traits import repeatable
@@ -55,14 +68,6 @@ _LIMITS = (
     "denied_models",
     "soft_limit_ratio",
 )
-
-
-class TokenBudgetNotFoundError(NotFoundError):
-    """No token budget has this id."""
-
-
-class ReservationNotFoundError(NotFoundError):
-    """No token reservation has this id."""
 
 
 def _limits(values: dict[str, Any]) -> dict[str, Any]:
@@ -802,7 +807,7 @@ def token_usage(
     group_by: list[str] | tuple[str, ...] = ("model",),
     since: datetime | None = None,
     until: datetime | None = None,
-) -> list[dict[str, Any]]:
+) -> list[TokenUsageRow]:
     """Usage from the ledger, summed by ``group_by`` (org, team, user, agent, model, day)
     over [since, until): requests, input/output/total tokens and exact cost."""
     groups = list(group_by)
@@ -815,8 +820,16 @@ def token_usage(
         return token_store.usage_report(connection, runtime, groups, since, until)
 
 
+N = TypeVar("N", int, Decimal)
+
+
+def _left(limit: N | None, consumed: N) -> N | None:
+    """What is left of ``limit`` after ``consumed``, never below zero."""
+    return None if limit is None else limit - min(consumed, limit)
+
+
 @repeatable
-def token_budget_status(connection: Connection, runtime: Runtime) -> list[dict[str, Any]]:
+def token_budget_status(connection: Connection, runtime: Runtime) -> list[TokenBudgetStatus]:
     """Each budget with its current window: used, reserved and remaining per limit."""
     with connection.begin():
         now = runtime.clock()
@@ -824,34 +837,38 @@ def token_budget_status(connection: Connection, runtime: Runtime) -> list[dict[s
         for budget in token_store.list_budgets(connection, runtime):
             start = _window_since(budget, now)
             row = token_store.rolling_totals(connection, runtime, budget.id, start)
-            used = {
-                "tokens": 0 if row is None else int(row.tokens_used),
-                "cost_usd": Decimal(0) if row is None else row.cost_used,
-                "requests": 0 if row is None else int(row.requests_used),
-            }
-            reserved = {
-                "tokens": 0 if row is None else int(row.tokens_reserved),
-                "cost_usd": Decimal(0) if row is None else row.cost_reserved,
-                "requests": 0 if row is None else int(row.requests_reserved),
-            }
-            limits = _budget_limits(budget)
-            remaining = {
-                name: None if limit is None else max(limit - used[name] - reserved[name], 0)
-                for name, limit in limits.items()
-            }
+            used = TokenAmounts(
+                tokens=0 if row is None else int(row.tokens_used),
+                cost_usd=Decimal(0) if row is None else row.cost_used,
+                requests=0 if row is None else int(row.requests_used),
+            )
+            reserved = TokenAmounts(
+                tokens=0 if row is None else int(row.tokens_reserved),
+                cost_usd=Decimal(0) if row is None else row.cost_reserved,
+                requests=0 if row is None else int(row.requests_reserved),
+            )
+            limits = TokenLimits(budget.max_tokens, budget.max_cost_usd, budget.max_requests)
             report.append(
-                {
-                    "budget": budget,
-                    "window_start": start,
-                    "used": used,
-                    "reserved": reserved,
-                    "limits": limits,
-                    "remaining": remaining,
-                    "soft_limit_reached": soft_limits_reached(
-                        limits,
-                        {name: used[name] + reserved[name] for name in used},
+                TokenBudgetStatus(
+                    budget=budget,
+                    window_start=start,
+                    used=used,
+                    reserved=reserved,
+                    limits=limits,
+                    remaining=TokenLimits(
+                        tokens=_left(limits.tokens, used.tokens + reserved.tokens),
+                        cost_usd=_left(limits.cost_usd, used.cost_usd + reserved.cost_usd),
+                        requests=_left(limits.requests, used.requests + reserved.requests),
+                    ),
+                    soft_limit_reached=soft_limits_reached(
+                        dict(limits.items()),
+                        {
+                            "tokens": used.tokens + reserved.tokens,
+                            "cost_usd": used.cost_usd + reserved.cost_usd,
+                            "requests": used.requests + reserved.requests,
+                        },
                         budget.soft_limit_ratio,
                     ),
-                }
+                )
             )
     return report

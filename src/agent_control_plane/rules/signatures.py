@@ -32,7 +32,7 @@ def _ed25519() -> Any:
     except ImportError:  # pragma: no cover - the extra is installed wherever tests run
         raise ConfigurationError(
             "Ed25519 signatures need the cryptography package: "
-            "pip install 'agent-control-plane[signing]'"
+            "pip install 'agent-control-plane-sql[signing]'"
         ) from None
     return ed25519
 

@@ -14,7 +14,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from agent_control_plane.errors import InvalidInputError
+from agent_control_plane.errors import (
+    InvalidInputError,
+)
+from agent_control_plane.errors import (
+    UnknownModelError as UnknownModelError,
+)
 from agent_control_plane.rules import validation
 from agent_control_plane.rules.durations import parse_duration
 from agent_control_plane.schema.types import to_money
@@ -24,10 +29,6 @@ IDENTITY_FIELDS = ("org", "team", "user", "agent")
 _MILLION = Decimal(1_000_000)
 _QUANTUM = Decimal("1e-9")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class UnknownModelError(InvalidInputError):
-    """No price is known for the model; nothing was held or written."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from agent_control_plane.models import Reservation, TokenBudget
+from agent_control_plane.models import Reservation, TokenBudget, TokenUsageRow
 from agent_control_plane.rules.tokens import IDENTITY_FIELDS
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
@@ -502,7 +502,7 @@ def usage_report(
     groups: list[str],
     since: datetime | None,
     until: datetime | None,
-) -> list[dict[str, Any]]:
+) -> list[TokenUsageRow]:
     ledger = runtime.tables.token_ledger
     c = ledger.c
     keys = {
@@ -528,14 +528,14 @@ def usage_report(
         query = query.where(c.created_at < until)
     query = query.group_by(*columns).order_by(*columns)
     return [
-        {
-            **{g: row._mapping[g] for g in groups},
-            "requests": int(row.requests),
-            "input_tokens": int(row.input_tokens),
-            "output_tokens": int(row.output_tokens),
-            "total_tokens": int(row.total_tokens),
-            "cost_usd": Decimal(row.cost_usd),
-        }
+        TokenUsageRow(
+            groups={g: row._mapping[g] for g in groups},
+            requests=int(row.requests),
+            input_tokens=int(row.input_tokens),
+            output_tokens=int(row.output_tokens),
+            total_tokens=int(row.total_tokens),
+            cost_usd=Decimal(row.cost_usd),
+        )
         for row in connection.execute(query)
     ]
 

@@ -15,7 +15,7 @@ try:
     import opentelemetry.trace  # noqa: F401
 except ImportError as missing:
     raise ConfigurationError(
-        "OpenTelemetry is not installed: pip install 'agent-control-plane[otel]' "
+        "OpenTelemetry is not installed: pip install 'agent-control-plane-sql[otel]' "
         f"to use instrument() ({missing})"
     ) from missing
 

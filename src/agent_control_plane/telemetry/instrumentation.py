@@ -45,12 +45,9 @@ DURATION_BUCKETS = (
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from agent_control_plane.version import __version__
 
-    try:
-        return version("agent-control-plane")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0"
+    return __version__
 
 
 class Instrumentation:

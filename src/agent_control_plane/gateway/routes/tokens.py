@@ -182,4 +182,4 @@ def token_usage(
     rows = plane.token_usage(group_by=groups, since=since, until=until)
     if principal.tenant is not None:
         rows = [row for row in rows if row.get("org") == principal.tenant]
-    return [{key: _plain(value) for key, value in row.items()} for row in rows]
+    return [{key: _plain(value) for key, value in row.as_dict().items()} for row in rows]
