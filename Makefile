@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,gateway,dashboard,litellm,otel,openai-agents,langgraph,mcp,signing]'
+	$(BIN)/python -m pip install -q -e '.[dev,gateway,dashboard,litellm,otel,openai-agents,langgraph,langchain,claude-agent-sdk,mcp,signing]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

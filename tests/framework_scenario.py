@@ -65,22 +65,27 @@ class Tools:
     ran: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def look_up_order(self, order: str) -> str:
+        """Look an order up."""
         self.ran.append(("look_up_order", {"order": order}))
         return f"order {order}: 25.00 USD, shipped"
 
     def delete_customer(self, customer: str) -> str:
+        """Delete a customer and their data."""
         self.ran.append(("delete_customer", {"customer": customer}))
         return f"deleted {customer}"
 
     def search_kb(self, query: str) -> str:
+        """Search the knowledge base."""
         self.ran.append(("search_kb", {"query": query}))
         return f"3 articles about {query}"
 
     def issue_refund(self, order: str) -> str:
+        """Refund an order."""
         self.ran.append(("issue_refund", {"order": order}))
         return f"refunded order {order}"
 
     def send_email(self, to: str) -> str:
+        """Send an email."""
         self.ran.append(("send_email", {"to": to}))
         return f"mailed {to}"
 
