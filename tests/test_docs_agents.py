@@ -1,4 +1,5 @@
-"""The Python samples of the Agents SDK and ``@governed`` pages run as written."""
+"""The Python samples of the agent framework and ``@governed`` pages run as written (a
+block right after ``<!-- no-run: reason -->`` is skipped)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,21 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES = ["integrations/openai-agents.md", "guides/governed.md"]
-_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+PAGES = [
+    "integrations/openai-agents.md",
+    "guides/governed.md",
+    "integrations/langchain.md",
+    "integrations/claude-agent-sdk.md",
+]
+_BLOCK = re.compile(r"^(<!-- no-run: .+ -->\n)?```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
 
 def _samples() -> list[tuple[str, str]]:
     return [
         (f"{page}#{number}", code)
         for page in PAGES
-        for number, code in enumerate(_BLOCK.findall((DOCS / page).read_text()), start=1)
+        for number, (skipped, code) in enumerate(_BLOCK.findall((DOCS / page).read_text()), start=1)
+        if not skipped
     ]
 
 
