@@ -250,6 +250,39 @@ def test_a_denied_ticket_refuses_the_resumed_call(control_plane: ControlPlane) -
     assert cp.get_session(sid).actions_used == 0
 
 
+def test_a_call_that_failed_is_not_run_again_by_a_resume(control_plane: ControlPlane) -> None:
+    cp = control_plane
+    sid = _session(cp)
+    attempts: list[str] = []
+
+    @tool
+    def issue_refund(order: str) -> str:
+        """Refund an order."""
+        attempts.append(order)
+        raise RuntimeError("payment provider unreachable")
+
+    model = ScriptedChatModel.of([turn(("issue_refund", "call_1", {"order": "981"})), "Sorry."])
+    agent = create_agent(
+        model,
+        tools=[issue_refund],
+        middleware=[GovernanceMiddleware(cp, sid)],
+        checkpointer=InMemorySaver(),
+    )
+    config = _thread()
+    ticket = agent.invoke(USER, config)["__interrupt__"][0].value["ticket_id"]
+    cp.approve(ticket, "alice")
+    with pytest.raises(RuntimeError, match="payment provider unreachable"):
+        agent.invoke(Command(resume="approved"), config)
+    # Run again from the same checkpoint: the claimed, failed call is not paid twice.
+    done = agent.invoke(Command(resume="approved"), config)
+    assert attempts == ["981"]
+    assert done["messages"][-1].content == "Sorry."
+    (shown,) = model.tool_messages()
+    assert shown.status == "error"
+    assert "issue_refund failed in an earlier execution" in str(shown.content)
+    assert [e.outcome for e in cp.events(sid) if e.kind == "outcome"] == ["failed"]
+
+
 def test_model_approvals_refuse_then_run_when_asked_again(control_plane: ControlPlane) -> None:
     cp, world = control_plane, World()
     sid = _session(cp)
