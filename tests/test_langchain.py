@@ -262,7 +262,7 @@ def test_a_call_that_failed_is_not_run_again_by_a_resume(control_plane: ControlP
         raise RuntimeError("payment provider unreachable")
 
     model = ScriptedChatModel.of([turn(("issue_refund", "call_1", {"order": "981"})), "Sorry."])
-    agent = create_agent(
+    agent: Any = create_agent(
         model,
         tools=[issue_refund],
         middleware=[GovernanceMiddleware(cp, sid)],
