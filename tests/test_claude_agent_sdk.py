@@ -194,6 +194,30 @@ async def test_a_reused_tool_use_id_asking_something_else_is_governed_anew(
     assert (await acp.get_session(sid)).actions_used == 2
 
 
+def test_one_call_asked_from_two_processes_at_once_is_charged_once(
+    two_control_planes: tuple[ControlPlane, ControlPlane],
+) -> None:
+    one, other = two_control_planes
+    sid = one.open_session(agent_id="c", policy=POLICY, max_cost=9, max_actions=9).id
+    barrier = threading.Barrier(2)
+    answers: list[Any] = []
+
+    def ask(cp: ControlPlane) -> None:
+        governance = ClaudeGovernance(cp, sid)  # each process has its own
+        barrier.wait()
+        hook = _pre("Read", {"file_path": "a.txt"}, "toolu_1")
+        answers.append(asyncio.run(governance.pre_tool_use(hook, "toolu_1", CONTEXT)))
+
+    threads = [threading.Thread(target=ask, args=(cp,)) for cp in (one, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answers == [{}, {}]
+    assert one.get_session(sid).actions_used == 1
+    assert [e.kind for e in one.events(sid)].count("decision") == 1
+
+
 async def test_failures_and_interrupts_are_recorded(async_control_plane: AsyncControlPlane) -> None:
     acp = async_control_plane
     sid = await _session(acp)
