@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -23,23 +23,33 @@ class ScriptedChatModel(GenericFakeChatModel):
     answers with the next scripted message, and the model keeps what it was shown."""
 
     seen: list[list[BaseMessage]] = []
+    # (input, output) tokens each answer reports in its usage_metadata; None: no usage.
+    usage: tuple[int, int] | None = None
 
     @classmethod
-    def of(cls, script: Sequence[AIMessage | str]) -> ScriptedChatModel:
-        return cls(messages=iter(list(script)), seen=[])
+    def of(
+        cls, script: Sequence[AIMessage | str], usage: tuple[int, int] | None = None
+    ) -> ScriptedChatModel:
+        return cls(messages=iter(list(script)), seen=[], usage=usage)
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
         return self
 
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
         self.seen.append(list(messages))
-        return super()._generate(messages, *args, **kwargs)
+        result = super()._generate(messages, *args, **kwargs)
+        if self.usage is not None:
+            answer = result.generations[0].message
+            assert isinstance(answer, AIMessage)
+            given, taken = self.usage
+            answer.usage_metadata = {
+                "input_tokens": given,
+                "output_tokens": taken,
+                "total_tokens": given + taken,
+            }
+        return result
 
     def tool_messages(self) -> list[ToolMessage]:
         """Every tool result the model was shown by its last call, in order."""
         last = self.seen[-1] if self.seen else []
         return [message for message in last if isinstance(message, ToolMessage)]
-
-
-def scripted(script: Sequence[AIMessage | str]) -> Callable[[], Iterator[AIMessage | str]]:
-    return lambda: iter(list(script))

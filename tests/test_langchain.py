@@ -22,8 +22,9 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from agent_control_plane import AsyncControlPlane, ControlPlane
-from agent_control_plane.errors import ConfigurationError
+from agent_control_plane.errors import ConfigurationError, TokenBudgetExhausted
 from agent_control_plane.integrations.langchain import GovernanceMiddleware
+from agent_control_plane.rules.tokens import Identity
 from tests.langchain_helpers import ScriptedChatModel, turn
 
 POLICY: dict[str, Any] = {
@@ -34,6 +35,7 @@ POLICY: dict[str, Any] = {
         "always_approve": ["issue_refund"],
     },
 }
+PRICES = {"gpt-test": {"input": "1", "output": "2"}}
 USER = {"messages": [{"role": "user", "content": "help with order 981"}]}
 
 
@@ -98,14 +100,14 @@ class World:
 def _agent(
     cp: ControlPlane | AsyncControlPlane,
     world: World,
-    model: ScriptedChatModel,
+    chat: ScriptedChatModel,
     session_id: uuid.UUID | None,
     checkpointer: Any = None,
     **options: Any,
 ) -> Any:
     middleware = GovernanceMiddleware(cp, session_id, **options)
     return create_agent(
-        model, tools=world.tools(), middleware=[middleware], checkpointer=checkpointer
+        chat, tools=world.tools(), middleware=[middleware], checkpointer=checkpointer
     )
 
 
@@ -331,6 +333,40 @@ def test_reused_call_ids_are_each_governed(control_plane: ControlPlane) -> None:
         ("delete_customer", "denied"),
     ]
     assert cp.get_session(sid).actions_used == 2
+
+
+def test_model_calls_are_checked_against_token_budgets(control_plane: ControlPlane) -> None:
+    cp, world = control_plane, World()
+    cp.set_prices(PRICES)
+    sid = _session(cp)
+    cp.set_token_budget(Identity(agent="lc-bot"), "day", max_tokens=300)
+    look = turn(("look_up_order", "call_1", {"order": "981"}))
+    model = ScriptedChatModel.of([look, "Order 981 is 25 USD."], usage=(100, 20))
+    _agent(cp, world, model, sid, model="gpt-test").invoke(USER)
+    (used,) = cp.token_usage(group_by=["agent"])
+    assert (used["total_tokens"], used["requests"]) == (240, 2)
+
+    # 240 of 300: the next call is made, and its usage takes the day past the limit.
+    model = ScriptedChatModel.of(["Hello again.", "unused"], usage=(100, 20))
+    with pytest.raises(TokenBudgetExhausted):
+        _agent(cp, world, model, sid, model="gpt-test").invoke(USER)
+    assert len(model.seen) == 1
+    # Now spent: refused before the model is called.
+    model = ScriptedChatModel.of(["Hi?"], usage=(100, 20))
+    with pytest.raises(TokenBudgetExhausted):
+        _agent(cp, world, model, sid, model="gpt-test").invoke(USER)
+    assert model.seen == []
+    assert cp.token_usage(group_by=["agent"])[0]["total_tokens"] == 360
+
+
+async def test_async_model_calls_are_recorded(async_control_plane: AsyncControlPlane) -> None:
+    acp, world = async_control_plane, World()
+    acp.set_prices(PRICES)
+    sid = (await acp.open_session(agent_id="lc", policy=POLICY, max_cost=9, max_actions=9)).id
+    model = ScriptedChatModel.of(["Nothing to do."], usage=(50, 5))
+    await _agent(acp, world, model, sid, model="gpt-test").ainvoke(USER)
+    (used,) = await acp.token_usage(group_by=["agent"])
+    assert (used["total_tokens"], used["requests"]) == (55, 1)
 
 
 def test_the_session_can_come_from_the_agents_config(control_plane: ControlPlane) -> None:

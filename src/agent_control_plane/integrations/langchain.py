@@ -30,18 +30,21 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from langchain.agents.middleware import AgentMiddleware, AgentState
-from langchain.agents.middleware.types import ToolCallRequest
+from langchain.agents.middleware.types import ModelRequest, ToolCallRequest
 from langchain_core.messages import ToolMessage
+from langgraph.config import get_config
 from langgraph.types import Command, interrupt
 
 from agent_control_plane.control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.errors import ConfigurationError, InvalidInputError
 from agent_control_plane.integrations import claimed
 from agent_control_plane.integrations.claimed import ActionFailedBeforeError
+from agent_control_plane.integrations.langchain_tokens import ModelCalls
 from agent_control_plane.integrations.refusals import refusal_message
 from agent_control_plane.integrations.tool_settings import PerTool, per_tool, value_for
 from agent_control_plane.models import Decision
 from agent_control_plane.rules.canonical import digest
+from agent_control_plane.rules.tokens import Identity
 
 __all__ = ["SESSION_KEY", "Approvals", "GovernanceMiddleware"]
 
@@ -97,6 +100,12 @@ class GovernanceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     :param scores: the confidence score (0..1) per tool, for policies with ``risk:``.
     :param wait: seconds an execution that does not hold a call's claim (a concurrent
         resume) waits for the claimant's outcome before ``ActionInProgressError``.
+    :param model: the agent's model as ACP's price table names it: each model call is then
+        checked against the token budgets before it is made (``TokenBudgetExhausted`` or
+        ``ModelNotAllowedError``, the model not called) and its usage recorded after it.
+        None (the default): model calls are not governed.
+    :param identity: whose token budgets model calls count against (default: the
+        session's tenant as org and its agent id as agent).
 
     ``actions``, ``costs``, ``weights`` and ``scores`` are each a mapping from tool name to
     value or a callable ``(tool_name, arguments) -> value`` (None: the default). List this
@@ -115,6 +124,8 @@ class GovernanceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         weights: PerTool[float] | None = None,
         scores: PerTool[float] | None = None,
         wait: float = DEFAULT_WAIT,
+        model: str | None = None,
+        identity: Identity | None = None,
     ) -> None:
         super().__init__()
         if approvals not in ("native", "model"):
@@ -129,10 +140,51 @@ class GovernanceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         self._weights = per_tool(weights, "weights")
         self._scores = per_tool(scores, "scores")
         self._wait = wait
+        self._tokens = None if model is None else ModelCalls(model, identity)
 
     @property
     def name(self) -> str:
         return "acp_governance"
+
+    def wrap_model_call(self, request: ModelRequest[Any], handler: Callable[..., Any]) -> Any:
+        """Check the token budgets, call the model, record its usage."""
+        if self._tokens is None:
+            return handler(request)
+        cp = self._sync_plane()
+        sid = self._session_id or _configured_session(get_config())
+        identity = self._tokens.known_identity(sid) or self._tokens.remember(cp.get_session(sid))
+        cp.release(cp.reserve_tokens(**self._tokens.probe(identity, sid)))
+        response = handler(request)
+        for record in self._tokens.usage(identity, sid, response):
+            cp.record_usage(**record)  # raises TokenBudgetExhausted once past a limit
+        return response
+
+    async def awrap_model_call(
+        self, request: ModelRequest[Any], handler: Callable[..., Awaitable[Any]]
+    ) -> Any:
+        """The asyncio twin of :meth:`wrap_model_call`."""
+        if self._tokens is None:
+            return await handler(request)
+        plane: Any = self._control_plane
+        if isinstance(plane, ControlPlane):
+            plane = _Threaded(plane)
+        sid = self._session_id or _configured_session(get_config())
+        identity = self._tokens.known_identity(sid)
+        if identity is None:
+            identity = self._tokens.remember(await plane.get_session(sid))
+        await plane.release(await plane.reserve_tokens(**self._tokens.probe(identity, sid)))
+        response = await handler(request)
+        for record in self._tokens.usage(identity, sid, response):
+            await plane.record_usage(**record)
+        return response
+
+    def _sync_plane(self) -> ControlPlane:
+        if isinstance(self._control_plane, AsyncControlPlane):
+            raise ConfigurationError(
+                "an AsyncControlPlane governs agents run with ainvoke()/astream(); "
+                "for invoke()/stream() give GovernanceMiddleware a ControlPlane"
+            )
+        return self._control_plane
 
     def wrap_tool_call(
         self,
@@ -140,15 +192,11 @@ class GovernanceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         handler: Callable[[ToolCallRequest], ToolResult],
     ) -> ToolResult:
         """Govern the call, run it through ``handler`` once if allowed, record how it ended."""
-        if isinstance(self._control_plane, AsyncControlPlane):
-            raise ConfigurationError(
-                "an AsyncControlPlane governs agents run with ainvoke()/astream(); "
-                "for invoke()/stream() give GovernanceMiddleware a ControlPlane"
-            )
+        cp = self._sync_plane()
         tool_run = _ToolRun(request)
         steps = self._flow(request)
         try:
-            ran = claimed.drive(self._control_plane, steps, lambda: tool_run.run(handler))
+            ran = claimed.drive(cp, steps, lambda: tool_run.run(handler))
         except _ToolFailed as failed:
             return failed.message
         except ActionFailedBeforeError as error:
@@ -178,7 +226,7 @@ class GovernanceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         call = request.tool_call
         tool, arguments = call["name"], dict(call.get("args") or {})
         thread, key = _call_key(request)
-        session = self._session_id or _configured_session(request)
+        session = self._session_id or _configured_session(request.runtime.config)
         action = value_for(self._actions, tool, arguments, tool)
         free: Decimal | int | str = 0
         governed = {
@@ -246,8 +294,8 @@ def _call_key(request: ToolCallRequest) -> tuple[str | None, str]:
     return info.thread_id, key
 
 
-def _configured_session(request: ToolCallRequest) -> uuid.UUID:
-    configurable: Mapping[str, Any] = (request.runtime.config or {}).get("configurable", {})
+def _configured_session(config: Mapping[str, Any] | None) -> uuid.UUID:
+    configurable: Mapping[str, Any] = (config or {}).get("configurable", {})
     session = configurable.get(SESSION_KEY)
     if session is None:
         raise ConfigurationError(
