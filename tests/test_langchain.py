@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from langchain.agents import create_agent
+from langchain.agents.middleware import ToolRetryMiddleware
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, ToolException, tool
 from langgraph.checkpoint.memory import InMemorySaver
@@ -283,6 +284,42 @@ def test_a_call_that_failed_is_not_run_again_by_a_resume(control_plane: ControlP
     assert shown.status == "error"
     assert "issue_refund failed in an earlier execution" in str(shown.content)
     assert [e.outcome for e in cp.events(sid) if e.kind == "outcome"] == ["failed"]
+
+
+@pytest.mark.parametrize("retry_inside", [True, False])
+def test_a_retry_middleware_retries_under_one_decision_or_not_at_all(
+    control_plane: ControlPlane, retry_inside: bool
+) -> None:
+    cp = control_plane
+    sid = _session(cp)
+    attempts: list[str] = []
+
+    @tool
+    def look_up_order(order: str) -> str:
+        """Look an order up; the warehouse answers the second time."""
+        attempts.append(order)
+        if len(attempts) == 1:
+            raise TimeoutError("warehouse timed out")
+        return f"order {order}: 25.00 USD"
+
+    retry = ToolRetryMiddleware(max_retries=2, initial_delay=0, jitter=False)
+    governance = GovernanceMiddleware(cp, sid)
+    middleware = [governance, retry] if retry_inside else [retry, governance]
+    model = ScriptedChatModel.of([turn(("look_up_order", "call_1", {"order": "5"})), "ok"])
+    create_agent(model, tools=[look_up_order], middleware=middleware).invoke(USER)
+
+    (shown,) = model.tool_messages()
+    outcomes = [e.outcome for e in cp.events(sid) if e.kind == "outcome"]
+    if retry_inside:  # retried under ACP's one decision: charged once, succeeded
+        assert (attempts, shown.content, outcomes) == (
+            ["5", "5"],
+            "order 5: 25.00 USD",
+            ["succeeded"],
+        )
+    else:  # each retry finds the recorded failure: not run again under that decision
+        assert (attempts, outcomes) == (["5"], ["failed"])
+        assert "failed in an earlier execution" in str(shown.content)
+    assert cp.get_session(sid).actions_used == 1
 
 
 def test_model_approvals_refuse_then_run_when_asked_again(control_plane: ControlPlane) -> None:

@@ -108,9 +108,9 @@ class GovernanceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         session's tenant as org and its agent id as agent).
 
     ``actions``, ``costs``, ``weights`` and ``scores`` are each a mapping from tool name to
-    value or a callable ``(tool_name, arguments) -> value`` (None: the default). List this
-    middleware last in ``middleware=[...]``, so that it runs the tool itself: a
-    middleware inside it that interrupts or retries would run under its one decision.
+    value or a callable ``(tool_name, arguments) -> value`` (None: the default). A
+    middleware listed after this one runs under its one decision: a retry there is charged
+    once; one that interrupts must be listed before it.
     """
 
     def __init__(
