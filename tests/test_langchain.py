@@ -37,7 +37,7 @@ POLICY: dict[str, Any] = {
     },
 }
 PRICES = {"gpt-test": {"input": "1", "output": "2"}}
-USER = {"messages": [{"role": "user", "content": "help with order 981"}]}
+USER: Any = {"messages": [{"role": "user", "content": "help with order 981"}]}
 
 
 class World:
