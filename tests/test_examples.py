@@ -122,3 +122,57 @@ def test_litellm_example(tmp_path: Path) -> None:
     assert "alice used 60 tokens in 2 calls" in out
     assert "held now: 0 tokens" in out
     assert "ledger: 2 calls, 60 tokens, $0.000027000" in out
+
+
+@pytest.mark.slow
+def test_langchain_example(tmp_path: Path) -> None:
+    out = _run("langchain_agent.py", tmp_path)
+    assert "the model read (look_up_order): order 981: 25.00 USD, shipped" in out
+    assert "refused delete_customer (denied: tier.blocked:delete_customer)" in out
+    assert "paused: issue_refund needs approval, ticket " in out
+    assert "resumed before anyone decided: paused again: True" in out
+    assert "refunds paid so far: []" in out
+    assert "agent: Order 981 is refunded. I may not delete accounts." in out
+    assert "refunds paid: ['981']" in out
+    assert "delete_customer ran 0 times" in out
+    assert "ticket is consumed" in out
+    assert "audit chain verified: True" in out
+
+
+@pytest.mark.slow
+def test_claude_agent_sdk_example(tmp_path: Path) -> None:
+    from tests.claude_helpers import fake_cli
+
+    # What the model asks for, played by the stand-in CLI (the real one needs the network).
+    cli = fake_cli(
+        tmp_path,
+        [
+            ("mcp__shop__look_up_order", "toolu_1", {"order": "981"}),
+            ("mcp__shop__issue_refund", "toolu_2", {"order": "981"}),
+            ("mcp__shop__delete_customer", "toolu_3", {"customer": "c-42"}),
+        ],
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ACP_")}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "claude_agent.py"),
+            f"sqlite:///{tmp_path / 'example.db'}",
+            "--cli",
+            cli["cli_path"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**environment, **cli["env"]},
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    out = completed.stdout
+    assert "the model read: order 981: 25.00 USD, shipped" in out
+    assert "a person approves ticket " in out
+    assert "the model read: refunded 25.00 USD on order 981" in out
+    assert "refused delete_customer (denied: tier.blocked:delete_customer)" in out
+    assert "refunds paid: ['981']" in out
+    assert "delete_customer ran 0 times" in out
+    assert "audit chain verified: True" in out

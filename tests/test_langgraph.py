@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import time
 import uuid
@@ -288,6 +289,30 @@ async def test_async_approve_and_deny(async_control_plane: AsyncControlPlane) ->
     assert ledger.lookups == ["984", "985"]
     decision = await acp.govern(approved_sid, "issue_refund", args={"order": "984"}, cost="1")
     assert decision.outcome is Outcome.NEEDS_APPROVAL  # the approval was used up by the graph
+
+
+async def test_a_cancelled_action_is_recorded_cancelled(
+    async_control_plane: AsyncControlPlane,
+) -> None:
+    acp = async_control_plane
+    sid = (await acp.open_session(agent_id="g", policy=POLICY, max_cost=9, max_actions=9)).id
+
+    async def node(state: State) -> State:
+        async def slow() -> str:
+            await asyncio.sleep(30)
+            return "too late"
+
+        await agoverned_action(acp, "look_up_order", slow)
+        return {}
+
+    builder = StateGraph(State)
+    builder.add_node("look", node)
+    builder.add_edge(START, "look")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(graph.ainvoke({"order": "1"}, _config(sid)), timeout=1.0)
+    (outcome,) = [e for e in await acp.events(sid) if e.kind == "outcome"]
+    assert outcome.outcome == "cancelled"
 
 
 # -- two processes resume the same approved thread at the same moment -------------------

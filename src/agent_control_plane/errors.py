@@ -342,5 +342,6 @@ class UnknownModelError(InvalidInputError):
 
 
 class ActionFailedBeforeError(ControlPlaneError):
-    """The action failed in an earlier execution of this node and ACP recorded that; it is
-    not run again under the same decision. Govern it anew (another ``key``) to retry."""
+    """The action failed in an earlier execution of this step (a LangGraph node, a LangChain
+    tool call) and ACP recorded that; it is not run again under the same decision. Govern it
+    anew (another ``key``) to retry."""

@@ -14,11 +14,9 @@ execution runs it and every other waits for its recorded outcome.
 from __future__ import annotations
 
 import hashlib
-import inspect
-import json
 import uuid
-from collections.abc import Awaitable, Callable, Generator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, TypeVar, overload
 
@@ -28,13 +26,21 @@ from langgraph.types import interrupt
 
 from agent_control_plane.control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.errors import (
-    ActionFailedBeforeError as ActionFailedBeforeError,
-)
-from agent_control_plane.errors import (
+    ActionFailedBeforeError,
     ConfigurationError,
     InvalidInputError,
 )
-from agent_control_plane.models import Decision, Event, Outcome
+from agent_control_plane.integrations import claimed
+from agent_control_plane.models import Decision
+
+__all__ = [
+    "DEFAULT_WAIT",
+    "SESSION_KEY",
+    "ActionFailedBeforeError",
+    "Governed",
+    "agoverned_action",
+    "governed_action",
+]
 
 T = TypeVar("T")
 
@@ -68,23 +74,6 @@ class Governed(Generic[T]):
         return f"{text}: {decision.guidance}" if decision.guidance else text
 
 
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """One control-plane call the flow needs; the driver makes it, sync or async."""
-
-    method: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-class _RunAction:
-    """The flow's request to run the governed action itself."""
-
-
-_Step = _Call | _RunAction
-_Flow = Generator[_Step, Any, Governed[Any]]
-
-
 def _call_key(action: str) -> tuple[str, uuid.UUID | None]:
     """The idempotency key of this call: stable when LangGraph re-runs the node after a
     resume or a retry, distinct for each governed call in the node."""
@@ -108,55 +97,17 @@ def _call_key(action: str) -> tuple[str, uuid.UUID | None]:
     return key, None if session is None else uuid.UUID(str(session))
 
 
-def _jsonable(value: Any) -> dict[str, Any]:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return {"repr": repr(value)[:500]}
-    return {"value": value}
-
-
-def _flow(
-    session_id: uuid.UUID | str, action: str, request: dict[str, Any], key: str, wait: float
-) -> _Flow:
-    arguments = {**request, "idempotency_key": key, "claim": True}
-    govern = _Call("govern", (session_id, action), arguments)
-    decision: Decision = yield govern
-    while decision.outcome is Outcome.NEEDS_APPROVAL:
-        # Returns the resume value when LangGraph re-runs the node; ACP's ticket decides.
-        interrupt(
-            {
-                "ticket_id": str(decision.ticket_id),
-                "session_id": str(decision.session_id),
-                "action": action,
-                "reason": decision.reason,
-            }
-        )
-        ticket = yield _Call("get_ticket", (decision.ticket_id,))
-        if not ticket.pending:
-            decision = yield govern  # approved: consumes it; denied or expired: refused
-    if not decision.allowed:
-        return Governed(decision)
-    if not decision.claimed:
-        # Another execution of this node holds the claim: a concurrent resume of the same
-        # thread, or an earlier run or attempt. Its recorded outcome is the answer.
-        outcome: Event = yield _Call("wait_for_outcome", (decision,), {"timeout": wait})
-        recorded = (outcome.payload or {}).get("result")
-        result = recorded if isinstance(recorded, dict) else {}
-        if outcome.outcome != "succeeded":
-            raise ActionFailedBeforeError(
-                f"{action} {outcome.outcome} in an earlier execution of this node "
-                f"({result.get('error', 'no detail')}); it is not run twice under one decision"
-            )
-        return Governed(decision, result.get("value"), replayed=True)
-    try:
-        value = yield _RunAction()
-    except Exception as error:
-        failure = {"error": f"{type(error).__name__}: {error}"[:500]}
-        yield _Call("record_outcome", (decision, "failed"), {"result": failure})
-        raise
-    yield _Call("record_outcome", (decision, "succeeded"), {"result": _jsonable(value)})
-    return Governed(decision, value)
+def _pause(decision: Decision) -> object:
+    """Interrupt the graph until a person decides; returns the resume value when
+    LangGraph re-runs the node (ACP's ticket decides, not that value)."""
+    return interrupt(
+        {
+            "ticket_id": str(decision.ticket_id),
+            "session_id": str(decision.session_id),
+            "action": decision.action,
+            "reason": decision.reason,
+        }
+    )
 
 
 def _start(
@@ -165,7 +116,7 @@ def _start(
     request: dict[str, Any],
     key: str | None,
     wait: float,
-) -> _Flow:
+) -> claimed.Flow:
     derived, configured = _call_key(action)
     sid = session_id if session_id is not None else configured
     if sid is None:
@@ -174,7 +125,11 @@ def _start(
         )
     if wait < 0:
         raise InvalidInputError("wait", "must not be negative")
-    return _flow(sid, action, request, key or derived, wait)
+    return claimed.flow(sid, action, request, key or derived, wait, _pause)
+
+
+def _governed(ran: claimed.Ran) -> Governed[Any]:
+    return Governed(ran.decision, ran.value, ran.replayed)
 
 
 def governed_action(
@@ -203,26 +158,12 @@ def governed_action(
     approval): of every execution of this node, only the claimant runs ``run()``; the
     others return its recorded value (``replayed``). The value of ``run()`` is recorded
     with the outcome (JSON values are replayed; others are recorded as their repr). An
-    exception is recorded as a failed outcome and re-raised. Raises LangGraph's
-    interrupt while a person decides.
+    exception is recorded as a failed outcome (a cancellation as cancelled) and
+    re-raised. Raises LangGraph's interrupt while a person decides.
     """
     request = {"resource": resource, "args": args, "cost": cost, "weight": weight, "score": score}
-    flow = _start(session_id, action, request, key, wait)
-    reply: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            step = flow.send(reply) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        reply, error = None, None
-        try:
-            if isinstance(step, _RunAction):
-                reply = run()
-            else:
-                reply = getattr(control_plane, step.method)(*step.args, **step.kwargs)
-        except Exception as exc:
-            error = exc
+    steps = _start(session_id, action, request, key, wait)
+    return _governed(claimed.drive(control_plane, steps, run))
 
 
 @overload
@@ -275,21 +216,5 @@ async def agoverned_action(
 ) -> Governed[Any]:
     """The asyncio twin of :func:`governed_action`; ``run`` may be sync or async."""
     request = {"resource": resource, "args": args, "cost": cost, "weight": weight, "score": score}
-    flow = _start(session_id, action, request, key, wait)
-    reply: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            step = flow.send(reply) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        reply, error = None, None
-        try:
-            if isinstance(step, _RunAction):
-                reply = run()
-                if inspect.isawaitable(reply):
-                    reply = await reply
-            else:
-                reply = await getattr(control_plane, step.method)(*step.args, **step.kwargs)
-        except Exception as exc:
-            error = exc
+    steps = _start(session_id, action, request, key, wait)
+    return _governed(await claimed.adrive(control_plane, steps, run))

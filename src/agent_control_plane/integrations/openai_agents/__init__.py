@@ -26,7 +26,7 @@ from agent_control_plane.integrations.openai_agents.governance import (
     Approvals,
     Refusal,
 )
-from agent_control_plane.integrations.openai_agents.tools import refusal_message
 from agent_control_plane.integrations.openai_agents.wiring import GovernedAgent
+from agent_control_plane.integrations.refusals import refusal_message
 
 __all__ = ["AgentGovernance", "Approvals", "GovernedAgent", "Refusal", "refusal_message"]

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from agents import RunContextWrapper
 from agents.tool_context import ToolContext
 
-from agent_control_plane.errors import ConfigurationError
+from agent_control_plane.integrations import tool_settings
+from agent_control_plane.integrations.tool_settings import PerTool
 from agent_control_plane.rules.canonical import digest
 
 T = TypeVar("T")
-
-# A value per tool name, or a callable given the tool's name and its call's arguments.
-PerTool = Mapping[str, T] | Callable[[str, dict[str, Any]], T]
 
 # Tool contexts, approval checks and hooks of one run all hold the run's Usage object
 # (it travels with the run's state, copied along with it): ACP names the run on it.
@@ -71,21 +68,6 @@ class ToolCall:
         return {"openai_agents": {"run": self.run, "call_id": self.call_id, "tool": self.tool}}
 
 
-def per_tool(setting: PerTool[T] | None, name: str) -> PerTool[T] | None:
-    """``setting`` if it is a mapping or a callable; ConfigurationError otherwise."""
-    if setting is None or isinstance(setting, Mapping) or callable(setting):
-        return setting
-    raise ConfigurationError(
-        f"{name} must be a mapping of tool name to value, or a callable "
-        f"(tool name, arguments) -> value; got {type(setting).__name__}"
-    )
-
-
 def value_for(setting: PerTool[T] | None, call: ToolCall, default: T) -> T:
     """The value ``setting`` gives ``call``'s tool (``default`` when it gives none)."""
-    if setting is None:
-        return default
-    if isinstance(setting, Mapping):
-        return setting.get(call.tool, default)
-    value = setting(call.tool, dict(call.arguments))
-    return default if value is None else value
+    return tool_settings.value_for(setting, call.tool, call.arguments, default)

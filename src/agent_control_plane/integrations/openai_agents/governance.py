@@ -14,13 +14,9 @@ from agents.items import ToolApprovalItem
 from agent_control_plane.control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.integrations.openai_agents import approvals, tools, wiring
-from agent_control_plane.integrations.openai_agents.calls import (
-    PerTool,
-    ToolCall,
-    per_tool,
-    value_for,
-)
+from agent_control_plane.integrations.openai_agents.calls import ToolCall, value_for
 from agent_control_plane.integrations.outcomes import recorded
+from agent_control_plane.integrations.tool_settings import PerTool, per_tool
 from agent_control_plane.models import Decision
 from agent_control_plane.rules.routing import Outcome
 from agent_control_plane.rules.tokens import Identity, TokenUsage

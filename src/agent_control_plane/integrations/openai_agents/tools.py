@@ -25,7 +25,7 @@ from agents.tool_context import ToolContext
 from agent_control_plane.integrations.openai_agents import approvals
 from agent_control_plane.integrations.openai_agents.calls import ToolCall
 from agent_control_plane.integrations.outcomes import failure_summary, status_of
-from agent_control_plane.models import Decision
+from agent_control_plane.integrations.refusals import refusal_message
 
 if TYPE_CHECKING:
     from agent_control_plane.integrations.openai_agents.governance import AgentGovernance
@@ -33,18 +33,6 @@ if TYPE_CHECKING:
 _OUTPUT_LIMIT = 1000
 # Set on a governed copy: the governance that governs it (a copy of it stays governed).
 GOVERNED_BY = "_acp_governance"
-
-
-def refusal_message(decision: Decision) -> str:
-    """What the model reads instead of the tool's output when ACP refused the call."""
-    text = (
-        f"The control plane refused {decision.action} ({decision.outcome.value}: {decision.reason})"
-    )
-    if decision.guidance:
-        return f"{text}. {decision.guidance}"
-    if decision.ticket_id is not None:
-        return f"{text}. A person must approve it first (ticket {decision.ticket_id})."
-    return f"{text}. Do not retry it."
 
 
 def governed_tool(governance: AgentGovernance, tool: FunctionTool, action: str) -> FunctionTool:
