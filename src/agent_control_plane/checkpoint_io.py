@@ -99,6 +99,20 @@ class CheckpointWebhook:
         return self.url
 
 
+def _usable_path(path: str | os.PathLike[str], what: str) -> str:
+    """``path`` as text, unchanged (a URL keeps its ``//``), unless the operating system
+    could never open it (a NUL, a lone surrogate): then a ConfigurationError rather than
+    the ValueError ``open`` raises."""
+    text = os.fspath(path)
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        raise ConfigurationError(f"the {what} path is not valid text: {text!r}") from None
+    if "\x00" in text:
+        raise ConfigurationError(f"the {what} path contains a NUL: {text!r}")
+    return text
+
+
 def sink_for(target: Any) -> CheckpointSink:
     """The sink ``target`` names: an http(s) URL, an existing directory, or a file to
     append to (its directory must exist). A sink object is used as it is."""
@@ -106,9 +120,10 @@ def sink_for(target: Any) -> CheckpointSink:
         return target  # type: ignore[no-any-return]
     if not isinstance(target, str | os.PathLike):
         raise ConfigurationError(
-            f"a checkpoint sink is a path, a directory or an http(s) URL, not {target!r}"
+            "a checkpoint sink is a path, a directory or an http(s) URL, not a "
+            f"{type(target).__name__}"
         )
-    text = os.fspath(target)
+    text = _usable_path(target, "checkpoint sink")
     if isinstance(text, str) and text.startswith(("http://", "https://")):
         if not urlsplit(text).netloc:
             raise ConfigurationError(f"the checkpoint webhook {text!r} names no host")
@@ -125,11 +140,11 @@ def read_checkpoints(source: Any) -> tuple[list[Checkpoint], list[str]]:
     """The checkpoints in a JSON-lines file or a directory of them (or given as objects),
     and a description of each entry that is not a checkpoint."""
     if not isinstance(source, str | os.PathLike):
-        items = list(source)
+        items = list(source) if isinstance(source, list | tuple | set | frozenset) else [source]
         if not all(isinstance(item, Checkpoint) for item in items):
             raise ConfigurationError("checkpoints are a path, or Checkpoint objects")
         return items, []
-    path = Path(source)
+    path = Path(_usable_path(source, "checkpoints"))
     if path.is_dir():
         entries = [
             (f"{file.name}", line) for file in sorted(path.glob("*.json")) for line in _lines(file)
@@ -160,7 +175,7 @@ def key_material(value: Any) -> Any:
     """A key given as a path (str or Path) read as PEM bytes; anything else as it is."""
     if isinstance(value, str | os.PathLike):
         try:
-            return Path(value).read_bytes()
+            return Path(_usable_path(value, "key file")).read_bytes()
         except OSError as exc:
             raise ConfigurationError(f"cannot read the key file: {exc.strerror}") from exc
     return value

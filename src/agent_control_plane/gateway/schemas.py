@@ -1,6 +1,8 @@
 """Request and response bodies of the REST gateway (pydantic: they are the OpenAPI schema).
 
 Money is exact: requests take a decimal string or an integer, responses give strings.
+A JSON ``true`` or ``false`` is never a number: money, counts and scores refuse it
+(Python counts ``True`` as 1, so lax validation would charge $1 for ``"cost": true``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from agent_control_plane.rules.routing import Outcome
 
@@ -18,8 +20,9 @@ T = TypeVar("T")
 
 Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")]
 Reason = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00-\x1f]*$")]
-Money = Annotated[Decimal | int, Field(ge=0, description="USD, up to 9 decimal places")]
-Count = Annotated[int, Field(ge=0, le=2**62)]
+Money = Annotated[Decimal | StrictInt, Field(ge=0, description="USD, up to 9 decimal places")]
+Count = Annotated[int, Field(ge=0, le=2**62, strict=True)]
+UnitInterval = Annotated[float, Field(ge=0, le=1, strict=True)]
 Document = dict[str, Any]
 
 
@@ -88,8 +91,8 @@ class Govern(Body):
     resource: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
     args: Document | None = None
     cost: Money = 0
-    weight: Annotated[float, Field(ge=0, le=1)] | None = None
-    score: Annotated[float, Field(ge=0, le=1)] | None = None
+    weight: UnitInterval | None = None
+    score: UnitInterval | None = None
     idempotency_key: Text | None = None
 
 
@@ -123,8 +126,8 @@ class DecisionRef(Body):
     action: str
     event_seq: Count
     cost: Money
-    charged: bool
-    dry_run: bool
+    charged: StrictBool
+    dry_run: StrictBool
     guidance: str | None = None
     remaining_cost: Money
     remaining_actions: Count
@@ -266,7 +269,7 @@ class SetBudget(Body):
     max_requests: Count | None = None
     allowed_models: list[Text] | None = None
     denied_models: list[Text] | None = None
-    soft_limit_ratio: Annotated[Decimal, Field(gt=0, le=1)] | None = None
+    soft_limit_ratio: Annotated[Decimal | StrictInt, Field(gt=0, le=1)] | None = None
     timezone: Text = "UTC"
 
 
@@ -311,7 +314,7 @@ class Reserve(Body):
     input_tokens: Count
     max_output_tokens: Count
     session_id: uuid.UUID | None = None
-    ttl_seconds: Annotated[int, Field(ge=1, le=86_400)] = 600
+    ttl_seconds: Annotated[int, Field(ge=1, le=86_400, strict=True)] = 600
     idempotency_key: Text | None = None
     action_tier: Text | None = None
 

@@ -29,8 +29,8 @@ DEFAULT_MAX_DEPTH = 3
 
 
 def _names(values: Iterable[str], field: str) -> list[str]:
-    if isinstance(values, str):
-        raise InvalidInputError(field, "must be a list of names, not a string")
+    if not isinstance(values, list | tuple | set | frozenset):
+        raise InvalidInputError(field, "must be a list of names")
     return sorted({validation.required_text(value, field) for value in values})
 
 
@@ -112,7 +112,9 @@ def delegate(
     needed = validation.text(capability, "capability", optional=True)
     sid = None if session_id is None else validation.session_id(session_id)
     validation.counter(max_depth, "max_depth")
-    parent_key = None if parent_id is None else uuid.UUID(str(parent_id))
+    parent_key = (
+        None if parent_id is None else validation.identifier(parent_id, "parent_id", "a delegation")
+    )
     with connection.begin():
         now = runtime.clock()
         depth = 1

@@ -153,10 +153,7 @@ def bind_ticket(
 
 
 def _ticket_id(value: Any) -> uuid.UUID:
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except ValueError:
-        raise InvalidInputError("ticket_id", f"not a ticket id: {value!r}") from None
+    return validation.identifier(value, "ticket_id", "an approval ticket")
 
 
 def _decide(

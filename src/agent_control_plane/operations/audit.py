@@ -78,8 +78,20 @@ def events(
 ) -> list[Event]:
     """The session's events with seq greater than ``after_seq``, in order."""
     sid = validation.session_id(session_id)
+    after_seq = validation.counter(after_seq, "after_seq")
     with connection.begin():
         return event_store.for_session(connection, runtime, sid, after_seq, _limit(limit))
+
+
+def _feed_position(cursor: Any) -> int:
+    """The event id an event_feed cursor stands for (0: from the start)."""
+    if cursor is None or cursor == "":
+        return 0
+    if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) <= 19:
+        after_id = int(cursor)
+        if after_id <= validation.MAX_COUNTER:
+            return after_id
+    raise InvalidInputError("cursor", "not a cursor returned by event_feed")
 
 
 @repeatable
@@ -94,12 +106,8 @@ def event_feed(
     """Every session's events (or one tenant's sessions' events) in commit-id order; pass
     ``next_cursor`` back to continue."""
     tenant = validation.text(tenant, "tenant", optional=True)
-    try:
-        after_id = int(cursor) if cursor else 0
-    except ValueError:
-        after_id = -1
-    if not 0 <= after_id <= validation.MAX_COUNTER:
-        raise InvalidInputError("cursor", "not a cursor returned by event_feed")
+    kind = validation.text(kind, "kind", optional=True)
+    after_id = _feed_position(cursor)
     with connection.begin():
         items = event_store.feed(connection, runtime, after_id, _limit(limit), kind, tenant)
     return Page(items=items, next_cursor=str(items[-1].id) if items else cursor)

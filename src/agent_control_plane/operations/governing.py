@@ -380,6 +380,7 @@ def record_outcome(
     event, so the trail holds the attempt and the outcome. Recording the same
     decision's outcome twice returns the first record and changes nothing.
     """
+    decision = _decision(decision)
     if status not in OUTCOME_STATUSES:
         raise InvalidInputError("status", f"must be one of {', '.join(OUTCOME_STATUSES)}")
     actual = decision.cost if actual_cost is None else validation.money(actual_cost, "actual_cost")
@@ -439,6 +440,7 @@ def record_outcome(
 
 def outcome_of(connection: Connection, runtime: Runtime, decision: Decision) -> Event | None:
     """The outcome event recorded for ``decision``, or None while there is none."""
+    decision = _decision(decision)
     facts = runtime.session_facts(connection, decision.session_id)
     with reading(connection):
         stored = idempotency.find(
@@ -449,6 +451,14 @@ def outcome_of(connection: Connection, runtime: Runtime, decision: Decision) -> 
         return event_store.by_seq(
             connection, runtime, decision.session_id, int(stored.result["seq"])
         )
+
+
+def _decision(value: Any) -> Decision:
+    if not isinstance(value, Decision):
+        raise InvalidInputError(
+            "decision", f"must be the Decision that govern returned, not a {type(value).__name__}"
+        )
+    return value
 
 
 def _outcome_key(decision: Decision) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
-from agent_control_plane.errors import ApiKeyNotFoundError, AuthenticationError, InvalidInputError
+from agent_control_plane.errors import ApiKeyNotFoundError, AuthenticationError
 from agent_control_plane.models import ApiKey, IssuedApiKey, Principal
 from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import keys, validation
@@ -87,9 +87,7 @@ def list_api_keys(
 
 
 def _checked_key_id(key_id: str) -> str:
-    if not isinstance(key_id, str) or not key_id:
-        raise InvalidInputError("key_id", "must be a non-empty string")
-    return key_id
+    return validation.required_text(key_id, "key_id")
 
 
 @repeatable

@@ -14,12 +14,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
-from agent_control_plane.errors import InvalidInputError
 from agent_control_plane.operations.approvals import expire_batch
 from agent_control_plane.operations.batches import drain
 from agent_control_plane.operations.tokens import release_expired_batch
 from agent_control_plane.operations.traits import repeatable
-from agent_control_plane.rules import lifecycle
+from agent_control_plane.rules import lifecycle, validation
 from agent_control_plane.rules.audit import Anchor, verify_chain
 from agent_control_plane.rules.maintenance import (
     DEFAULT_BATCH_SIZE,
@@ -51,9 +50,9 @@ def prune_idempotency_keys(
 ) -> int:
     """Delete idempotency records older than ``older_than`` (default: the retention
     setting); return how many. A retry after that is treated as a new request."""
-    age = runtime.idempotency_retention if older_than is None else older_than
-    if not isinstance(age, timedelta) or age <= timedelta(0):
-        raise InvalidInputError("older_than", "must be a positive timedelta")
+    age = validation.positive_duration(
+        runtime.idempotency_retention if older_than is None else older_than, "older_than"
+    )
     before = runtime.clock() - age
     return drain(lambda limit: _prune_keys_batch(connection, runtime, before, limit))
 

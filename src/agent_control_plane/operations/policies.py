@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from agent_control_plane.errors import PolicyError
+from agent_control_plane.errors import InvalidInputError, PolicyError
 from agent_control_plane.models import PolicySnapshot
 from agent_control_plane.operations.traits import repeatable
+from agent_control_plane.rules import validation
 from agent_control_plane.rules.policy import PolicyDocument, load_policy_file, parse_policy
 from agent_control_plane.rules.routing import CompiledPolicy
 from agent_control_plane.runtime import Runtime
@@ -25,6 +26,12 @@ _ATTEMPTS = 5
 def as_document(source: PolicyDocument | dict[str, Any] | str | Path) -> PolicyDocument:
     if isinstance(source, PolicyDocument | dict):
         return parse_policy(source)
+    if not isinstance(source, str | Path):
+        raise InvalidInputError(
+            "policy",
+            "must be a policy document (a dict), the path of a YAML/JSON file, or a stored "
+            f"policy's id, not a {type(source).__name__}",
+        )
     return load_policy_file(source)
 
 
@@ -75,7 +82,9 @@ def get_policy(
 ) -> PolicySnapshot:
     """The stored snapshot with this id (PolicyNotFoundError if none)."""
     with connection.begin():
-        return policy_store.get(connection, runtime, uuid.UUID(str(policy_id)))
+        return policy_store.get(
+            connection, runtime, validation.identifier(policy_id, "policy_id", "a policy")
+        )
 
 
 @repeatable
@@ -83,5 +92,6 @@ def list_policies(
     connection: Connection, runtime: Runtime, name: str | None = None
 ) -> list[PolicySnapshot]:
     """Every stored snapshot (optionally of one name), oldest version first."""
+    name = validation.text(name, "name", optional=True)
     with connection.begin():
         return policy_store.listing(connection, runtime, name)

@@ -138,6 +138,8 @@ def list_sessions(
     """Sessions newest first, filtered; pass ``next_cursor`` back for the next page."""
     if status is not None and status not in SESSION_STATUSES:
         raise InvalidInputError("status", f"must be one of {', '.join(SESSION_STATUSES)}")
+    agent_id = validation.text(agent_id, "agent_id", optional=True)
+    tenant = validation.text(tenant, "tenant", optional=True)
     limit = pages.page_limit(limit)
     after = pages.decode(cursor, "list_sessions")
     with connection.begin():

@@ -6,7 +6,7 @@ import logging
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -81,17 +81,45 @@ def _limits(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("allowed_models", "denied_models"):
         if name in values:
             models = values[name]
-            if models is not None and (
-                isinstance(models, str) or not all(isinstance(m, str) for m in models)
-            ):
+            if models is not None and not isinstance(models, list | tuple | set | frozenset):
                 raise InvalidInputError(name, "must be a list of model names")
-            out[name] = None if models is None else sorted(set(models))
+            out[name] = (
+                None
+                if models is None
+                else sorted({validation.required_text(model, name) for model in models})
+            )
     if "soft_limit_ratio" in values:
         ratio = values["soft_limit_ratio"]
-        if ratio is not None and not 0 < Decimal(str(ratio)) <= 1:
-            raise InvalidInputError("soft_limit_ratio", "must be in (0, 1]")
-        out["soft_limit_ratio"] = None if ratio is None else Decimal(str(ratio))
+        out["soft_limit_ratio"] = None if ratio is None else _ratio(ratio)
     return out
+
+
+def _ratio(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
+        raise InvalidInputError("soft_limit_ratio", "must be a number in (0, 1]")
+    try:
+        ratio = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidInputError("soft_limit_ratio", "must be a number in (0, 1]") from None
+    if not ratio.is_finite() or not 0 < ratio <= 1:
+        raise InvalidInputError("soft_limit_ratio", "must be in (0, 1]")
+    return ratio
+
+
+def _identity(value: Any) -> Identity:
+    if not isinstance(value, Identity):
+        raise InvalidInputError(
+            "identity", f"must be an Identity(org=…, team=…, …), not a {type(value).__name__}"
+        )
+    return value
+
+
+def _usage(value: Any) -> TokenUsage:
+    if not isinstance(value, TokenUsage):
+        raise InvalidInputError(
+            "usage", f"must be a TokenUsage(input_tokens=…, …), not a {type(value).__name__}"
+        )
+    return value
 
 
 def set_token_budget(
@@ -172,7 +200,7 @@ def update_token_budget(
     if unknown:
         raise InvalidInputError("limits", f"cannot change {sorted(unknown)}")
     values = _limits(limits)
-    bid = uuid.UUID(str(budget_id))
+    bid = validation.identifier(budget_id, "budget_id", "a token budget")
     with connection.begin():
         now = runtime.clock()
         if not token_store.update_budget(connection, runtime, bid, {**values, "updated_at": now}):
@@ -187,7 +215,8 @@ def delete_token_budget(
 ) -> bool:
     """Delete a budget and its windows; False if there was none."""
     with connection.begin():
-        return token_store.delete_budget(connection, runtime, uuid.UUID(str(budget_id)))
+        bid = validation.identifier(budget_id, "budget_id", "a token budget")
+        return token_store.delete_budget(connection, runtime, bid)
 
 
 @repeatable
@@ -401,6 +430,7 @@ def reserve_tokens(
     all or none, in one transaction; raise TokenBudgetExhausted naming the budget, window,
     limit and usage, or ModelNotAllowedError, holding nothing. ``action_tier`` (e.g.
     "auto_approve") selects which model tiers the model policy allows."""
+    identity = _identity(identity)
     model = validation.required_text(model, "model")
     if runtime.model_policy is not None:
         refusal = runtime.model_policy.refusal(model, identity, action_tier)
@@ -412,8 +442,7 @@ def reserve_tokens(
     )
     cost = runtime.prices.price(model).cost(worst)
     sid = None if session_id is None else validation.session_id(session_id)
-    if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
-        raise InvalidInputError("ttl", "must be a positive timedelta")
+    ttl = validation.positive_duration(ttl, "ttl")
     key = validation.idempotency_key(idempotency_key)
     request = [identity.scope_key(), model, worst.total, str(sid), ttl.total_seconds()]
     earlier = recovery.parse_reservation_key(key)
@@ -534,7 +563,9 @@ def _recovered_reservation(
 
 
 def _reservation_id(reservation: Reservation | uuid.UUID | str) -> uuid.UUID:
-    return reservation.id if isinstance(reservation, Reservation) else uuid.UUID(str(reservation))
+    if isinstance(reservation, Reservation):
+        return reservation.id
+    return validation.identifier(reservation, "reservation", "a reservation")
 
 
 def _unhold(
@@ -571,6 +602,7 @@ def settle(
     """Write the ledger row and replace the hold with the actual usage, in one transaction.
     Settling again with the same usage returns the same record and counts nothing twice."""
     rid = _reservation_id(reservation)
+    usage = _usage(usage)
     if runtime.dialect == "postgresql" and isinstance(reservation, Reservation):
         cost = runtime.prices.price(reservation.model).cost(usage)
         record = settle_in_one_statement(
@@ -716,6 +748,7 @@ def record_usage(
     """Record usage made without a reservation. The ledger and windows are written first;
     if a budget is now exceeded, TokenBudgetExhausted is raised after that commit, and
     later reservations are refused."""
+    identity, usage = _identity(identity), _usage(usage)
     model = validation.required_text(model, "model")
     cost = runtime.prices.price(model).cost(usage)
     sid = None if session_id is None else validation.session_id(session_id)
@@ -810,6 +843,8 @@ def token_usage(
 ) -> list[TokenUsageRow]:
     """Usage from the ledger, summed by ``group_by`` (org, team, user, agent, model, day)
     over [since, until): requests, input/output/total tokens and exact cost."""
+    if not isinstance(group_by, list | tuple):
+        raise InvalidInputError("group_by", f"a list chosen from {', '.join(GROUPS)}")
     groups = list(group_by)
     unknown = [g for g in groups if g not in GROUPS]
     if unknown or not groups:

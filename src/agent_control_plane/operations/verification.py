@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.checkpoint_io import keys_material, read_checkpoints
+from agent_control_plane.errors import InvalidInputError
 from agent_control_plane.models import AuditReport
 from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import validation
@@ -68,6 +69,8 @@ def verify_audit(
     each.
     """
     only = None if session_id is None else validation.session_id(session_id)
+    if progress is not None and not callable(progress):
+        raise InvalidInputError("progress", "must be a function (sessions_checked, total)")
     checkpoint, problems = _reference(runtime, checkpoints, checkpoint_keys)
     expected = {} if checkpoint is None else {h.session_id: h for h in checkpoint.heads}
     checked_sessions = checked_events = 0

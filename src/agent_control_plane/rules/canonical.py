@@ -10,6 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 MAX_DOCUMENT_BYTES = 64 * 1024
+# How deeply a caller's document (args, metadata, payload, result, context, policy) may
+# nest objects and arrays. MariaDB refuses JSON nested more than 32 deep, and ACP stores
+# a caller's document inside records of its own (an event's payload, an idempotency
+# record) a few levels down; 20 leaves room for that on every database alike.
+MAX_DOCUMENT_DEPTH = 20
 
 
 def _default(value: Any) -> Any:
@@ -45,16 +50,45 @@ def json_document(value: Any, *, field: str, limit: int = MAX_DOCUMENT_BYTES) ->
     """Return ``value`` as plain JSON data (what the database will hand back), or raise."""
     from agent_control_plane.errors import InvalidInputError
 
+    # Before encoding: the encoder recurses, and a cycle would never end.
+    if nesting_exceeds(value, MAX_DOCUMENT_DEPTH):
+        raise InvalidInputError(
+            field, f"nests objects and arrays more than {MAX_DOCUMENT_DEPTH} levels deep"
+        )
     try:
         text = canonical_json(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(field, f"must be JSON-serializable ({exc})") from exc
-    if len(text.encode()) > limit:
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            field, "must not contain lone surrogates (U+D800 to U+DFFF)"
+        ) from None
+    if size > limit:
         raise InvalidInputError(field, f"is larger than {limit} bytes as JSON")
     data = json.loads(text)
     if "\\u0000" in text and _holds_nul(data):
         raise InvalidInputError(field, "must not contain NUL characters (\\u0000)")
     return data
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests dicts, lists and tuples more than ``limit`` deep (a scalar
+    is 0 deep, ``{"a": [1]}`` is 2). Walks without recursion and stops at the limit."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth == limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _holds_nul(value: Any) -> bool:

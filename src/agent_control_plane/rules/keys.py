@@ -54,10 +54,11 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
 
 def role_of(value: str) -> Role:
     try:
-        return Role(value)
+        return Role(value if isinstance(value, str) else None)
     except ValueError:
         names = ", ".join(role.value for role in Role)
-        raise InvalidInputError("role", f"must be one of {names} (got {value!r})") from None
+        shown = repr(value)[:80] if isinstance(value, str) else f"a {type(value).__name__}"
+        raise InvalidInputError("role", f"must be one of {names} (got {shown})") from None
 
 
 def allows(role: Role | str, permission: Permission) -> bool:

@@ -22,7 +22,12 @@ from pydantic import (
 
 from agent_control_plane.errors import PolicyError
 from agent_control_plane.rules import conditions, resources
-from agent_control_plane.rules.canonical import canonical_json, digest
+from agent_control_plane.rules.canonical import (
+    MAX_DOCUMENT_DEPTH,
+    canonical_json,
+    digest,
+    nesting_exceeds,
+)
 from agent_control_plane.rules.durations import parse_duration
 from agent_control_plane.schema.types import to_money
 
@@ -378,8 +383,20 @@ def parse_policy(
         return data
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: a policy must be a mapping, not {type(data).__name__}")
+    if nesting_exceeds(data, MAX_DOCUMENT_DEPTH):
+        raise PolicyError(
+            f"{source}: nests objects and arrays more than {MAX_DOCUMENT_DEPTH} levels deep"
+        )
     try:
-        return PolicyDocument.model_validate(data)
+        document = PolicyDocument.model_validate(data)
+        # Stored as JSON: a lone surrogate anywhere (pydantic lets one through in a
+        # free-form value) could never be written.
+        document.canonical().encode()
+        return document
+    except UnicodeEncodeError:
+        raise PolicyError(
+            f"{source}: must not contain lone surrogates (U+D800 to U+DFFF)"
+        ) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -427,6 +444,8 @@ def load_policy_file(path: str | Path) -> PolicyDocument:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"cannot read policy file {file}: {exc.strerror}") from exc
+    except ValueError as exc:  # a NUL or a lone surrogate in the path; not UTF-8 inside
+        raise PolicyError(f"cannot read policy file {str(file)!r}: {exc}") from exc
     lines: dict[str, int] = {}
     try:
         if file.suffix.lower() == ".json":

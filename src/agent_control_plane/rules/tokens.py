@@ -22,7 +22,7 @@ from agent_control_plane.errors import (
 )
 from agent_control_plane.rules import validation
 from agent_control_plane.rules.durations import parse_duration
-from agent_control_plane.schema.types import to_money
+from agent_control_plane.schema.types import MAX_MONEY, to_money
 
 PERIODS = ("minute", "hour", "day", "week", "month", "lifetime")
 IDENTITY_FIELDS = ("org", "team", "user", "agent")
@@ -93,6 +93,12 @@ class Price:
             + usage.cached_input_tokens * cached_rate
             + usage.output_tokens * self.output
         ) / _MILLION
+        if raw > MAX_MONEY:
+            raise InvalidInputError(
+                "usage",
+                f"costs {raw:.2E} USD at this model's prices: more than the largest amount "
+                f"ACP records ({MAX_MONEY})",
+            )
         return raw.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
@@ -192,6 +198,7 @@ ROLLING_BUCKETS = 24
 
 def rolling_length(period: str) -> timedelta | None:
     """The length of a rolling period ("rolling:24h"), None for a calendar period."""
+    validation.required_text(period, "period")
     if not period.startswith(ROLLING_PREFIX):
         return None
     try:
@@ -204,6 +211,7 @@ def rolling_length(period: str) -> timedelta | None:
 
 
 def parse_period(period: str) -> str:
+    validation.required_text(period, "period")
     if period not in PERIODS and rolling_length(period) is None:
         raise InvalidInputError(
             "period",
@@ -224,6 +232,7 @@ def rolling_bucket(length: timedelta, now: datetime) -> tuple[datetime, datetime
 
 
 def parse_timezone(name: str) -> ZoneInfo:
+    validation.required_text(name, "timezone")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+from agent_control_plane.rules import validation
+
 FIRST_DELAY = 0.05
 MAX_DELAY = 1.0
 
 
 def delays(timeout: float, clock: Callable[[], float] = time.monotonic) -> Iterator[float | None]:
     """Yield how long to sleep before the next look; None means: look once more, then stop."""
-    if timeout < 0:
-        raise ValueError("timeout must not be negative")
+    timeout = validation.seconds(timeout, "timeout")
     deadline = clock() + timeout
     delay = FIRST_DELAY
     while True:

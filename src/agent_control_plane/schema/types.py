@@ -70,7 +70,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def to_money(value: Decimal | int | str) -> Decimal:
     """Return ``value`` as an exact USD amount with 9 decimal places, or raise ValueError."""
-    if isinstance(value, float | bool):
+    if isinstance(value, float | bool) or not isinstance(value, Decimal | int | str):
         raise ValueError(f"money must be a Decimal, int or str, not {type(value).__name__}")
     try:
         amount = Decimal(value)
