@@ -16,6 +16,12 @@ def serve(
     url: UrlOption = None,
     schema: SchemaOption = None,
     table_prefix: PrefixOption = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Largest request body read, in bytes (413 beyond).", min=1)
+    ] = 1024 * 1024,
+    waits_per_key: Annotated[
+        int, typer.Option(help="Long waits one API key may hold at once (429 beyond).", min=1)
+    ] = 8,
 ) -> None:
     """Serve the REST gateway (/v1, /openapi.json, /healthz, /readyz) and, with the
     dashboard extra, the operator dashboard (/ui). Create keys first with `acp keys create`;
@@ -29,4 +35,5 @@ def serve(
             f"{exc}. The gateway needs its extra: pip install 'agent-control-plane-sql[gateway]'"
         ) from exc
     with opened(url, schema, table_prefix) as control_plane:
-        uvicorn.run(create_app(control_plane), host=host, port=port, log_level=log_level)
+        app = create_app(control_plane, max_body_bytes=max_body_bytes, waits_per_key=waits_per_key)
+        uvicorn.run(app, host=host, port=port, log_level=log_level)

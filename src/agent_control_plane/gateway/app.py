@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from agent_control_plane.control_plane import ControlPlane
-from agent_control_plane.gateway import problems
+from agent_control_plane.gateway import limits, problems
 from agent_control_plane.gateway.routes import (
     approvals,
     events,
@@ -33,16 +33,27 @@ _ROUTERS = (
 
 
 def create_app(
-    control_plane: ControlPlane, *, title: str = "agent-control-plane", dashboard: bool = True
+    control_plane: ControlPlane,
+    *,
+    title: str = "agent-control-plane",
+    dashboard: bool = True,
+    max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
+    waits_per_key: int = limits.DEFAULT_WAITS_PER_KEY,
 ) -> FastAPI:
     """The REST gateway over ``control_plane`` (a sync :class:`ControlPlane`: endpoints are
     plain functions run in the server's threadpool). The caller keeps ownership of the
     control plane and closes it. With ``dashboard`` (and the ``dashboard`` extra installed)
-    the operator pages are served under ``/ui``."""
+    the operator pages are served under ``/ui``.
+
+    A request body is read only once the request shows an API key, and only up to
+    ``max_body_bytes`` (413 beyond); each key holds at most ``waits_per_key`` long waits
+    (``/approvals/{id}/wait``) at once (429 beyond), and a wait holds no worker thread."""
     if not isinstance(control_plane, ControlPlane):
         raise TypeError("create_app needs a ControlPlane (the synchronous one)")
     app = FastAPI(title=title, version="1", openapi_url="/openapi.json")
     app.state.control_plane = control_plane
+    app.state.wait_slots = limits.WaitSlots(waits_per_key)
+    app.add_middleware(limits.RequestLimits, max_body_bytes=max_body_bytes)
     for router in _ROUTERS:
         app.include_router(router)
     problems.install(app)
@@ -90,6 +101,8 @@ _DESCRIPTIONS = {
     403: "The key's role, tenant or agents do not allow this",
     404: "Not found (or in another tenant)",
     409: "Conflicts with the current state",
+    413: "The request body is larger than the gateway reads",
     422: "Invalid request",
+    429: "This key holds as many long waits as it may",
     503: "Database unavailable or schema not current",
 }

@@ -90,7 +90,7 @@ _UNAVAILABLE_DETAILS: dict[type[BaseException], str] = {
 }
 
 # Statuses an operation may answer with besides its success (documented on every operation).
-ERROR_STATUSES = (400, 401, 403, 404, 409, 422, 503)
+ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 422, 429, 503)
 
 
 def problem_response(
@@ -167,7 +167,7 @@ async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    reasons = {404: "route_not_found", 405: "method_not_allowed"}
+    reasons = {404: "route_not_found", 405: "method_not_allowed", 429: "too_many_waits"}
     response = problem_response(
         exc.status_code,
         reasons.get(exc.status_code, f"http_{exc.status_code}"),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+import anyio
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from agent_control_plane.gateway.auth import (
     Approver,
@@ -16,7 +18,9 @@ from agent_control_plane.gateway.auth import (
     visible_session,
     visible_ticket,
 )
+from agent_control_plane.gateway.limits import WaitSlots
 from agent_control_plane.gateway.schemas import Approve, Deny, PageOf, TicketView
+from agent_control_plane.rules import waiting
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
@@ -71,12 +75,23 @@ def deny(ticket_id: uuid.UUID, body: Deny, plane: Plane, principal: Approver) ->
 
 
 @router.get("/{ticket_id}/wait", response_model=TicketView)
-def wait(
+async def wait(
     ticket_id: uuid.UUID,
+    request: Request,
     plane: Plane,
     principal: OwnReader,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 10.0,
 ) -> Any:
-    """Wait up to ``timeout`` seconds (at most 30) for a decision; return the ticket either way."""
-    visible_ticket(plane, principal, ticket_id)
-    return plane.wait_for_decision(ticket_id, timeout)
+    """Wait up to ``timeout`` seconds (at most 30) for a decision; return the ticket either way.
+
+    The wait holds no worker thread (only each short read takes one), and one API key holds
+    a bounded number of waits at once (429 beyond)."""
+    slots: WaitSlots = request.app.state.wait_slots
+    with slots.hold(principal.key_id):
+        await run_in_threadpool(visible_ticket, plane, principal, ticket_id)
+        for delay in waiting.delays(timeout):
+            ticket = await run_in_threadpool(plane.get_ticket, ticket_id)
+            if not ticket.pending or delay is None:
+                return ticket
+            await anyio.sleep(delay)
+    raise AssertionError("unreachable: waiting.delays ends with None")
