@@ -77,6 +77,23 @@ def database_url(url: str | URL, *, asyncio: bool = False) -> URL:
     return parsed.set(drivername=f"{backend}+{driver}")
 
 
+def sync_url_text(url: str) -> str:
+    """``url`` as the CLI takes it: an asyncio driver (aiosqlite, asyncmy, …) swapped for
+    the synchronous one ACP ships with, so that a command printed for a user runs as
+    printed. Anything else is returned as it is."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    backend = parsed.get_backend_name()
+    if backend not in _DRIVERS or "+" not in parsed.drivername:
+        return url
+    if parsed.get_driver_name() not in _ASYNC_ONLY | {"psycopg_async"}:
+        return url
+    sync = parsed.set(drivername=f"{backend}+{_DRIVERS[backend][0]}")
+    return sync.render_as_string(hide_password=False)
+
+
 @dataclass(frozen=True, slots=True)
 class PoolSettings:
     """How many connections an engine ACP creates may hold, and how long a call waits.

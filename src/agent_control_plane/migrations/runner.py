@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import IO, Any
@@ -13,11 +15,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from agent_control_plane.errors import MigrationError, SchemaNotCurrentError
+from agent_control_plane.engine import sync_url_text
+from agent_control_plane.errors import InvalidInputError, MigrationError, SchemaNotCurrentError
 from agent_control_plane.migrations import grants
 from agent_control_plane.migrations.environment import context_options
 from agent_control_plane.migrations.grants import Grantee, permission_denied
@@ -26,6 +30,20 @@ from agent_control_plane.schema.layout import DEFAULT_SCHEMA, DEFAULT_TABLE_PREF
 from agent_control_plane.schema.tables import BASELINE_TABLES
 
 SCRIPT_LOCATION = "agent_control_plane:migrations"
+
+
+@contextmanager
+def _refused_targets(target: str) -> Iterator[None]:
+    """alembic's refusal of a revision (unknown, or not reachable from here) as the caller's
+    bad input, one line, instead of a traceback."""
+    try:
+        yield
+    except CommandError as exc:
+        raise InvalidInputError(
+            "revision", f"{target!r}: {exc} (acp db history lists ACP's revisions)"
+        ) from exc
+
+
 BASELINE = "acp_0001"
 
 
@@ -77,7 +95,8 @@ class Migrator:
                     # them at head if they already match the models, else at the baseline,
                     # and migrate forward from there.
                     command.stamp(cfg, "head" if not self._differences(connection) else BASELINE)
-                command.upgrade(cfg, target)
+                with _refused_targets(target):
+                    command.upgrade(cfg, target)
         except DBAPIError as exc:
             if not permission_denied(exc):
                 raise
@@ -109,20 +128,21 @@ class Migrator:
 
     def downgrade(self, connection: Connection, target: str) -> list[str]:
         cfg = self.config(connection=connection)
-        with locked_transaction(connection, self.layout):
+        with locked_transaction(connection, self.layout), _refused_targets(target):
             command.downgrade(cfg, target)
         return list(cfg.attributes.get("acp_applied", []))
 
     def stamp(self, connection: Connection, target: str) -> None:
         cfg = self.config(connection=connection)
-        with locked_transaction(connection, self.layout):
+        with locked_transaction(connection, self.layout), _refused_targets(target):
             command.stamp(cfg, target)
 
     def sql(self, dialect_name: str, target: str = "head", output: IO[str] | None = None) -> str:
         """Render the DDL from an empty database to ``target`` (offline, for a DBA)."""
         buffer = output or io.StringIO()
         cfg = self.config(acp_dialect=dialect_name, acp_output=buffer)
-        command.upgrade(cfg, target, sql=True)
+        with _refused_targets(target):
+            command.upgrade(cfg, target, sql=True)
         return buffer.getvalue() if isinstance(buffer, io.StringIO) else ""
 
     def drift(self, connection: Connection) -> list[Any]:
@@ -160,7 +180,7 @@ class Migrator:
     def upgrade_command(self, url: str | None) -> str:
         parts = ["acp", "db", "upgrade"]
         if url:
-            parts += ["--url", url]
+            parts += ["--url", sync_url_text(url)]
         if self.layout.schema not in (None, DEFAULT_SCHEMA):
             parts += ["--schema", str(self.layout.schema)]
         default_prefix = "" if self.layout.schema else DEFAULT_TABLE_PREFIX

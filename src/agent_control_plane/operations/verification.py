@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.checkpoint_io import keys_material, read_checkpoints
-from agent_control_plane.errors import InvalidInputError
+from agent_control_plane.errors import InvalidInputError, SessionNotFoundError
 from agent_control_plane.models import AuditReport
 from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import validation
@@ -110,6 +110,10 @@ def verify_audit(
         last = states[-1].session_id
         if only is not None:
             break
+    if only is not None and not checked_sessions and only not in expected:
+        # Not in the database, and no checkpoint saw it (then it would be a deleted session,
+        # reported below): there is nothing to verify.
+        raise SessionNotFoundError(f"no session {only}")
     if checkpoint is not None:
         # Every session the checkpoint saw and the database no longer has (just the one
         # asked for, when verifying one).
