@@ -76,3 +76,23 @@ def test_the_mcp_proxy_prints_an_upgrade_command_that_works(tmp_path: Path) -> N
     program, *arguments = shlex.split(command)
     assert program == "acp"
     assert _acp(*arguments)[0] == ExitCode.OK
+
+
+def test_a_database_holding_data_downgrades_to_base_and_back(database: TestDatabase) -> None:
+    policy = {"name": "p", "tiers": {"auto_approve": ["x"]}}
+    with ControlPlane.open(database.url_string) as cp:
+        session = cp.open_session(agent_id="a", policy=policy, max_cost=1, max_actions=5)
+        cp.record_outcome(cp.govern(session.id, "x", cost="0.1"), "succeeded")
+        cp.create_api_key("admin")
+    code, output = _acp("db", "downgrade", "base", "--url", database.url_string)
+    assert code == ExitCode.OK, output
+    assert "applied downgrade acp_0001" in output
+    code, output = _acp("db", "upgrade", "--url", database.url_string)
+    assert code == ExitCode.OK, output
+    with ControlPlane.open(database.url_string, migrate="verify") as cp:
+        again = cp.open_session(agent_id="a", policy=policy, max_cost=1, max_actions=5)
+        assert cp.govern(again.id, "x").allowed
+        if database.dialect == "sqlite":
+            # Foreign keys are enforced again once the migration is over.
+            with cp.engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

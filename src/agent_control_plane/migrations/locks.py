@@ -56,5 +56,29 @@ def locked_transaction(connection: Connection, layout: Layout) -> Iterator[None]
             connection.execute(select(func.release_lock(name)))
             connection.commit()
         return
-    with connection.begin():
-        yield
+    # SQLite alters a table by copying it into a new one and dropping the old, which a row
+    # referencing it blocks while foreign keys are enforced (a downgrade of a database that
+    # holds data failed that way). As SQLite's own procedure says: enforcement off for the
+    # migration (it cannot change inside a transaction), every key checked before the
+    # commit, and enforcement back on after.
+    _sqlite_pragma(connection, "PRAGMA foreign_keys=OFF")
+    try:
+        with connection.begin():
+            yield
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise MigrationError(
+                    f"the migration would leave {len(broken)} rows whose foreign keys point "
+                    f"nowhere (first: {tuple(broken[0])}); nothing was changed"
+                )
+    finally:
+        _sqlite_pragma(connection, "PRAGMA foreign_keys=ON")
+
+
+def _sqlite_pragma(connection: Connection, pragma: str) -> None:
+    """Run ``pragma`` on the driver's connection, outside any transaction."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(pragma)
+    finally:
+        cursor.close()
