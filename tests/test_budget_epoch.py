@@ -9,7 +9,6 @@ from collections.abc import Callable
 import pytest
 
 from agent_control_plane import ControlPlane
-from agent_control_plane import runtime as runtime_module
 from agent_control_plane.errors import ModelNotAllowedError, TokenBudgetExhausted
 from agent_control_plane.rules.tokens import Identity, TokenUsage
 from agent_control_plane.store import tokens as token_store
@@ -134,7 +133,7 @@ def test_what_is_remembered_is_bounded(
     pair: tuple[ControlPlane, ControlPlane], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cp, _ = pair
-    monkeypatch.setattr(runtime_module, "REMEMBERED_ENTRIES", 3)
+    cp._runtime.bound_memory(3)
     for user in range(10):
         cp.reserve_tokens(
             Identity(org="acme", user=f"u{user}"), "small", input_tokens=1, max_output_tokens=0

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.evaluators import EvaluatorRegistry
+from agent_control_plane.memory import Bounded
 from agent_control_plane.models import TokenBudget
 from agent_control_plane.rules.audit import Counters
 from agent_control_plane.rules.audit_keys import NO_KEYS, Keyring
@@ -76,17 +77,6 @@ class SessionFacts:
     agent_id: str
 
 
-# How many sessions' chain heads (and identities' token budgets) a process remembers at
-# most; past that it forgets them all and reads afresh.
-REMEMBERED_ENTRIES = 4096
-
-
-def _remember(memory: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(memory) >= REMEMBERED_ENTRIES and key not in memory:
-        memory.clear()
-    memory[key] = value
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -103,19 +93,31 @@ class Runtime:
     fail_open: frozenset[str] = frozenset()
     idempotency_retention: timedelta = timedelta(days=7)
     clock: Callable[[], datetime] = utc_now
-    policies: dict[uuid.UUID, CompiledPolicy] = field(default_factory=dict)
-    sessions: dict[uuid.UUID, SessionFacts] = field(default_factory=dict)
+    # Every cache below keeps at most ``memory.DEFAULT_ENTRIES`` entries (see memory.py).
+    policies: Bounded[uuid.UUID, CompiledPolicy] = field(default_factory=Bounded)
+    sessions: Bounded[uuid.UUID, SessionFacts] = field(default_factory=Bounded)
     # The key new events are linked with (if any), and every key verification knows.
     keys: Keyring = NO_KEYS
     # Per session, the seq and hash of the event this process wrote last: where the next
     # one goes if no other writer came between (checked by the statement that uses it).
-    chain_heads: dict[uuid.UUID, tuple[int, str]] = field(default_factory=dict)
+    chain_heads: Bounded[uuid.UUID, tuple[int, str]] = field(default_factory=Bounded)
     # And the session's counters that event recorded (checked by that statement too).
-    chain_counters: dict[uuid.UUID, Counters] = field(default_factory=dict)
+    chain_counters: Bounded[uuid.UUID, Counters] = field(default_factory=Bounded)
     # The token budgets reserve_tokens read per identity, with the budget epoch of the read.
-    token_budgets: dict[tuple[Any, ...], tuple[int, list[TokenBudget]]] = field(
-        default_factory=dict
+    token_budgets: Bounded[tuple[Any, ...], tuple[int, list[TokenBudget]]] = field(
+        default_factory=Bounded
     )
+
+    def bound_memory(self, entries: int) -> None:
+        """Keep at most ``entries`` entries in each cache."""
+        for cache in (
+            self.policies,
+            self.sessions,
+            self.chain_heads,
+            self.chain_counters,
+            self.token_budgets,
+        ):
+            cache.limit = entries
 
     @classmethod
     def for_connection_dialect(cls, tables: AcpTables, dialect: Any, **options: Any) -> Runtime:
@@ -166,13 +168,13 @@ class Runtime:
     def remember_head(
         self, session_id: uuid.UUID, next_seq: int, head: str, counters: Counters
     ) -> None:
-        _remember(self.chain_heads, session_id, (next_seq, head))
-        _remember(self.chain_counters, session_id, counters)
+        self.chain_heads[session_id] = (next_seq, head)
+        self.chain_counters[session_id] = counters
 
     def remember_budgets(
         self, identity: tuple[Any, ...], epoch: int, budgets: list[TokenBudget]
     ) -> None:
-        _remember(self.token_budgets, identity, (epoch, budgets))
+        self.token_budgets[identity] = (epoch, budgets)
 
     def remember_policy(self, policy_id: uuid.UUID, compiled: CompiledPolicy) -> CompiledPolicy:
         self.evaluators.require(compiled.document.evaluators())
