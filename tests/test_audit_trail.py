@@ -122,6 +122,7 @@ def test_acp_audit_verify_exit_codes(database: TestDatabase, tmp_path: Path) -> 
         "problem": "edited",
         "detail": "content does not match its hash",
     }
-    assert (
-        runner.invoke(app, ["audit", "verify", "--session", str(uuid.uuid4()), *url]).exit_code == 0
-    )
+    unknown = uuid.uuid4()
+    result = runner.invoke(app, ["audit", "verify", "--session", str(unknown), *url])
+    # A session that is not there has no trail to call intact: not found, exit 1.
+    assert (result.exit_code, f"no session {unknown}" in result.output) == (1, True)
