@@ -1,0 +1,144 @@
+"""Host-managed mode offline: the SQL of ``alembic upgrade --sql`` applies cleanly, as a DBA
+would apply it, and leaves a database ACP opens without migrating."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import column, create_engine, select, table
+from sqlalchemy.engine import make_url
+
+from agent_control_plane import ControlPlane, MigrationError, SchemaNotCurrentError
+from agent_control_plane.demo.host_project import HostProject
+from agent_control_plane.models import Outcome
+from agent_control_plane.schema.layout import resolve_layout
+from tests.acp_helpers import HEAD
+from tests.databases import TestDatabase
+from tests.policies import SUPPORT_BOT
+
+FIRST = "acp_0001"
+
+
+def _host(database: TestDatabase, root: Path, *, pin_start: bool = True) -> HostProject:
+    """A host whose first revision brings ACP to its baseline and whose second to head."""
+    project = HostProject.create(root, database.url_string, dialect=database.dialect)
+    start = f", from_revision='{FIRST}'" if pin_start else ""
+    project.write_revision(
+        "h001_acp",
+        f"from agent_control_plane.alembic import host\nhost.upgrade(op, to='{FIRST}')",
+        "from agent_control_plane.alembic import host\n"
+        f"host.downgrade(op, to='base', from_revision='{FIRST}')",
+    )
+    project.write_revision(
+        "h002_acp",
+        f"from agent_control_plane.alembic import host\nhost.upgrade(op, to='{HEAD}'{start})",
+        "from agent_control_plane.alembic import host\n"
+        f"host.downgrade(op, to='{FIRST}', from_revision='{HEAD}')",
+    )
+    return project
+
+
+def _offline_sql(project: HostProject, target: str) -> str:
+    buffer = io.StringIO()
+    config = project.config()
+    config.output_buffer = buffer
+    command.upgrade(config, target, sql=True)
+    return buffer.getvalue()
+
+
+def _apply(database: TestDatabase, script: str) -> None:
+    """Run a whole SQL script the way psql -f, mysql < file or sqlite3 do: as one text."""
+    if database.dialect == "sqlite":
+        connection = sqlite3.connect(str(database.url.database))
+        try:
+            connection.executescript(script)
+        finally:
+            connection.close()
+        return
+    connect_args: dict[str, object] = {}
+    if database.dialect == "mysql":
+        from pymysql.constants import CLIENT
+
+        connect_args["client_flag"] = CLIENT.MULTI_STATEMENTS
+    engine = create_engine(database.url, isolation_level="AUTOCOMMIT", connect_args=connect_args)
+    try:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(script)
+            while database.dialect == "mysql" and cursor.nextset():
+                pass  # MariaDB reports an error in statement n when result n is read
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
+
+
+def _version_rows(database: TestDatabase, name: str, schema: str | None = None) -> list[str]:
+    engine = create_engine(database.url)
+    try:
+        with engine.connect() as connection:
+            versions = table(name, column("version_num"), schema=schema)
+            return [row[0] for row in connection.execute(select(versions.c.version_num))]
+    finally:
+        engine.dispose()
+
+
+def _assert_current_and_working(database: TestDatabase) -> None:
+    layout = resolve_layout(database.dialect)
+    assert _version_rows(database, "alembic_version") == ["h002_acp"]
+    assert _version_rows(database, layout.version_table, layout.schema) == [HEAD]
+    with ControlPlane.open(database.url_string, migrate="verify") as control_plane:
+        assert control_plane.schema_revision() == (HEAD,)
+        with control_plane.engine.connect() as connection:
+            assert control_plane.migrator.drift(connection) == []
+        session = control_plane.open_session(
+            "support", agent_id="bot-1", tenant="acme", policy=SUPPORT_BOT, max_cost="1.00"
+        )
+        decision = control_plane.govern(session.id, "read_ticket", cost="0.10")
+        assert decision.outcome is Outcome.ALLOWED
+
+
+def test_offline_sql_of_two_host_revisions_applies_cleanly(
+    database: TestDatabase, tmp_path: Path
+) -> None:
+    project = _host(database, tmp_path / "host")
+    _apply(database, _offline_sql(project, "head"))
+    _assert_current_and_working(database)
+
+
+@pytest.mark.parametrize("first_step", ["online", "offline"])
+def test_offline_sql_of_the_second_host_revision_on_a_database_at_the_first(
+    database: TestDatabase, tmp_path: Path, first_step: str
+) -> None:
+    project = _host(database, tmp_path / "host")
+    if first_step == "online":
+        project.upgrade("h001_acp")
+    else:
+        _apply(database, _offline_sql(project, "h001_acp"))
+    with pytest.raises(SchemaNotCurrentError, match=f"database has {FIRST}"):
+        ControlPlane.open(database.url_string, migrate="verify")
+    _apply(database, _offline_sql(project, "h001_acp:head"))
+    _assert_current_and_working(database)
+
+
+def test_offline_sql_follows_acp_from_one_host_revision_to_the_next(
+    database: TestDatabase, tmp_path: Path
+) -> None:
+    """In one run, a host revision without ``from_revision`` starts where the previous left."""
+    project = _host(database, tmp_path / "host", pin_start=False)
+    _apply(database, _offline_sql(project, "head"))
+    _assert_current_and_working(database)
+
+
+def test_offline_sql_from_a_host_revision_needs_acps_start(tmp_path: Path) -> None:
+    """Rendering from h001_acp, nothing says which ACP revision the database is at: refuse
+    rather than write SQL that re-creates every table."""
+    database = TestDatabase("sqlite", make_url(f"sqlite:///{tmp_path / 'host.db'}"))
+    project = _host(database, tmp_path / "host", pin_start=False)
+    with pytest.raises(MigrationError, match="from_revision="):
+        _offline_sql(project, "h001_acp:head")
