@@ -23,9 +23,25 @@ from tests.policies import SUPPORT_BOT
 FIRST = "acp_0001"
 
 
+def _host_url(database: TestDatabase) -> str:
+    """The URL in the host's alembic.ini. Offline it names the server the SQL is for, and a
+    MariaDB server needs MariaDB's SQL (its own UUID type and collation), not MySQL's."""
+    if database.dialect != "mysql":
+        return database.url_string
+    engine = create_engine(database.url)
+    try:
+        with engine.connect():  # the dialect learns the server on connect
+            mariadb = bool(getattr(engine.dialect, "is_mariadb", False))
+    finally:
+        engine.dispose()
+    if not mariadb:
+        return database.url_string
+    return database.url.set(drivername="mariadb+pymysql").render_as_string(hide_password=False)
+
+
 def _host(database: TestDatabase, root: Path, *, pin_start: bool = True) -> HostProject:
     """A host whose first revision brings ACP to its baseline and whose second to head."""
-    project = HostProject.create(root, database.url_string, dialect=database.dialect)
+    project = HostProject.create(root, _host_url(database), dialect=database.dialect)
     start = f", from_revision='{FIRST}'" if pin_start else ""
     project.write_revision(
         "h001_acp",
@@ -97,7 +113,12 @@ def _assert_current_and_working(database: TestDatabase) -> None:
         with control_plane.engine.connect() as connection:
             assert control_plane.migrator.drift(connection) == []
         session = control_plane.open_session(
-            "support", agent_id="bot-1", tenant="acme", policy=SUPPORT_BOT, max_cost="1.00"
+            "support",
+            agent_id="bot-1",
+            tenant="acme",
+            policy=SUPPORT_BOT,
+            max_cost="1.00",
+            max_actions=10,
         )
         decision = control_plane.govern(session.id, "read_ticket", cost="0.10")
         assert decision.outcome is Outcome.ALLOWED

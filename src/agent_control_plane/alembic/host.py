@@ -15,42 +15,98 @@ ACP's revisions run through the host's ``op`` (no nested alembic command), and A
 records its revision in its own version table, so ``migrate="verify"`` at startup
 still knows the schema is current. Pin ``to=`` to a revision id in a host revision:
 "head" moves when the package is upgraded, and a host revision must not.
+
+Offline (``alembic upgrade --sql``) nothing can ask the database which ACP revision
+it is at. A run from the host's base starts ACP at base, and each host revision starts
+where the previous one of the run left ACP; a run from a later host revision needs
+``from_revision=`` (the ``to=`` of the host revision before), which every host revision
+after the first should state.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
+from alembic.util import to_tuple
 from sqlalchemy.schema import CreateSchema
 
+from agent_control_plane.errors import MigrationError
 from agent_control_plane.migrations.ddl import running_for
 from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.schema.layout import Layout, resolve_layout
+
+_VersionTable = tuple[str | None, str]
+# Offline, where each host revision of the run left ACP (per version table): the next
+# host revision's SQL starts there.
+_offline_heads: WeakKeyDictionary[MigrationContext, dict[_VersionTable, tuple[str, ...]]] = (
+    WeakKeyDictionary()
+)
 
 
 def _layout(op: Operations, schema: str | None, table_prefix: str | None) -> Layout:
     return resolve_layout(op.get_context().dialect.name, schema=schema, table_prefix=table_prefix)
 
 
-def _version_context(op: Operations, layout: Layout) -> MigrationContext:
+def _version_context(op: Operations, layout: Layout, current: tuple[str, ...]) -> MigrationContext:
     host = op.get_context()
     opts: dict[str, Any] = {
         "version_table": layout.version_table,
         "version_table_schema": layout.schema,
     }
     if host.as_sql:
-        opts.update(as_sql=True, output_buffer=host.output_buffer, literal_binds=True)
-        return MigrationContext.configure(dialect_name=host.dialect.name, opts=opts)
+        # Told where it starts, a stamp updates the one version row instead of adding one.
+        opts.update(
+            as_sql=True,
+            output_buffer=host.output_buffer,
+            literal_binds=True,
+            starting_rev=current[0] if current else None,
+        )
+        return MigrationContext.configure(dialect=host.dialect, opts=opts)
     return MigrationContext.configure(connection=host.connection, opts=opts)
 
 
-def _current(version_context: MigrationContext, assumed: str | None) -> tuple[str, ...]:
-    if version_context.as_sql:
-        # Offline (--sql) there is no database to ask: the caller states the start.
-        return () if assumed in (None, "base") else (str(assumed),)
-    return tuple(version_context.get_current_heads())
+def _current(op: Operations, layout: Layout, stated: str | None) -> tuple[str, ...]:
+    host = op.get_context()
+    if host.as_sql:
+        return _offline_start(host, layout, stated)
+    return tuple(_version_context(op, layout, ()).get_current_heads())
+
+
+def _offline_start(host: MigrationContext, layout: Layout, stated: str | None) -> tuple[str, ...]:
+    """Where ACP is when this SQL runs: ``from_revision``, else where the previous host
+    revision of this run left it, else base when the run starts at the host's base."""
+    left = _offline_heads.get(host, {}).get((layout.schema, layout.version_table))
+    if stated is not None:
+        start = () if stated == "base" else (stated,)
+        if left is not None and left != start:
+            raise MigrationError(
+                f"from_revision={stated!r}, but the host revision before this one leaves ACP "
+                f"at {_describe(left)} ({layout.describe()}): correct from_revision."
+            )
+        return start
+    if left is not None:
+        return left
+    host_start = host.get_current_heads()
+    if not host_start:
+        return ()
+    raise MigrationError(
+        f"offline (--sql) from host revision {', '.join(host_start)}, nothing can ask the "
+        f"database which ACP revision it is at ({layout.describe()}): pass from_revision= "
+        "(the to= of the host revision before this one) to host.upgrade or host.downgrade."
+    )
+
+
+def _describe(heads: tuple[str, ...]) -> str:
+    return ", ".join(heads) if heads else "base"
+
+
+def _remember(op: Operations, layout: Layout, heads: tuple[str, ...]) -> None:
+    host = op.get_context()
+    if host.as_sql:
+        _offline_heads.setdefault(host, {})[(layout.schema, layout.version_table)] = heads
 
 
 def upgrade(
@@ -68,8 +124,8 @@ def upgrade(
     """
     layout = _layout(op, schema, table_prefix)
     migrator = Migrator(layout)
-    version_context = _version_context(op, layout)
-    current = _current(version_context, from_revision)
+    current = _current(op, layout, from_revision)
+    version_context = _version_context(op, layout, current)
     pending = list(migrator.scripts.iterate_revisions(to, current or "base"))
     pending.reverse()
     with running_for(layout):
@@ -81,6 +137,7 @@ def upgrade(
             if version_context.as_sql and not current:
                 version_context._ensure_version_table()
             version_context.stamp(migrator.scripts, pending[-1].revision)
+    _remember(op, layout, (pending[-1].revision,) if pending else current)
     return [script.revision for script in pending]
 
 
@@ -95,13 +152,14 @@ def downgrade(
     """Undo ACP's revisions down to ``to`` with the host's ``op``; return the ids undone."""
     layout = _layout(op, schema, table_prefix)
     migrator = Migrator(layout)
-    version_context = _version_context(op, layout)
-    current = _current(version_context, from_revision)
+    current = _current(op, layout, from_revision)
     if not current:
         return []
+    version_context = _version_context(op, layout, current)
     pending = list(migrator.scripts.iterate_revisions(current, to))
     with running_for(layout):
         for script in pending:
             script.module.downgrade()
         version_context.stamp(migrator.scripts, to)
+    _remember(op, layout, to_tuple(pending[-1].down_revision, ()) if pending else current)
     return [script.revision for script in pending]
