@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from agent_control_plane import ControlPlane, MigrationError, SchemaNotCurrentError
 from agent_control_plane.demo.host_project import HostProject
+from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.models import Outcome
 from agent_control_plane.schema.layout import resolve_layout
 from tests.acp_helpers import HEAD
@@ -163,3 +164,37 @@ def test_offline_sql_from_a_host_revision_needs_acps_start(tmp_path: Path) -> No
     project = _host(database, tmp_path / "host", pin_start=False)
     with pytest.raises(MigrationError, match="from_revision="):
         _offline_sql(project, "h001_acp:head")
+
+
+def test_acp_db_sql_applies_cleanly(database: TestDatabase) -> None:
+    """``acp db sql`` (ACP's own offline SQL, for a DBA) renders for the server in the URL."""
+    backend = make_url(_host_url(database)).get_backend_name()
+    migrator = Migrator(resolve_layout(backend))
+    _apply(database, migrator.sql(backend))
+    layout = resolve_layout(database.dialect)
+    assert _version_rows(database, layout.version_table, layout.schema) == [HEAD]
+    with (
+        ControlPlane.open(database.url_string, migrate="verify") as control_plane,
+        control_plane.engine.connect() as connection,
+    ):
+        assert control_plane.migrator.drift(connection) == []
+
+
+def test_offline_sql_of_a_host_downgrade_applies_cleanly(
+    database: TestDatabase, tmp_path: Path
+) -> None:
+    project = _host(database, tmp_path / "host")
+    project.upgrade()
+    buffer = io.StringIO()
+    config = project.config()
+    config.output_buffer = buffer
+    if database.dialect == "sqlite":
+        # SQLite drops a column by rebuilding its table, which alembic reads from the database.
+        with pytest.raises(MigrationError, match="acp_0010 cannot be undone as SQL"):
+            command.downgrade(config, "h002_acp:h001_acp", sql=True)
+        return
+    command.downgrade(config, "h002_acp:h001_acp", sql=True)
+    _apply(database, buffer.getvalue())
+    layout = resolve_layout(database.dialect)
+    assert _version_rows(database, "alembic_version") == ["h001_acp"]
+    assert _version_rows(database, layout.version_table, layout.schema) == [FIRST]

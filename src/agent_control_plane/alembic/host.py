@@ -30,7 +30,9 @@ from weakref import WeakKeyDictionary
 
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
+from alembic.script import Script
 from alembic.util import to_tuple
+from alembic.util.exc import CommandError
 from sqlalchemy.schema import CreateSchema
 
 from agent_control_plane.errors import MigrationError
@@ -109,6 +111,22 @@ def _remember(op: Operations, layout: Layout, heads: tuple[str, ...]) -> None:
         _offline_heads.setdefault(host, {})[(layout.schema, layout.version_table)] = heads
 
 
+def _run(op: Operations, scripts: list[Script], *, upgrade: bool) -> None:
+    for script in scripts:
+        step = script.module.upgrade if upgrade else script.module.downgrade
+        try:
+            step()
+        except CommandError as exc:
+            if not op.get_context().as_sql:
+                raise
+            # e.g. SQLite drops a column by rebuilding the table, read from the database.
+            raise MigrationError(
+                f"offline (--sql), ACP revision {script.revision} cannot be "
+                f"{'applied' if upgrade else 'undone'} as SQL: {exc} Run this step against "
+                "the database instead (alembic without --sql)."
+            ) from exc
+
+
 def upgrade(
     op: Operations,
     to: str = "head",
@@ -131,8 +149,7 @@ def upgrade(
     with running_for(layout):
         if layout.owns_schema:
             op.execute(CreateSchema(str(layout.schema), if_not_exists=True))
-        for script in pending:
-            script.module.upgrade()
+        _run(op, pending, upgrade=True)
         if pending:
             if version_context.as_sql and not current:
                 version_context._ensure_version_table()
@@ -158,8 +175,7 @@ def downgrade(
     version_context = _version_context(op, layout, current)
     pending = list(migrator.scripts.iterate_revisions(current, to))
     with running_for(layout):
-        for script in pending:
-            script.module.downgrade()
+        _run(op, pending, upgrade=False)
         version_context.stamp(migrator.scripts, to)
     _remember(op, layout, to_tuple(pending[-1].down_revision, ()) if pending else current)
     return [script.revision for script in pending]
