@@ -9,7 +9,7 @@ For teams whose DBA wants every DDL statement in the host's migration history::
         host.upgrade(op, to="acp_0001")
 
     def downgrade():
-        host.downgrade(op, to="base")
+        host.downgrade(op, to="base", from_revision="acp_0001")
 
 ACP's revisions run through the host's ``op`` (no nested alembic command), and ACP
 records its revision in its own version table, so ``migrate="verify"`` at startup
@@ -19,8 +19,9 @@ still knows the schema is current. Pin ``to=`` to a revision id in a host revisi
 Offline (``alembic upgrade --sql``) nothing can ask the database which ACP revision
 it is at. A run from the host's base starts ACP at base, and each host revision starts
 where the previous one of the run left ACP; a run from a later host revision needs
-``from_revision=`` (the ``to=`` of the host revision before), which every host revision
-after the first should state.
+``from_revision=``: where ACP stands when that revision runs (for an upgrade, the ``to=``
+of the host revision before; for a downgrade, its own upgrade's ``to=``). Every downgrade
+and every upgrade after the first should state it.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _offline_start(host: MigrationContext, layout: Layout, stated: str | None) -
     raise MigrationError(
         f"offline (--sql) from host revision {', '.join(host_start)}, nothing can ask the "
         f"database which ACP revision it is at ({layout.describe()}): pass from_revision= "
-        "(the to= of the host revision before this one) to host.upgrade or host.downgrade."
+        "(where ACP stands when this host revision runs) to host.upgrade or host.downgrade."
     )
 
 
