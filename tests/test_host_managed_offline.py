@@ -12,7 +12,12 @@ from alembic import command
 from sqlalchemy import column, create_engine, select, table
 from sqlalchemy.engine import make_url
 
-from agent_control_plane import ControlPlane, MigrationError, SchemaNotCurrentError
+from agent_control_plane import (
+    ControlPlane,
+    InvalidInputError,
+    MigrationError,
+    SchemaNotCurrentError,
+)
 from agent_control_plane.demo.host_project import HostProject
 from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.models import Outcome
@@ -157,13 +162,31 @@ def test_offline_sql_follows_acp_from_one_host_revision_to_the_next(
     _assert_current_and_working(database)
 
 
-def test_offline_sql_from_a_host_revision_needs_acps_start(tmp_path: Path) -> None:
-    """Rendering from h001_acp, nothing says which ACP revision the database is at: refuse
-    rather than write SQL that re-creates every table."""
+def _sqlite_host(tmp_path: Path, second_upgrade: str) -> HostProject:
     database = TestDatabase("sqlite", make_url(f"sqlite:///{tmp_path / 'host.db'}"))
-    project = _host(database, tmp_path / "host", pin_start=False)
-    with pytest.raises(MigrationError, match="from_revision="):
-        _offline_sql(project, "h001_acp:head")
+    project = _host(database, tmp_path / "host")
+    project.write_revision(
+        "h003_acp", f"from agent_control_plane.alembic import host\n{second_upgrade}", "pass"
+    )
+    return project
+
+
+def test_offline_sql_from_a_host_revision_needs_acps_start(tmp_path: Path) -> None:
+    """Rendering from h002_acp, nothing says which ACP revision the database is at: refuse
+    rather than write SQL that re-creates every table."""
+    project = _sqlite_host(tmp_path, f"host.upgrade(op, to='{HEAD}')")
+    with pytest.raises(MigrationError, match="pass from_revision="):
+        _offline_sql(project, "h002_acp:head")
+    assert "h003_acp" in _offline_sql(project, "head")  # from base, each follows the one before
+
+
+def test_a_from_revision_that_contradicts_the_run_is_refused(tmp_path: Path) -> None:
+    project = _sqlite_host(tmp_path, f"host.upgrade(op, to='{HEAD}', from_revision='{FIRST}')")
+    with pytest.raises(MigrationError, match=f"leaves ACP at {HEAD}"):
+        _offline_sql(project, "head")
+    project = _sqlite_host(tmp_path / "2", "host.upgrade(op, from_revision='acp_9999')")
+    with pytest.raises(InvalidInputError, match="from_revision: 'acp_9999'"):
+        _offline_sql(project, "h002_acp:head")
 
 
 def test_acp_db_sql_applies_cleanly(database: TestDatabase) -> None:

@@ -36,7 +36,7 @@ from alembic.util import to_tuple
 from alembic.util.exc import CommandError
 from sqlalchemy.schema import CreateSchema
 
-from agent_control_plane.errors import MigrationError
+from agent_control_plane.errors import InvalidInputError, MigrationError
 from agent_control_plane.migrations.ddl import running_for
 from agent_control_plane.migrations.runner import Migrator
 from agent_control_plane.schema.layout import Layout, resolve_layout
@@ -71,19 +71,22 @@ def _version_context(op: Operations, layout: Layout, current: tuple[str, ...]) -
     return MigrationContext.configure(connection=host.connection, opts=opts)
 
 
-def _current(op: Operations, layout: Layout, stated: str | None) -> tuple[str, ...]:
+def _current(op: Operations, migrator: Migrator, stated: str | None) -> tuple[str, ...]:
     host = op.get_context()
     if host.as_sql:
-        return _offline_start(host, layout, stated)
-    return tuple(_version_context(op, layout, ()).get_current_heads())
+        return _offline_start(host, migrator, stated)
+    return tuple(_version_context(op, migrator.layout, ()).get_current_heads())
 
 
-def _offline_start(host: MigrationContext, layout: Layout, stated: str | None) -> tuple[str, ...]:
+def _offline_start(
+    host: MigrationContext, migrator: Migrator, stated: str | None
+) -> tuple[str, ...]:
     """Where ACP is when this SQL runs: ``from_revision``, else where the previous host
     revision of this run left it, else base when the run starts at the host's base."""
+    layout = migrator.layout
     left = _offline_heads.get(host, {}).get((layout.schema, layout.version_table))
     if stated is not None:
-        start = () if stated == "base" else (stated,)
+        start = _revision(migrator, stated)
         if left is not None and left != start:
             raise MigrationError(
                 f"from_revision={stated!r}, but the host revision before this one leaves ACP "
@@ -100,6 +103,16 @@ def _offline_start(host: MigrationContext, layout: Layout, stated: str | None) -
         f"database which ACP revision it is at ({layout.describe()}): pass from_revision= "
         "(where ACP stands when this host revision runs) to host.upgrade or host.downgrade."
     )
+
+
+def _revision(migrator: Migrator, stated: str) -> tuple[str, ...]:
+    try:
+        script = migrator.scripts.get_revision(stated)
+    except CommandError as exc:
+        raise InvalidInputError(
+            "from_revision", f"{stated!r}: {exc} (acp db history lists ACP's revisions)"
+        ) from exc
+    return () if script is None else (script.revision,)
 
 
 def _describe(heads: tuple[str, ...]) -> str:
@@ -143,7 +156,7 @@ def upgrade(
     """
     layout = _layout(op, schema, table_prefix)
     migrator = Migrator(layout)
-    current = _current(op, layout, from_revision)
+    current = _current(op, migrator, from_revision)
     version_context = _version_context(op, layout, current)
     pending = list(migrator.scripts.iterate_revisions(to, current or "base"))
     pending.reverse()
@@ -170,7 +183,7 @@ def downgrade(
     """Undo ACP's revisions down to ``to`` with the host's ``op``; return the ids undone."""
     layout = _layout(op, schema, table_prefix)
     migrator = Migrator(layout)
-    current = _current(op, layout, from_revision)
+    current = _current(op, migrator, from_revision)
     if not current:
         return []
     version_context = _version_context(op, layout, current)
