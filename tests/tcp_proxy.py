@@ -63,6 +63,9 @@ class TcpProxy:
         self._refusing = False
         self._cut: _Cut | None = None
         self.cuts = 0  # how many connections a cut has ended
+        # How many times clients sent something: a driver writes each round trip's
+        # messages at once, so on a quiet connection this counts its round trips.
+        self.client_writes = 0
         self.port = 0
 
     # ---- control, from the test's thread -------------------------------------------
@@ -172,6 +175,7 @@ class TcpProxy:
 
     async def _client_to_server(self, reader: asyncio.StreamReader, pair: _Pair) -> None:
         while data := await reader.read(_CHUNK):
+            self.client_writes += 1
             cut = self._fires(data)
             if cut is None:
                 pair.server.write(data)

@@ -80,10 +80,27 @@ class Setup:
         assert raised.value.key is not None
         return raised.value
 
+    def cut_decision(self, warm: bool, *, forward: bool, then_refuse: bool = False) -> None:
+        """Arm a cut at the moment a govern call commits: its COMMIT, or on PostgreSQL,
+        where this process holds the session's head (``warm``), its one statement."""
+        if warm and self.database.dialect == "postgresql":
+            self.proxy.cut_at(after=1, forward=forward, then_refuse=then_refuse)
+        else:
+            self.proxy.cut_at(self.commit, forward=forward, then_refuse=then_refuse)
+
 
 @pytest.fixture(params=("postgresql", "mysql"))
 def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
-    for database in fresh_database(request.param, tmp_path):
+    yield from _setup(request.param, tmp_path)
+
+
+@pytest.fixture
+def pg_setup(tmp_path: Path) -> Iterator[Setup]:
+    yield from _setup("postgresql", tmp_path)
+
+
+def _setup(dialect: str, tmp_path: Path) -> Iterator[Setup]:
+    for database in fresh_database(dialect, tmp_path):
         with (
             TcpProxy(*upstream_of(database.url)) as proxy,
             ControlPlane.open(database.url_string) as direct,
@@ -194,11 +211,13 @@ async def test_async_govern_cut_at_commit_returns_the_real_decision(setup: Setup
     sid = setup.session()
     async with AsyncControlPlane.open(url) as acp:
         decisions: list[Decision] = []
-        for committed in (False, True):
-            setup.proxy.cut_at(setup.commit, forward=committed)
+        # The first call reads the session's head; the second uses it (one statement on
+        # PostgreSQL); after a doubt the head is read again.
+        for warm, committed in ((False, False), (True, True)):
+            setup.cut_decision(warm, forward=committed)
             decisions.append(await acp.govern(sid, "work", cost="1"))
             assert setup.proxy.disarm()
-        setup.proxy.cut_at(setup.commit, forward=True, then_refuse=True)
+        setup.cut_decision(False, forward=True, then_refuse=True)
         with pytest.raises(OutcomeUnknownError) as raised:
             await acp.govern(sid, "work", cost="1")
         setup.proxy.refuse(False)
@@ -206,3 +225,54 @@ async def test_async_govern_cut_at_commit_returns_the_real_decision(setup: Setup
     assert [d.allowed for d in decisions] == [True, True]
     assert retried.allowed
     assert setup.used(sid) == 3
+
+
+def test_a_warm_decision_is_one_round_trip_on_postgresql(pg_setup: Setup) -> None:
+    sid = pg_setup.session()
+    pg_setup.cp.govern(sid, "work", cost="1")  # this process now wrote the last event
+    before = pg_setup.proxy.client_writes
+    assert pg_setup.cp.govern(sid, "work", cost="1", idempotency_key="k").allowed
+    # No ping, no BEGIN, no COMMIT: one statement in autocommit.
+    assert pg_setup.proxy.client_writes - before == 1
+    assert pg_setup.used(sid) == 2
+    assert pg_setup.direct.verify_audit(sid).ok
+
+
+@pytest.mark.parametrize("committed", [False, True], ids=["dropped", "committed"])
+@pytest.mark.parametrize("key", [None, "caller-key"], ids=["unkeyed", "keyed"])
+def test_a_one_statement_decision_cut_in_flight_returns_the_real_decision(
+    pg_setup: Setup, committed: bool, key: str | None
+) -> None:
+    setup = pg_setup
+    sid = setup.session()
+    setup.cp.govern(sid, "work", cost="1")
+    setup.cut_decision(True, forward=committed)
+    decision = setup.cp.govern(sid, "work", cost="1", idempotency_key=key)
+    assert setup.proxy.disarm()
+    assert decision.allowed
+    assert setup.used(sid) == 2  # charged exactly once, whether the statement ran or not
+    decisions = [e for e in setup.direct.events(sid) if e.kind == "decision"]
+    assert [e.seq for e in decisions][-1] == decision.event_seq
+    assert len(decisions) == 2
+    assert setup.direct.verify_audit(sid).ok
+
+
+@pytest.mark.parametrize("committed", [False, True], ids=["dropped", "committed"])
+@pytest.mark.parametrize("key", [None, "caller-key"], ids=["unkeyed", "keyed"])
+def test_a_one_statement_decision_outcome_unknown_never_charges_twice(
+    pg_setup: Setup, committed: bool, key: str | None
+) -> None:
+    setup = pg_setup
+    sid = setup.session()
+    setup.cp.govern(sid, "work", cost="1")
+    setup.cut_decision(True, forward=committed, then_refuse=True)
+    error = setup.unknown(lambda: setup.cp.govern(sid, "work", cost="1", idempotency_key=key))
+    if key is not None:
+        assert error.key == key
+    assert setup.eventually_used(sid, expected=2 if committed else 1) == (2 if committed else 1)
+    first = setup.cp.govern(sid, "work", cost="1", idempotency_key=error.key)
+    again = setup.cp.govern(sid, "work", cost="1", idempotency_key=error.key)
+    assert first.allowed
+    assert first.event_seq == again.event_seq
+    assert setup.used(sid) == 2
+    assert setup.direct.verify_audit(sid).ok

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, QueuePool
 
@@ -228,7 +228,7 @@ def governed_async_engine(engine: AsyncEngine) -> AsyncEngine:
 
 
 def _engine_arguments(url: URL, pool: PoolSettings) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"pool_pre_ping": url.get_backend_name() != "sqlite"}
+    kwargs: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": pool.sqlite_busy_timeout_ms / 1000}
     if url.get_backend_name() in ("mysql", "mariadb"):
@@ -237,7 +237,42 @@ def _engine_arguments(url: URL, pool: PoolSettings) -> dict[str, Any]:
     return {**kwargs, **pool.engine_arguments(url)}
 
 
+# A pooled connection idle at least this long is pinged before it is used (seconds).
+PING_AFTER_IDLE = 1.0
+_IDLE_SINCE = "acp_idle_since"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only if it sat idle for PING_AFTER_IDLE.
+
+    ``pool_pre_ping`` pings at every checkout: one more round trip than a warm decision
+    has statements, to catch connections the server dropped while they were in the pool.
+    A connection used a moment ago is as alive as a ping would show; one that failed in
+    use is invalidated where it failed (store/prepared.py, or SQLAlchemy itself)."""
+    dialect = engine.dialect
+
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return  # just connected, or used a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # As pool_pre_ping does: every connection as old as this one is suspect.
+                raise InvalidatePoolError(str(error)) from error
+            raise
+
+    event.listen(engine.pool, "checkin", checked_in)
+    event.listen(engine.pool, "checkout", checked_out)
+
+
 def _configure(engine: Engine, url: URL, pool: PoolSettings) -> None:
+    if url.get_backend_name() != "sqlite":
+        _ping_when_idle(engine)
     if url.get_backend_name() == "sqlite":
         busy_ms = pool.sqlite_busy_timeout_ms
         event.listen(

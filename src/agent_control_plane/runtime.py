@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -87,6 +88,8 @@ class Runtime:
     dialect: str
     update_returning: bool
     direct_execution: bool = False
+    # PostgreSQL through psycopg: a warm allowed decision is one statement in autocommit.
+    one_statement_decisions: bool = False
     evaluators: EvaluatorRegistry = field(default_factory=EvaluatorRegistry)
     prices: PriceTable = field(default_factory=PriceTable)
     model_policy: ModelPolicy | None = None
@@ -103,6 +106,8 @@ class Runtime:
     chain_heads: Bounded[uuid.UUID, tuple[int, str]] = field(default_factory=Bounded)
     # And the session's counters that event recorded (checked by that statement too).
     chain_counters: Bounded[uuid.UUID, Counters] = field(default_factory=Bounded)
+    # And the session's budget limits as last read (checked by that statement too).
+    chain_limits: Bounded[uuid.UUID, tuple[Decimal, int]] = field(default_factory=Bounded)
     # The token budgets reserve_tokens read per identity, with the budget epoch of the read.
     token_budgets: Bounded[tuple[Any, ...], tuple[int, list[TokenBudget]]] = field(
         default_factory=Bounded
@@ -115,6 +120,7 @@ class Runtime:
             self.sessions,
             self.chain_heads,
             self.chain_counters,
+            self.chain_limits,
             self.token_budgets,
         ):
             cache.limit = entries
@@ -126,6 +132,7 @@ class Runtime:
             dialect=dialect.name,
             update_returning=bool(dialect.update_returning),
             direct_execution=dialect.name in DIRECT_EXECUTION_DIALECTS,
+            one_statement_decisions=dialect.name == "postgresql" and dialect.driver == "psycopg",
             **options,
         )
 

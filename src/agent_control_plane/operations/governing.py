@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from agent_control_plane.boundary import NOT_COMMITTED, InDoubt
 from agent_control_plane.errors import InvalidInputError
@@ -17,12 +18,14 @@ from agent_control_plane.operations import approvals, checks
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.rules import budget, lifecycle, recovery, resources, validation
 from agent_control_plane.rules.audit import plus
+from agent_control_plane.rules.canonical import digest
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import CompiledPolicy, Outcome, Route
 from agent_control_plane.runtime import Runtime, SessionFacts, reading
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import idempotency
 from agent_control_plane.store import sessions as session_store
+from agent_control_plane.store.decide_pg import can_decide_in_one_statement, decide_in_one_statement
 from agent_control_plane.store.doubt import committed_row
 from agent_control_plane.store.events import NewEvent, Slot
 from agent_control_plane.store.idempotency import Claim
@@ -104,6 +107,27 @@ def govern(
         found = _recover(connection, runtime, sid, *recovered)
         if found is not None:
             return found
+    if (
+        runtime.one_statement_decisions
+        and route.outcome is Outcome.ALLOWED
+        and not policy.dry_run
+        and not policy.document.needs_history
+    ):
+        decided = _decide_in_one(
+            connection,
+            runtime,
+            sid,
+            facts,
+            policy,
+            route,
+            proposal,
+            key,
+            request,
+            correlation,
+            claim,
+        )
+        if decided is not None:
+            return decided
     written: dict[str, Any] = {}
 
     def work(record: Claim | None) -> tuple[Decision, dict[str, Any]]:
@@ -114,12 +138,7 @@ def govern(
         return decision, data
 
     def in_doubt(decision: Decision) -> InDoubt:
-        # No key of its own: the decision's event is what shows that it committed.
-        def witness(fresh: Connection) -> Decision:
-            row = committed_row(fresh, runtime.tables.events, written, ("session_id", "seq"))
-            return decision if row is not None and row["hash"] == written["hash"] else NOT_COMMITTED
-
-        return InDoubt(key=recovery.event_key(decision.event_seq, written["hash"]), witness=witness)
+        return _event_doubt(runtime, written, decision)
 
     return run_once(
         connection,
@@ -132,6 +151,100 @@ def govern(
         look_first=False,
         in_doubt=None if key is not None else in_doubt,
     )
+
+
+def _event_doubt(runtime: Runtime, written: dict[str, Any], decision: Decision) -> InDoubt:
+    """A decision without a key of its own whose commit failed: its event is what shows
+    whether it committed."""
+
+    def witness(fresh: Connection) -> Decision:
+        row = committed_row(fresh, runtime.tables.events, written, ("session_id", "seq"))
+        return decision if row is not None and row["hash"] == written["hash"] else NOT_COMMITTED
+
+    return InDoubt(key=recovery.event_key(decision.event_seq, written["hash"]), witness=witness)
+
+
+def _decide_in_one(
+    connection: Connection,
+    runtime: Runtime,
+    session_id: uuid.UUID,
+    facts: SessionFacts,
+    policy: CompiledPolicy,
+    route: Route,
+    proposal: Proposal,
+    key: str | None,
+    request: list[Any],
+    correlation: dict[str, Any] | None,
+    claim_action: bool,
+) -> Decision | None:
+    """An allowed decision in one statement (PostgreSQL), where this process wrote the
+    session's last event and knows its limits; None where the general path must decide
+    (nothing remembered, or the statement found the session changed or the charge
+    refused: nothing was written)."""
+    known = runtime.chain_heads.get(session_id)
+    counters = runtime.chain_counters.get(session_id)
+    limits = runtime.chain_limits.get(session_id)
+    if known is None or counters is None or limits is None:
+        return None
+    if not can_decide_in_one_statement(connection):
+        return None
+    seq, prev_hash = known
+    after = plus(counters, (proposal.cost, 1))
+    if after[0] > limits[0] or after[1] > limits[1]:
+        return None  # refused: the general path says why
+    now = runtime.clock()
+    payload = _payload(proposal, policy, facts, True, None, key, None, correlation, claim_action)
+    event = NewEvent(
+        "decision", proposal.action, route.outcome.value, route.reason, proposal.cost, payload
+    )
+    values = event_store.event_values(
+        Slot(session_id, seq, prev_hash, after), event, now, runtime.keys.current
+    )
+    decision = Decision(
+        outcome=route.outcome,
+        reason=route.reason,
+        session_id=session_id,
+        action=proposal.action,
+        event_seq=seq,
+        cost=proposal.cost,
+        charged=True,
+        dry_run=False,
+        guidance=None,
+        remaining_cost=max(limits[0] - values["cost_used"], Decimal(0)),
+        remaining_actions=max(limits[1] - values["actions_used"], 0),
+        policy_id=facts.policy_id,
+        decided_at=now,
+        idempotency_key=key,
+        ticket_id=None,
+        claimed=claim_action,
+    )
+    claim = None if key is None else Claim(scope("govern", facts.tenant), key, digest(request))
+    try:
+        written = decide_in_one_statement(
+            connection,
+            runtime,
+            session_id,
+            proposal.cost,
+            now,
+            Placed(seq, prev_hash, values["hash"], counters),
+            limits,
+            values,
+            claim,
+            decision.to_json_data(),
+        )
+    except IntegrityError:
+        return None  # the key is taken: the general path replays its first result
+    except DBAPIError as error:
+        # Sent in autocommit, the statement may have committed before the failure; either
+        # way the head this process remembers may be stale now: read it again next time.
+        runtime.chain_heads.pop(session_id)
+        if key is not None:
+            raise InDoubt(key=key, rerun={}) from error
+        raise _event_doubt(runtime, values, decision) from error
+    if not written:
+        return None
+    runtime.remember_head(session_id, seq + 1, values["hash"], after)
+    return decision
 
 
 def _recover(
@@ -260,6 +373,7 @@ def _decide(
                     )
                     if claim is not None and bound is None:
                         approvals.bind_ticket(connection, runtime, claim, ticket_id, now)
+    runtime.chain_limits[session_id] = (row.max_cost, row.max_actions)
     guidance = route.guidance if outcome is Outcome.STEER else None
     claimed = claim_action and outcome is Outcome.ALLOWED
     decision = Decision(

@@ -122,7 +122,7 @@ def _insert_event(tables: AcpTables) -> Insert:
     events = tables.events
     return (
         insert(events)
-        .values({name: bindparam(f"e_{name}", type_=events.c[name].type) for name in _COLUMNS})
+        .values({name: bindparam(f"e_{name}", type_=events.c[name].type) for name in EVENT_COLUMNS})
         .inline()
     )
 
@@ -163,7 +163,7 @@ def _append_in_one(
     return cast(Executable, last)
 
 
-_COLUMNS = (
+EVENT_COLUMNS = (
     "session_id",
     "seq",
     "kind",
@@ -179,6 +179,11 @@ _COLUMNS = (
     "actions_used",
     "key_id",
 )
+
+
+def event_parameters(values: dict[str, Any]) -> dict[str, Any]:
+    """An event's values as the parameters of the statements that insert it."""
+    return {f"e_{name}": values[name] for name in EVENT_COLUMNS}
 
 
 def event_values(
@@ -220,7 +225,7 @@ def write(
     """Write an event's ``values`` as :func:`append` does. ``head_moved``: the statement
     that allocated its slot already moved the session's chain head to it."""
     now = values["created_at"]
-    parameters = {f"e_{name}": values[name] for name in _COLUMNS}
+    parameters = event_parameters(values)
     parameters.update(h_session=values["session_id"], h_hash=values["hash"])
     if claim is not None:
         parameters.update(claim.parameters(claim_result or {}, now))

@@ -90,7 +90,8 @@ class Prepared:
         lastrowid: bool = False,
     ) -> tuple[list[dict[str, Any]], int]:
         values = self._bind(parameters)
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dbapi_connection: Any = connection.connection.dbapi_connection
+        cursor = dbapi_connection.cursor()
         try:
             cursor.execute(self.sql, values)
             count = cursor.lastrowid if lastrowid else cursor.rowcount
@@ -99,8 +100,17 @@ class Prepared:
             rows = cursor.fetchall()
             processors = self._result_processors(cursor.description)
         except self._dbapi_error as error:
+            dropped = self._dialect.is_disconnect(error, dbapi_connection, cursor)
+            if dropped:
+                # As SQLAlchemy's own execution does: never hand this connection out again.
+                connection.invalidate(error)
             raise DBAPIError.instance(
-                self.sql, values, error, self._dbapi_error, dialect=connection.dialect
+                self.sql,
+                values,
+                error,
+                self._dbapi_error,
+                connection_invalidated=dropped,
+                dialect=connection.dialect,
             ) from error
         finally:
             cursor.close()

@@ -98,7 +98,7 @@ def facts(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> Se
 
 
 @lru_cache(maxsize=32)
-def _charge(
+def charge_statement(
     tables: AcpTables,
     returning: bool,
     advance_seq: bool = True,
@@ -213,7 +213,7 @@ def charge(
         return _run(
             connection,
             runtime,
-            lambda returning: _charge(
+            lambda returning: charge_statement(
                 runtime.tables, returning, advance_seq, moves_head=moves_head
             ),
             parameters,
@@ -223,7 +223,7 @@ def charge(
     # setting it, and only a session's first action (created -> active) sets it.
     for statuses in (("active",), ("created",)):
         build = partial(
-            _charge,
+            charge_statement,
             runtime.tables,
             advance_seq=advance_seq,
             statuses=statuses,
