@@ -31,6 +31,10 @@ def main(url: str, session_id: str, marker: str, pause_after: int) -> None:
 
     events.write = write_then_maybe_pause
     with ControlPlane.open(url, migrate="verify") as cp:
+        if marker:
+            # The pause goes between two statements of one transaction. A one-statement
+            # decision (PostgreSQL, warm) has no such moment: take the general path.
+            cp._runtime.one_statement_decisions = False
         while True:
             cp.govern(session_id, "work", cost="0.001")
 
