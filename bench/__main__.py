@@ -8,7 +8,11 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.audit import checkpoint_milliseconds, link_microseconds
-from bench.floor import concurrent_floor_ops_per_second, floor_ops_per_second
+from bench.floor import (
+    concurrent_floor_ops_per_second,
+    driver_horizon_ops_per_second,
+    floor_ops_per_second,
+)
 from bench.governing import (
     BENCH_AUDIT_KEY,
     async_govern_ops_per_second,
@@ -50,6 +54,14 @@ def run(dialect: str, seconds: float, table: Table) -> None:
             f"{floor:,.0f} ops/s",
             "1.00",
         )
+        horizon = driver_horizon_ops_per_second(url, seconds)
+        if horizon is not None:
+            table.add_row(
+                dialect,
+                "horizon: the same as one statement on the driver, autocommit",
+                f"{horizon:,.0f} ops/s",
+                f"{horizon / floor:.2f}",
+            )
         table.add_row(
             dialect,
             "govern (allowed, event, idempotency key)",

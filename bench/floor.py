@@ -130,3 +130,26 @@ def concurrent_floor_ops_per_second(url: str, seconds: float, workers: int) -> f
                 concurrent_ops_per_second(lambda i: transactions[i](), seconds, workers),  # noqa: B023
             )
     return best
+
+
+def driver_horizon_ops_per_second(url: str, seconds: float) -> float | None:
+    """PostgreSQL: the floor's UPDATE and INSERT as one statement, sent straight on the
+    driver in autocommit: one round trip and one commit, with no Python around it. No
+    decision can go faster than this; None on the other databases (one statement cannot
+    both update and insert there)."""
+    if database_url(url).get_backend_name() != "postgresql":
+        return None
+    with _counter_rows(url, _defaults, 1) as engine:
+        raw = engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection
+            driver.autocommit = True
+            counters, log = _counters.name, _log.name
+            sql = (
+                f"WITH charged AS (UPDATE {counters} SET used = used + 1 WHERE id = 0 "
+                f"RETURNING id) INSERT INTO {log} (counter_id, note) "
+                "SELECT id, 'horizon' FROM charged"
+            )
+            return ops_per_second(lambda: driver.execute(sql), seconds)
+        finally:
+            raw.close()
