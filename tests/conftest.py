@@ -9,11 +9,18 @@ import pytest
 from agent_control_plane import AsyncControlPlane, ControlPlane
 from tests.databases import DIALECTS, TestDatabase, fresh_database
 
+# A test that opens ACP through one of these gets its database with ACP's tables already at
+# head, copied from a template migrated once per process: migrating is the subject of other
+# tests, and running every migration for each test cost seconds apiece.
+_OPENED_FOR_THE_TEST = frozenset({"control_plane", "two_control_planes", "async_control_plane"})
+
 
 @pytest.fixture(params=DIALECTS)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestDatabase]:
-    """A fresh, empty database on each dialect in turn."""
-    yield from fresh_database(request.param, tmp_path)
+    """A fresh database on each dialect in turn: empty, unless the test opens ACP on it
+    through a fixture (then migrated to head)."""
+    migrated = not _OPENED_FOR_THE_TEST.isdisjoint(request.fixturenames)
+    yield from fresh_database(request.param, tmp_path, migrated=migrated)
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ import itertools
 import os
 import queue
 import secrets
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 
 PG_URL = os.environ.get("ACP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -114,19 +116,80 @@ class _Dropper:
 _dropper = cache(_Dropper)
 
 
-def fresh_database(dialect: str, tmp_path: Path) -> Iterator[TestDatabase]:
-    """Create an empty database for one test and drop it afterwards."""
+def _migrate(url: URL) -> None:
+    from agent_control_plane import ControlPlane
+
+    with ControlPlane.open(url.render_as_string(hide_password=False)):
+        pass
+
+
+@cache
+def _template(dialect: str) -> str:
+    """This process's database migrated to head, made once, which fresh migrated
+    databases are copied from: a file on SQLite, a database elsewhere."""
     if dialect == "sqlite":
-        yield TestDatabase("sqlite", make_url(f"sqlite:///{tmp_path / 'test.db'}"))
+        folder = Path(tempfile.mkdtemp(prefix=f"{_RUN}_"))
+        path = folder / "template.db"
+        _migrate(make_url(f"sqlite:///{path}"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        return str(path)
+    admin_url = PG_URL if dialect == "postgresql" else MYSQL_URL
+    name = f"{_RUN}_template"
+    _create(dialect, admin_url, name)
+    dropper = _dropper()  # made first, so that it waits for this drop at exit
+    quoted = f'"{name}" WITH (FORCE)' if dialect == "postgresql" else f"`{name}`"
+    atexit.register(dropper.drop, admin_url, f"DROP DATABASE IF EXISTS {quoted}")
+    _migrate(make_url(admin_url).set(database=name))
+    return name
+
+
+def _create(dialect: str, admin_url: str, name: str, template: str | None = None) -> None:
+    with _admin(admin_url).connect() as connection:
+        if dialect == "postgresql":
+            copied = "" if template is None else f' TEMPLATE "{template}"'
+            connection.execute(text(f'CREATE DATABASE "{name}"{copied}'))
+            return
+        connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        if template is not None:
+            _copy_mysql(connection, template, name)
+
+
+def _copy_mysql(connection: Connection, template: str, name: str) -> None:
+    """MariaDB/MySQL have no template databases: each table is created as the template
+    has it (keys and foreign keys included) and its rows copied."""
+    tables = connection.execute(
+        text(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = :schema AND table_type = 'BASE TABLE'"
+        ),
+        {"schema": template},
+    ).scalars()
+    connection.execute(text(f"USE `{name}`"))
+    connection.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
+    try:
+        for table in list(tables):
+            ddl = connection.execute(text(f"SHOW CREATE TABLE `{template}`.`{table}`")).one()[1]
+            connection.execute(text(ddl))
+            connection.execute(text(f"INSERT INTO `{table}` SELECT * FROM `{template}`.`{table}`"))
+    finally:
+        connection.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
+
+
+def fresh_database(
+    dialect: str, tmp_path: Path, *, migrated: bool = False
+) -> Iterator[TestDatabase]:
+    """Create a database for one test and drop it afterwards: empty, or with ACP's tables
+    at head (``migrated``: copied from a template this process migrated once)."""
+    if dialect == "sqlite":
+        path = tmp_path / "test.db"
+        if migrated:
+            shutil.copyfile(_template("sqlite"), path)
+        yield TestDatabase("sqlite", make_url(f"sqlite:///{path}"))
         return
     admin_url = PG_URL if dialect == "postgresql" else MYSQL_URL
     _require_server(admin_url)
     name = f"{_RUN}_{next(_counter)}"
-    with _admin(admin_url).connect() as connection:
-        if dialect == "postgresql":
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        else:
-            connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    _create(dialect, admin_url, name, _template(dialect) if migrated else None)
     try:
         yield TestDatabase(dialect, make_url(admin_url).set(database=name))
     finally:
