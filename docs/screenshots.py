@@ -10,6 +10,7 @@ import functools
 import random
 import sys
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -83,12 +84,15 @@ def build_history(plane: ControlPlane) -> str:
     plane.set_token_budget(Identity(org="globex"), "day", max_tokens=2_000_000, max_requests=500)
     # Backdate the ledger so the chart has a month of days to show.
     runtime = plane._runtime
+    # Each record_usage below runs at a day of the month, through a Runtime with that clock.
     now = datetime.now(UTC)
     chooser = random.Random(7)
     for days_ago in range(29, -1, -1):
         for model, scale in (("gpt-4o-mini", 9), ("gpt-4o", 2)):
             for org in ("acme", "globex"):
-                runtime.clock = functools.partial(_days_before, now, days_ago)
+                plane._runtime = replace(
+                    runtime, clock=functools.partial(_days_before, now, days_ago)
+                )
                 plane.record_usage(
                     Identity(org=org, agent="support-bot"),
                     model,
@@ -97,7 +101,7 @@ def build_history(plane: ControlPlane) -> str:
                         output_tokens=chooser.randint(4_000, 12_000) * scale,
                     ),
                 )
-    runtime.clock = lambda: datetime.now(UTC)
+    plane._runtime = runtime
     return refund
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def main(url: str, session_id: str, marker: str, pause_after: int) -> None:
         if marker:
             # The pause goes between two statements of one transaction. A one-statement
             # decision (PostgreSQL, warm) has no such moment: take the general path.
-            cp._runtime.one_statement_decisions = False
+            cp._runtime = replace(cp._runtime, one_statement_decisions=False)
         while True:
             cp.govern(session_id, "work", cost="0.001")
 

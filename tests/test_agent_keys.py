@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -256,7 +257,7 @@ def test_an_expired_key_is_refused_as_expired(gateway: Gateway) -> None:
     for api in (Api(gateway.client, soon.key), Api(gateway.client, later.key)):
         assert api.get("/v1/sessions").status_code == 200
 
-    cp._runtime.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
+    cp._runtime = replace(cp._runtime, clock=lambda: datetime.now(UTC) + timedelta(hours=2))
     with pytest.raises(AuthenticationError) as caught:
         cp.authenticate_api_key(soon.key)
     assert caught.value.reason == "expired"
@@ -334,7 +335,9 @@ def test_an_expired_key_is_signed_out_of_the_dashboard(control_plane: ControlPla
         try:
             client.signed_in(issued.key)
             assert client.http.get("/ui/sessions").status_code == 200
-            control_plane._runtime.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
+            control_plane._runtime = replace(
+                control_plane._runtime, clock=lambda: datetime.now(UTC) + timedelta(hours=2)
+            )
             assert client.http.get("/ui/sessions").status_code == 303
             assert client.login(issued.key).status_code == 401
         finally:

@@ -138,7 +138,7 @@ def test_counters_in_the_chain_survive_every_path_that_charges(database: TestDat
     with ControlPlane.open(database.url_string, audit_key=FIRST) as cp:
         sid = cp.open_session(agent_id="a", policy=policy, max_cost=5, max_actions=6).id
         first = cp.govern(sid, "work", cost="1")
-        cp._runtime.chain_heads.clear()  # the next charge reads the head afresh
+        cp._runtime.memory.forget_all()  # the next charge reads the head afresh
         cp.govern(sid, "work", cost="1.5")
         asked = cp.govern(sid, "pay", args={"n": 1}, cost="2")
         assert asked.ticket_id is not None

@@ -138,4 +138,4 @@ def test_what_is_remembered_is_bounded(
         cp.reserve_tokens(
             Identity(org="acme", user=f"u{user}"), "small", input_tokens=1, max_output_tokens=0
         )
-        assert len(cp._runtime.token_budgets) <= 3
+        assert cp._runtime.memory.sizes()["token_budgets"] <= 3

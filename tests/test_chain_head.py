@@ -36,7 +36,7 @@ def test_the_charge_places_the_event_when_this_process_wrote_the_last_one(
     cp = control_plane
     sid = cp.open_session(agent_id="a", policy=SUPPORT_BOT, max_cost="10", max_actions=100).id
     cp.govern(sid, "work")  # created -> active
-    cp._runtime.chain_heads.clear()  # as after another writer: the head must be read
+    cp._runtime.memory.forget_all()  # as after another writer: the head must be read
     unplaced = _statements(cp, lambda: cp.govern(sid, "work", idempotency_key="one"))
     placed = _statements(cp, lambda: cp.govern(sid, "work", idempotency_key="two"))
     # Unplaced, the head moves in a statement of its own (SQLite, MariaDB) or in a part of
@@ -73,11 +73,13 @@ def test_a_remembered_head_the_database_does_not_have_is_never_used(
     cp = control_plane
     sid = cp.open_session(agent_id="a", policy=SUPPORT_BOT, max_cost="10", max_actions=100).id
     cp.govern(sid, "work", idempotency_key="k")
-    next_seq, head = cp._runtime.chain_heads[sid]
+    known = cp._runtime.memory.head(sid)
+    assert known is not None
+    next_seq, head = known.next_seq, known.hash
     # What a transaction that rolled back after writing its event would leave behind: the
     # right seq with a hash that never committed, or a seq that is not the next one.
     for remembered in ((next_seq, "f" * 64), (next_seq + 1, head), (next_seq - 1, head)):
-        cp._runtime.chain_heads[sid] = remembered
+        cp._runtime.memory.remember_head(sid, *remembered, known.counters)
         assert cp.govern(sid, "work").allowed
     # A retry is rolled back by the key's unique constraint after writing its event.
     assert cp.govern(sid, "work", idempotency_key="k").event_seq == 2

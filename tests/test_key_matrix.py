@@ -9,7 +9,7 @@ import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -446,5 +446,7 @@ async def test_the_mcp_proxy_admits_only_keys_that_may_act_in_its_session(
     assert wrong == []
     assert await ApiKeyVerifier(acp, None, "bot-1").verify_token(f"{key}x") is None
     expired = await acp.create_api_key("admin", expires_in=timedelta(hours=1))
-    acp._runtime.clock = lambda: expired.api_key.created_at + timedelta(hours=2)
+    acp._runtime = replace(
+        acp._runtime, clock=lambda: expired.api_key.created_at + timedelta(hours=2)
+    )
     assert await ApiKeyVerifier(acp, None, "bot-1").verify_token(expired.key) is None

@@ -126,13 +126,13 @@ class _ControlPlaneBase:
             from agent_control_plane.integrations.litellm_prices import litellm_price
 
             table = replace(table, fallback_lookup=litellm_price)
-        self._runtime.prices = table
+        self._runtime = replace(self._runtime, prices=table)
 
     def set_model_policy(self, policy: ModelPolicy | dict[str, Any] | None) -> None:
         """Restrict which model tiers each action tier (and identity) may reserve tokens for;
         None lifts the restriction. Enforced by reserve_tokens before anything is held."""
         refuse_if_closed(self)
-        self._runtime.model_policy = ModelPolicy.of(policy)
+        self._runtime = replace(self._runtime, model_policy=ModelPolicy.of(policy))
 
     def register_evaluator(self, name: str, evaluator: Evaluator) -> None:
         """Make ``evaluator`` (``(params, proposal) -> bool``) available to policy conditions."""

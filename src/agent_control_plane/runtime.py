@@ -1,4 +1,4 @@
-"""Everything an operation needs besides its connection: tables, caches, settings, clock."""
+"""Everything an operation needs besides its connection: tables, settings, clock, memory."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.evaluators import EvaluatorRegistry
-from agent_control_plane.memory import Bounded
-from agent_control_plane.models import TokenBudget
-from agent_control_plane.rules.audit import Counters
+from agent_control_plane.memory import Memory, SessionFacts
 from agent_control_plane.rules.audit_keys import NO_KEYS, Keyring
 from agent_control_plane.rules.models_policy import ModelPolicy
 from agent_control_plane.rules.proposal import Proposal
@@ -69,21 +66,17 @@ def reading(connection: Connection) -> Iterator[None]:
         transaction.rollback()
 
 
-@dataclass(frozen=True, slots=True)
-class SessionFacts:
-    """What never changes about a session, cached after the first read."""
-
-    policy_id: uuid.UUID
-    tenant: str | None
-    agent_id: str
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runtime:
+    """What an operation works with besides its connection: an immutable context (tables,
+    dialect facts, settings, clock, audit keys) and the one :class:`Memory` of its control
+    plane. A setting that changes (prices, the model policy) gives the control plane a new
+    Runtime sharing the same memory."""
+
     tables: AcpTables
     dialect: str
     update_returning: bool
@@ -96,34 +89,14 @@ class Runtime:
     fail_open: frozenset[str] = frozenset()
     idempotency_retention: timedelta = timedelta(days=7)
     clock: Callable[[], datetime] = utc_now
-    # Every cache below keeps at most ``memory.DEFAULT_ENTRIES`` entries (see memory.py).
-    policies: Bounded[uuid.UUID, CompiledPolicy] = field(default_factory=Bounded)
-    sessions: Bounded[uuid.UUID, SessionFacts] = field(default_factory=Bounded)
     # The key new events are linked with (if any), and every key verification knows.
     keys: Keyring = NO_KEYS
-    # Per session, the seq and hash of the event this process wrote last: where the next
-    # one goes if no other writer came between (checked by the statement that uses it).
-    chain_heads: Bounded[uuid.UUID, tuple[int, str]] = field(default_factory=Bounded)
-    # And the session's counters that event recorded (checked by that statement too).
-    chain_counters: Bounded[uuid.UUID, Counters] = field(default_factory=Bounded)
-    # And the session's budget limits as last read (checked by that statement too).
-    chain_limits: Bounded[uuid.UUID, tuple[Decimal, int]] = field(default_factory=Bounded)
-    # The token budgets reserve_tokens read per identity, with the budget epoch of the read.
-    token_budgets: Bounded[tuple[Any, ...], tuple[int, list[TokenBudget]]] = field(
-        default_factory=Bounded
-    )
+    # Every cache, each bounded (see memory.py).
+    memory: Memory = field(default_factory=Memory)
 
     def bound_memory(self, entries: int) -> None:
         """Keep at most ``entries`` entries in each cache."""
-        for cache in (
-            self.policies,
-            self.sessions,
-            self.chain_heads,
-            self.chain_counters,
-            self.chain_limits,
-            self.token_budgets,
-        ):
-            cache.limit = entries
+        self.memory.bound(entries)
 
     @classmethod
     def for_connection_dialect(cls, tables: AcpTables, dialect: Any, **options: Any) -> Runtime:
@@ -153,37 +126,11 @@ class Runtime:
         except EvaluatorFailure as failure:
             return Route(Outcome.DENIED, failure.reason)
 
-    def session_facts(self, connection: Connection, session_id: uuid.UUID) -> SessionFacts:
-        facts = self.sessions.get(session_id)
-        if facts is None:
-            from agent_control_plane.store import sessions as session_store
-
-            facts = session_store.facts(connection, self, session_id)
-            self.sessions[session_id] = facts
-        return facts
-
-    def policy(self, connection: Connection, policy_id: uuid.UUID) -> CompiledPolicy:
-        compiled = self.policies.get(policy_id)
-        if compiled is None:
-            from agent_control_plane.store import policies as policy_store
-
-            with reading(connection):
-                snapshot = policy_store.get(connection, self, policy_id)
-            compiled = self.remember_policy(policy_id, CompiledPolicy.compile(snapshot.document))
-        return compiled
-
-    def remember_head(
-        self, session_id: uuid.UUID, next_seq: int, head: str, counters: Counters
-    ) -> None:
-        self.chain_heads[session_id] = (next_seq, head)
-        self.chain_counters[session_id] = counters
-
-    def remember_budgets(
-        self, identity: tuple[Any, ...], epoch: int, budgets: list[TokenBudget]
-    ) -> None:
-        self.token_budgets[identity] = (epoch, budgets)
-
     def remember_policy(self, policy_id: uuid.UUID, compiled: CompiledPolicy) -> CompiledPolicy:
+        """Remember a compiled policy, once every evaluator it names is registered."""
         self.evaluators.require(compiled.document.evaluators())
-        self.policies[policy_id] = compiled
+        self.memory.remember_policy(policy_id, compiled)
         return compiled
+
+
+__all__ = ["Memory", "Runtime", "SessionFacts", "reading", "utc_now"]

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from agent_control_plane.boundary import NOT_COMMITTED, InDoubt
 from agent_control_plane.errors import InvalidInputError
 from agent_control_plane.models import Decision, Event
-from agent_control_plane.operations import approvals, checks
+from agent_control_plane.operations import approvals, checks, remembered
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.rules import budget, lifecycle, recovery, resources, validation
 from agent_control_plane.rules.audit import plus
@@ -89,8 +89,8 @@ def govern(
     if claim and key is None:
         raise InvalidInputError("claim", "needs an idempotency_key: the claim is keyed by it")
     correlation = validation.document(context, "context")
-    facts = runtime.session_facts(connection, sid)
-    policy = runtime.policy(connection, facts.policy_id)
+    facts = remembered.session_facts(connection, runtime, sid)
+    policy = remembered.policy(connection, runtime, facts.policy_id)
     route = runtime.route(policy, proposal) if resource_valid else INVALID_RESOURCE
     request = [
         str(sid),
@@ -181,14 +181,11 @@ def _decide_in_one(
     session's last event and knows its limits; None where the general path must decide
     (nothing remembered, or the statement found the session changed or the charge
     refused: nothing was written)."""
-    known = runtime.chain_heads.get(session_id)
-    counters = runtime.chain_counters.get(session_id)
-    limits = runtime.chain_limits.get(session_id)
-    if known is None or counters is None or limits is None:
+    head = runtime.memory.head(session_id)
+    limits = runtime.memory.limits(session_id)
+    if head is None or limits is None or not can_decide_in_one_statement(connection):
         return None
-    if not can_decide_in_one_statement(connection):
-        return None
-    seq, prev_hash = known
+    seq, prev_hash, counters = head.next_seq, head.hash, head.counters
     after = plus(counters, (proposal.cost, 1))
     if after[0] > limits[0] or after[1] > limits[1]:
         return None  # refused: the general path says why
@@ -237,13 +234,13 @@ def _decide_in_one(
     except DBAPIError as error:
         # Sent in autocommit, the statement may have committed before the failure; either
         # way the head this process remembers may be stale now: read it again next time.
-        runtime.chain_heads.pop(session_id)
+        runtime.memory.forget_head(session_id)
         if key is not None:
             raise InDoubt(key=key, rerun={}) from error
         raise _event_doubt(runtime, values, decision) from error
     if not written:
         return None
-    runtime.remember_head(session_id, seq + 1, values["hash"], after)
+    runtime.memory.remember_head(session_id, seq + 1, values["hash"], after)
     return decision
 
 
@@ -373,7 +370,7 @@ def _decide(
                     )
                     if claim is not None and bound is None:
                         approvals.bind_ticket(connection, runtime, claim, ticket_id, now)
-    runtime.chain_limits[session_id] = (row.max_cost, row.max_actions)
+    runtime.memory.remember_limits(session_id, row.max_cost, row.max_actions)
     guidance = route.guidance if outcome is Outcome.STEER else None
     claimed = claim_action and outcome is Outcome.ALLOWED
     decision = Decision(
@@ -432,15 +429,14 @@ def _charge_placing(
     first, and charge with the statement that also moves the chain head to it. Its row and
     the event's values; (None, None) if there is no remembered head, or the charge changed
     nothing (another writer came between, or it is refused: the caller finds out which)."""
-    known = runtime.chain_heads.get(session_id)
-    counters = runtime.chain_counters.get(session_id)
-    if known is None or counters is None:
+    head = runtime.memory.head(session_id)
+    if head is None:
         return None, None
-    seq, prev_hash = known
+    seq, prev_hash, counters = head.next_seq, head.hash, head.counters
     slot = Slot(session_id, seq, prev_hash, plus(counters, (cost, 1)))
     values = event_store.event_values(slot, event, now, runtime.keys.current)
-    head = Placed(seq, prev_hash, values["hash"], counters)
-    row = session_store.charge(connection, runtime, session_id, cost, now, head=head)
+    placed = Placed(seq, prev_hash, values["hash"], counters)
+    row = session_store.charge(connection, runtime, session_id, cost, now, head=placed)
     return (row, values) if row is not None else (None, None)
 
 
@@ -499,7 +495,7 @@ def record_outcome(
         raise InvalidInputError("status", f"must be one of {', '.join(OUTCOME_STATUSES)}")
     actual = decision.cost if actual_cost is None else validation.money(actual_cost, "actual_cost")
     payload = validation.document(result, "result")
-    facts = runtime.session_facts(connection, decision.session_id)
+    facts = remembered.session_facts(connection, runtime, decision.session_id)
     request = [status, str(actual), payload]
 
     def work(claim: Claim | None) -> tuple[Event, dict[str, Any]]:
@@ -555,7 +551,7 @@ def record_outcome(
 def outcome_of(connection: Connection, runtime: Runtime, decision: Decision) -> Event | None:
     """The outcome event recorded for ``decision``, or None while there is none."""
     decision = _decision(decision)
-    facts = runtime.session_facts(connection, decision.session_id)
+    facts = remembered.session_facts(connection, runtime, decision.session_id)
     with reading(connection):
         stored = idempotency.find(
             connection, runtime, scope("outcome", facts.tenant), _outcome_key(decision)

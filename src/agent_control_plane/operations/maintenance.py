@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
+from agent_control_plane.operations import remembered
 from agent_control_plane.operations.approvals import expire_batch
 from agent_control_plane.operations.batches import drain
 from agent_control_plane.operations.tokens import release_expired_batch
@@ -76,7 +77,7 @@ def _escalate_batch(
         for ticket in sorted(due, key=lambda t: (t.session_id, t.id)):
             waited = (now - ticket.requested_at).total_seconds()
             if settings.webhook_url is not None:
-                facts = runtime.session_facts(connection, ticket.session_id)
+                facts = remembered.session_facts(connection, runtime, ticket.session_id)
                 body = {
                     "type": "approval.escalated",
                     "ticket_id": str(ticket.id),

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from agent_control_plane.errors import InvalidInputError, PolicyError
 from agent_control_plane.models import PolicySnapshot
+from agent_control_plane.operations import remembered
 from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import validation
 from agent_control_plane.rules.policy import PolicyDocument, load_policy_file, parse_policy
@@ -64,7 +65,7 @@ def apply_policy(
 def resolve_policy(connection: Connection, runtime: Runtime, policy: PolicySource) -> uuid.UUID:
     """A stored policy's id for ``policy`` given as a document, a path, or a stored id."""
     if isinstance(policy, uuid.UUID):
-        runtime.policy(connection, policy)
+        remembered.policy(connection, runtime, policy)
         return policy
     if isinstance(policy, str):
         try:

@@ -15,6 +15,7 @@ from agent_control_plane.errors import (
     SessionNotFoundError,
 )
 from agent_control_plane.models import Page, Session
+from agent_control_plane.operations import remembered
 from agent_control_plane.operations.kills import refuse_if_killed
 from agent_control_plane.operations.once import run_once, scope
 from agent_control_plane.operations.policies import PolicySource, resolve_policy
@@ -57,7 +58,7 @@ def open_session(
     }
     key = validation.idempotency_key(idempotency_key)
     policy_id = resolve_policy(connection, runtime, policy)
-    excess = runtime.policy(connection, policy_id).document.limits.excess(
+    excess = remembered.policy(connection, runtime, policy_id).document.limits.excess(
         values["max_cost"], values["max_actions"]
     )
     if excess is not None:
@@ -109,7 +110,9 @@ def open_session(
         key=key,
         request=request,
     )
-    runtime.sessions[session.id] = SessionFacts(session.policy_id, session.tenant, session.agent_id)
+    runtime.memory.remember_session(
+        session.id, SessionFacts(session.policy_id, session.tenant, session.agent_id)
+    )
     return session
 
 

@@ -253,7 +253,7 @@ def _budgets_to_hold(
     written and the budgets are read afresh.
     """
     key = (identity.org, identity.team, identity.user, identity.agent, session_id)
-    remembered = runtime.token_budgets.get(key)
+    remembered = runtime.memory.budgets(key)
     current: int | None = None
     # A model the remembered budgets refuse is refused only by budgets read afresh.
     if remembered is not None and _model_refusal(remembered[1], model) is None:
@@ -272,7 +272,7 @@ def _budgets_to_hold(
         current = token_store.budget_epoch(connection, runtime)
     budgets = _applicable(connection, runtime, identity, session_id)
     if current is not None:
-        runtime.remember_budgets(key, current, budgets)
+        runtime.memory.remember_budgets(key, current, budgets)
     _check_model(budgets, model)
     return budgets, None
 

@@ -246,7 +246,7 @@ def write(
             execute(connection, runtime, idempotency.insert_statement(runtime.tables), parameters)
     if claim is not None:
         claim.recorded = True
-    runtime.remember_head(
+    runtime.memory.remember_head(
         values["session_id"],
         values["seq"] + 1,
         values["hash"],

@@ -75,7 +75,7 @@ def govern_request(
 
 def decision_result(decision: Decision, runtime: Runtime) -> Attributes:
     # The session's agent and tenant are cached by govern itself: reading them costs no I/O.
-    facts = runtime.sessions.get(decision.session_id)
+    facts = runtime.memory.session_facts(decision.session_id)
     return _named(
         {
             OUTCOME: decision.outcome.value,
