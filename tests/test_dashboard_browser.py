@@ -131,6 +131,10 @@ def test_sign_in_with_a_bad_key_fails(sqlite_plane: ControlPlane, page: Page) ->
 def test_the_live_feed_shows_new_events(sqlite_plane: ControlPlane, page: Page) -> None:
     plane = sqlite_plane
     pending = pending_refund(plane)
+    # Under the dashboard's Content-Security-Policy: a blocked script or style would be
+    # reported on the console (and the feed would not update).
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     with served(plane) as base_url:
         _sign_in(page, base_url, plane.create_api_key("viewer").key)
         page.get_by_role("link", name="Live events").click()
@@ -140,3 +144,8 @@ def test_the_live_feed_shows_new_events(sqlite_plane: ControlPlane, page: Page) 
         plane.kill_session(pending.session_id, reason="watched live")
         expect(feed.locator("tr").first).to_contain_text("session.killed")
         expect(feed.locator("tr").first).to_contain_text("watched live")
+        for name in ("Approvals", "Sessions", "Tokens", "Audit"):
+            page.get_by_role("link", name=name, exact=True).click()
+    assert not [text for text in console if "Content Security Policy" in text], console
+    # The stylesheet applies (it is a file: inline styles are refused).
+    assert page.evaluate("getComputedStyle(document.querySelector('header')).height") == "52px"

@@ -27,6 +27,7 @@ PURPOSES = {
     "kill_switches": "Standing kills of an agent, a tenant or everything, and their lifts.",
     "token_budget_epoch": "One row: a counter every token budget change counts up.",
     "audit_anchors": "Prune anchors: where a pruned audit chain continues, signed.",
+    "sign_ins": "Dashboard sign-ins: the hash of each token, its key, expiry and sign-out.",
 }
 
 _DIALECTS: tuple[tuple[str, Dialect], ...] = (

@@ -48,6 +48,7 @@ from agent_control_plane.operations import (
     maintenance,
     policies,
     sessions,
+    sign_ins,
     tokens,
     verification,
 )
@@ -391,6 +392,9 @@ class ControlPlane(_ControlPlaneBase):
     revoke_api_key = sync_method(keys.revoke_api_key)
     authenticate_api_key = sync_method(keys.authenticate_api_key)
     api_key_principal = sync_method(keys.api_key_principal)
+    sign_in = sync_method(sign_ins.sign_in)
+    signed_in = sync_method(sign_ins.signed_in)
+    sign_out = sync_method(sign_ins.sign_out)
 
     def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;
@@ -603,6 +607,9 @@ class AsyncControlPlane(_ControlPlaneBase):
     revoke_api_key = async_method(keys.revoke_api_key)
     authenticate_api_key = async_method(keys.authenticate_api_key)
     api_key_principal = async_method(keys.api_key_principal)
+    sign_in = async_method(sign_ins.sign_in)
+    signed_in = async_method(sign_ins.signed_in)
+    sign_out = async_method(sign_ins.sign_out)
 
     async def wait_for_decision(self, ticket_id: uuid.UUID | str, timeout: float) -> Ticket:
         """Wait until the ticket is decided (or expired) or ``timeout`` seconds pass;

@@ -305,8 +305,8 @@ class UngovernedCallError(ControlPlaneError):
 
 class AuthenticationError(ControlPlaneError):
     """An API key is missing, malformed, unknown, revoked or expired. ``reason`` says which
-    (``missing``, ``malformed``, ``unknown``, ``revoked``, ``expired``); the key itself is
-    never repeated."""
+    (``missing``, ``malformed``, ``unknown``, ``revoked``, ``expired``, and for a dashboard
+    sign-in ``signed_out``); the key itself is never repeated."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

@@ -405,6 +405,16 @@ class Principal:
         return keys.session_access(self.role, self.tenant, self.agents, tenant, agent_id)
 
 
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """A dashboard sign-in: ``token`` (secret: it belongs in the operator's cookie only, the
+    database keeps its hash), who signed in, and when it ends unless signed out first."""
+
+    token: str = field(repr=False)
+    principal: Principal
+    expires_at: datetime
+
+
 class _ReadByKey:
     """``value["name"]`` reads the field ``name``: token reports were dicts before they were
     typed, and code written against those keeps working."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from agent_control_plane.cli.common import PrefixOption, SchemaOption, UrlOption, fail, opened
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def serve(
@@ -22,6 +25,20 @@ def serve(
     waits_per_key: Annotated[
         int, typer.Option(help="Long waits one API key may hold at once (429 beyond).", min=1)
     ] = 8,
+    secure_cookies: Annotated[
+        bool,
+        typer.Option(
+            help="Mark the dashboard's cookie Secure on every request (it is already on "
+            "requests that came over HTTPS)."
+        ),
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated addresses of proxies whose X-Forwarded-For and "
+            "X-Forwarded-Proto are trusted ('*' for any); nobody else's are.",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the REST gateway (/v1, /openapi.json, /healthz, /readyz) and, with the
     dashboard extra, the operator dashboard (/ui). Create keys first with `acp keys create`;
@@ -35,5 +52,27 @@ def serve(
             f"{exc}. The gateway needs its extra: pip install 'agent-control-plane-sql[gateway]'"
         ) from exc
     with opened(url, schema, table_prefix) as control_plane:
-        app = create_app(control_plane, max_body_bytes=max_body_bytes, waits_per_key=waits_per_key)
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        app = create_app(
+            control_plane,
+            max_body_bytes=max_body_bytes,
+            waits_per_key=waits_per_key,
+            secure_cookies=secure_cookies,
+        )
+        uvicorn.Server(server_config(app, host, port, log_level, forwarded_allow_ips)).run()
+
+
+def server_config(
+    app: Any, host: str, port: int, log_level: str, forwarded_allow_ips: str
+) -> uvicorn.Config:
+    """How ``acp serve`` runs ``app``: forwarded headers are read from the trusted proxies
+    only, so a client cannot claim HTTPS (or another address) for itself."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )

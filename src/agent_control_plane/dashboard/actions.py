@@ -8,6 +8,7 @@ approver recorded is always the signed-in key's identity, never a form field.
 from __future__ import annotations
 
 import uuid
+from contextlib import suppress
 from typing import Annotated, Literal
 
 import pydantic
@@ -17,10 +18,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from agent_control_plane.dashboard import auth
 from agent_control_plane.dashboard.auth import Plane, Viewer
 from agent_control_plane.dashboard.pages import render
+from agent_control_plane.dashboard.throttle import SignInThrottle
 from agent_control_plane.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
 from agent_control_plane.gateway.auth import visible_session, visible_ticket
 from agent_control_plane.gateway.routes import kill as gateway_kill
 from agent_control_plane.gateway.schemas import Kill, Lift
+from agent_control_plane.rules import keys
 from agent_control_plane.rules.keys import Permission
 
 router = APIRouter(dependencies=[Depends(auth.require_csrf)])
@@ -34,25 +37,49 @@ def _back(request: Request, name: str, **params: object) -> Response:
 
 
 @router.post("/login", response_class=HTMLResponse, name="login")
-def login(
-    request: Request, plane: Plane, api_key: Annotated[str, Form(max_length=200)] = ""
-) -> Response:
-    """Sign in with an approver, admin or viewer key; agent keys are refused."""
+def login(request: Request, api_key: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Sign in with an approver, admin or viewer key; agent keys are refused. Failures are
+    throttled per client address and per key id."""
+    api_key = api_key.strip()
+    subjects = _throttled(request, api_key)
+    throttle: SignInThrottle = request.app.state.throttle
+    wait = throttle.retry_after(subjects)
+    if wait is not None:
+        response = render(
+            request,
+            "login.html",
+            None,
+            status_code=429,
+            error=f"Too many failed sign-ins: try again in {wait} seconds.",
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
-        principal = plane.authenticate_api_key(api_key.strip())
-        auth.sign_in(request, principal)
+        auth.sign_in(request, api_key)
     except AuthenticationError:
+        throttle.failed(subjects)
         return render(
             request, "login.html", None, status_code=401, error="That API key was not accepted."
         )
     except PermissionDeniedError as exc:
+        throttle.failed(subjects)
         return render(request, "login.html", None, status_code=403, error=f"{exc}.")
+    throttle.succeeded(subjects)
     return _back(request, "approvals_page")
+
+
+def _throttled(request: Request, api_key: str) -> list[str]:
+    """Who a sign-in attempt counts against: its client address, and its key id if the
+    key is well formed (the secret is never kept)."""
+    subjects = [f"client:{request.client.host if request.client else '?'}"]
+    with suppress(AuthenticationError):
+        subjects.append(f"key:{keys.parse_key(api_key)[0]}")
+    return subjects
 
 
 @router.post("/logout", name="logout")
 def logout(request: Request) -> Response:
-    request.session.clear()
+    auth.sign_out(request)
     return _back(request, "login_page")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,21 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.staticfiles import StaticFiles
 
 from agent_control_plane.control_plane import ControlPlane
 from agent_control_plane.dashboard import actions, auth, pages, views
+from agent_control_plane.dashboard.headers import SecurityHeaders
+from agent_control_plane.dashboard.throttle import SignInThrottle
 from agent_control_plane.errors import ControlPlaneError
 from agent_control_plane.gateway import problems
+from agent_control_plane.operations.sign_ins import DEFAULT_LIFETIME
 
 # Set it to the same value on every worker, or each worker signs its own cookies.
 SECRET_VARIABLE = "ACP_DASHBOARD_SECRET"
 SESSION_COOKIE = "acp_dashboard"
-SESSION_MAX_AGE = 8 * 3600
 TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
 
 
 def create_dashboard(
@@ -35,13 +40,19 @@ def create_dashboard(
     secret: str | None = None,
     https_only: bool = False,
     path: str = "/ui",
+    sign_in_lifetime: timedelta = DEFAULT_LIFETIME,
+    throttle: SignInThrottle | None = None,
 ) -> FastAPI:
     """The dashboard over ``control_plane``. Cookies are signed with ``secret`` (default:
-    ``ACP_DASHBOARD_SECRET``, else a random secret for this app only); ``https_only`` adds
-    ``Secure`` to the cookie; ``path`` is where the app is mounted (the cookie's path)."""
+    ``ACP_DASHBOARD_SECRET``, else a random secret for this app only); they are ``Secure``
+    on every request that came over HTTPS, and always with ``https_only``; ``path`` is
+    where the app is mounted (the cookie's path). A sign-in lasts ``sign_in_lifetime``
+    unless signed out first; failed sign-ins are throttled by ``throttle``."""
     secret = secret or os.environ.get(SECRET_VARIABLE) or secrets.token_urlsafe(32)
     app = FastAPI(title="agent-control-plane dashboard", openapi_url=None, docs_url=None)
     app.state.control_plane = control_plane
+    app.state.sign_in_lifetime = sign_in_lifetime
+    app.state.throttle = throttle or SignInThrottle()
     templates = Jinja2Templates(directory=TEMPLATES)
     templates.env.globals["url_for"] = _url_for
     templates.env.filters["money"] = views.money
@@ -50,11 +61,12 @@ def create_dashboard(
         SessionMiddleware,
         secret_key=secret,
         session_cookie=SESSION_COOKIE,
-        max_age=SESSION_MAX_AGE,
+        max_age=int(sign_in_lifetime.total_seconds()),
         path=path,
         same_site="lax",
-        https_only=https_only,
     )
+    app.add_middleware(SecurityHeaders, secure_cookies=https_only)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.add_exception_handler(auth.LoginRequired, _to_login)

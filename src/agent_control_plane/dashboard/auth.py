@@ -1,8 +1,10 @@
 """Who is signed in: the API key behind the session cookie, and the CSRF token of the session.
 
-The signed cookie (Starlette's ``SessionMiddleware``) holds only the key id and the CSRF token,
-never the key's secret. Each request looks the key up again, so a revoked key's dashboard
-session ends at its next click, and so does an expired key's.
+The signed cookie (Starlette's ``SessionMiddleware``) holds only the sign-in's random token
+and the CSRF token, never the key's secret. The server keeps each sign-in (its token's
+hash): each request asks it again, so signing out ends the sign-in for every copy of the
+cookie, it ends by itself at its expiry, and a revoked or expired key's ends at its next
+click.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from agent_control_plane.errors import (
 from agent_control_plane.models import Principal
 from agent_control_plane.rules.keys import Permission, Role
 
-KEY_ID = "key_id"
+SIGN_IN = "sign_in"
 CSRF = "csrf"
 FLASH = "flash"
 CSRF_FIELD = "csrf_token"
@@ -71,22 +73,36 @@ async def require_csrf(request: Request) -> None:
         raise CsrfRejected
 
 
-def sign_in(request: Request, principal: Principal) -> None:
-    """Start a fresh session for ``principal`` (new CSRF token: no fixation)."""
-    if principal.role == Role.AGENT:
+def sign_in(request: Request, api_key: str) -> Principal:
+    """Sign in with ``api_key`` and start a fresh session for it (new CSRF token: no
+    fixation). AuthenticationError for a key that does not work, PermissionDeniedError for
+    an agent key."""
+    plane = control_plane(request)
+    started = plane.sign_in(api_key, lifetime=request.app.state.sign_in_lifetime)
+    if started.principal.role == Role.AGENT:
+        plane.sign_out(started.token)
         raise PermissionDeniedError("agent keys cannot sign in to the dashboard")
     request.session.clear()
-    request.session[KEY_ID] = principal.key_id
+    request.session[SIGN_IN] = started.token
     request.session[CSRF] = secrets.token_urlsafe(32)
+    return started.principal
+
+
+def sign_out(request: Request) -> None:
+    """End the session's sign-in on the server, then forget the cookie."""
+    token = request.session.get(SIGN_IN)
+    if isinstance(token, str):
+        control_plane(request).sign_out(token)
+    request.session.clear()
 
 
 def signed_in(request: Request) -> Principal:
-    """The principal of the session's API key, if it is still live and may read."""
-    key_id = request.session.get(KEY_ID)
-    if not isinstance(key_id, str):
+    """The principal of the session's sign-in, if it is still live and its key may read."""
+    token = request.session.get(SIGN_IN)
+    if not isinstance(token, str):
         raise LoginRequired
     try:
-        principal = control_plane(request).api_key_principal(key_id)
+        principal = control_plane(request).signed_in(token)
     except (ApiKeyNotFoundError, AuthenticationError):
         principal = None
     if principal is None or principal.role == Role.AGENT:

@@ -39,6 +39,7 @@ def create_app(
     dashboard: bool = True,
     max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     waits_per_key: int = limits.DEFAULT_WAITS_PER_KEY,
+    secure_cookies: bool = False,
 ) -> FastAPI:
     """The REST gateway over ``control_plane`` (a sync :class:`ControlPlane`: endpoints are
     plain functions run in the server's threadpool). The caller keeps ownership of the
@@ -47,7 +48,9 @@ def create_app(
 
     A request body is read only once the request shows an API key, and only up to
     ``max_body_bytes`` (413 beyond); each key holds at most ``waits_per_key`` long waits
-    (``/approvals/{id}/wait``) at once (429 beyond), and a wait holds no worker thread."""
+    (``/approvals/{id}/wait``) at once (429 beyond), and a wait holds no worker thread.
+    The dashboard's cookie is ``Secure`` on requests that came over HTTPS, and always with
+    ``secure_cookies``."""
     if not isinstance(control_plane, ControlPlane):
         raise TypeError("create_app needs a ControlPlane (the synchronous one)")
     app = FastAPI(title=title, version="1", openapi_url="/openapi.json")
@@ -59,16 +62,17 @@ def create_app(
     problems.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     if dashboard:
-        _mount_dashboard(app, control_plane)
+        _mount_dashboard(app, control_plane, secure_cookies)
     return app
 
 
-def _mount_dashboard(app: FastAPI, control_plane: ControlPlane) -> None:
+def _mount_dashboard(app: FastAPI, control_plane: ControlPlane, secure_cookies: bool) -> None:
     try:
         from agent_control_plane.dashboard import create_dashboard
     except ImportError:  # pragma: no cover - the dashboard extra is not installed
         return
-    app.mount("/ui", create_dashboard(control_plane, path="/ui"), name="dashboard")
+    dashboard = create_dashboard(control_plane, path="/ui", https_only=secure_cookies)
+    app.mount("/ui", dashboard, name="dashboard")
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

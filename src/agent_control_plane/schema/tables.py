@@ -72,6 +72,7 @@ LOGICAL_TABLES = (
     "kill_switches",
     "token_budget_epoch",
     "audit_anchors",
+    "sign_ins",
 )
 
 # What the baseline revision created: any database ACP ever made holds all of these.
@@ -100,6 +101,7 @@ class AcpTables:
     kill_switches: Table
     token_budget_epoch: Table
     audit_anchors: Table
+    sign_ins: Table
 
     def all(self) -> tuple[Table, ...]:
         return tuple(getattr(self, name) for name in LOGICAL_TABLES)
@@ -477,6 +479,19 @@ def build_tables(layout: Layout) -> AcpTables:
         Column("signature", String(DIGEST_LENGTH)),
     )
 
+    sign_ins = table(
+        "sign_ins",
+        # A dashboard sign-in, ended by signing out or by its expiry: the SHA-256 of its
+        # random token (the token itself is only in the operator's cookie) and its key.
+        Column("token_hash", String(DIGEST_LENGTH), primary_key=True),
+        Column("key_id", String(32), nullable=False),
+        _created(),
+        Column("expires_at", UTCDateTime(), nullable=False),
+        Column("signed_out_at", UTCDateTime()),
+        Index(None, "key_id"),
+        Index(None, "expires_at"),
+    )
+
     return AcpTables(
         layout=layout,
         metadata=md,
@@ -496,4 +511,5 @@ def build_tables(layout: Layout) -> AcpTables:
         kill_switches=kill_switches,
         token_budget_epoch=token_budget_epoch,
         audit_anchors=audit_anchors,
+        sign_ins=sign_ins,
     )
