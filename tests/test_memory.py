@@ -30,16 +30,6 @@ def test_a_bounded_cache_forgets_the_least_recently_used() -> None:
     assert cache.get(1) is None
 
 
-def test_more_sessions_than_the_bound_keep_every_cache_within_it(tmp_path: Path) -> None:
-    with ControlPlane.open(f"sqlite:///{tmp_path / 'acp.db'}") as cp:
-        count = DEFAULT_ENTRIES + 500
-        for _ in range(count):
-            session = cp.open_session(agent_id="bot", policy=POLICY, max_cost=1, max_actions=5)
-        cp.govern(session.id, "work", cost="0.1")
-        assert max(_caches(cp).values()) <= DEFAULT_ENTRIES
-        assert _caches(cp)["sessions"] == DEFAULT_ENTRIES
-
-
 def test_forgetting_changes_no_result(
     two_control_planes: tuple[ControlPlane, ControlPlane],
 ) -> None:
@@ -65,8 +55,10 @@ def test_forgetting_changes_no_result(
 
 
 @pytest.mark.slow
-def test_a_hundred_thousand_sessions_keep_every_cache_within_its_bound(tmp_path: Path) -> None:
-    with ControlPlane.open(f"sqlite:///{tmp_path / 'acp.db'}") as cp:
+@pytest.mark.timeout(900)
+def test_a_hundred_thousand_sessions_keep_every_cache_within_its_bound() -> None:
+    # In memory: what is measured is ACP's memory, not the disk (about a minute).
+    with ControlPlane.open("sqlite://") as cp:
         first = cp.open_session(agent_id="bot", policy=POLICY, max_cost=1, max_actions=5)
         cp.govern(first.id, "work", cost="0.1")
         newest = first

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Select, and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.models import StandingKill
 from agent_control_plane.runtime import Runtime
+from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.store.dialect import upsert
 
 ANY = ""
@@ -41,11 +43,16 @@ class Scope:
 EVERYTHING = Scope("all")
 
 
+@lru_cache(maxsize=32)
+def _lock_everything(tables: AcpTables, exclusive: bool) -> Select[Any]:
+    table = tables.kill_switches
+    return select(table.c.active).where(EVERYTHING.where(table)).with_for_update(read=not exclusive)
+
+
 def lock_everything(connection: Connection, runtime: Runtime, *, exclusive: bool) -> None:
     """Lock the "all" row, creating it (inactive) if it does not exist yet."""
     table = runtime.tables.kill_switches
-    query = select(table.c.active).where(EVERYTHING.where(table))
-    query = query.with_for_update(read=not exclusive)
+    query = _lock_everything(runtime.tables, exclusive)
     if connection.execute(query).first() is None:
         values = {**EVERYTHING.key(), "active": False}
         connection.execute(upsert(runtime, table, values, tuple(EVERYTHING.key())))
@@ -56,16 +63,28 @@ def standing(
     connection: Connection, runtime: Runtime, tenant: str | None, agent_id: str
 ) -> list[StandingKill]:
     """The active kills that cover a session of ``agent_id`` in ``tenant``."""
-    table = runtime.tables.kill_switches
+    query = _standing(runtime.tables, tenant is not None)
+    parameters = {"k_tenant": tenant, "k_agent": agent_id}
+    return [to_standing(row._mapping) for row in connection.execute(query, parameters)]
+
+
+@lru_cache(maxsize=32)
+def _standing(tables: AcpTables, with_tenant: bool) -> Select[Any]:
+    """Built once: a session opening runs it every time."""
+    table = tables.kill_switches
     k = table.c
-    covering = [EVERYTHING.where(table), Scope("agent", ANY, agent_id).where(table)]
-    if tenant is not None:
+    agent = bindparam("k_agent", type_=k.agent_id.type)
+    tenant = bindparam("k_tenant", type_=k.tenant.type)
+    covering = [
+        EVERYTHING.where(table),
+        and_(k.scope == "agent", k.tenant == ANY, k.agent_id == agent),
+    ]
+    if with_tenant:
         covering += [
-            Scope("tenant", tenant).where(table),
-            Scope("agent", tenant, agent_id).where(table),
+            and_(k.scope == "tenant", k.tenant == tenant, k.agent_id == ANY),
+            and_(k.scope == "agent", k.tenant == tenant, k.agent_id == agent),
         ]
-    query = select(table).where(k.active.is_(True), or_(*covering)).order_by(k.scope)
-    return [to_standing(row._mapping) for row in connection.execute(query)]
+    return select(table).where(k.active.is_(True), or_(*covering)).order_by(k.scope)
 
 
 def activate(

@@ -322,9 +322,14 @@ def heartbeat(
     return to_session(row)
 
 
+@lru_cache(maxsize=32)
+def _get(tables: AcpTables) -> Select[Any]:
+    sessions = tables.sessions
+    return select(sessions).where(sessions.c.id == bindparam("p_session", type_=sessions.c.id.type))
+
+
 def get(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> Session | None:
-    sessions = runtime.tables.sessions
-    row = connection.execute(select(sessions).where(sessions.c.id == session_id)).one_or_none()
+    row = connection.execute(_get(runtime.tables), {"p_session": session_id}).one_or_none()
     return None if row is None else to_session(row)
 
 
