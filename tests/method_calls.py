@@ -85,6 +85,10 @@ class Prep:
     def raw_key(self) -> str:
         return self.cp.create_api_key("agent", agents=["bot-1"], name=unique("key")).key
 
+    def sign_in_token(self) -> str:
+        viewer = self.cp.create_api_key("viewer", name=unique("key")).key
+        return self.cp.sign_in(viewer).token
+
     def agent(self) -> str:
         agent_id = unique("agent")
         self.cp.register_agent(agent_id, capabilities=["x"])
@@ -152,6 +156,9 @@ CALLS: dict[str, Callable[[Prep], Args]] = {
     "revoke_api_key": lambda p: _a(p.key_id()),
     "authenticate_api_key": lambda p: _a(p.raw_key()),
     "api_key_principal": lambda p: _a(p.key_id()),
+    "sign_in": lambda p: _a(p.raw_key()),
+    "signed_in": lambda p: _a(p.sign_in_token()),
+    "sign_out": lambda p: _a(p.sign_in_token()),
     "audit_checkpoint": lambda p: _a(signing_key=Ed25519PrivateKey.generate()),
     "get_reservation": lambda p: _a(p.reservation()),
     "outcome_of": lambda p: _a(p.decision()),

@@ -36,7 +36,7 @@ def test_the_charge_places_the_event_when_this_process_wrote_the_last_one(
     cp = control_plane
     sid = cp.open_session(agent_id="a", policy=SUPPORT_BOT, max_cost="10", max_actions=100).id
     cp.govern(sid, "work")  # created -> active
-    cp._runtime.memory.forget_all()  # as after another writer: the head must be read
+    cp._runtime.memory.forget_head(sid)  # as after another writer: the head must be read
     unplaced = _statements(cp, lambda: cp.govern(sid, "work", idempotency_key="one"))
     placed = _statements(cp, lambda: cp.govern(sid, "work", idempotency_key="two"))
     # Unplaced, the head moves in a statement of its own (SQLite, MariaDB) or in a part of
