@@ -16,6 +16,7 @@ from agent_control_plane.errors import (
     PermissionDeniedError,
     SessionNotFoundError,
 )
+from agent_control_plane.gateway import limits
 from agent_control_plane.models import Principal, Reservation, Session, Ticket
 from agent_control_plane.operations.approvals import TicketNotFoundError
 from agent_control_plane.operations.tokens import ReservationNotFoundError
@@ -35,11 +36,16 @@ Plane = Annotated[ControlPlane, Depends(control_plane)]
 
 
 def authenticated(
+    request: Request,
     plane: Plane,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header)],
 ) -> Principal:
-    """The caller's principal; a missing, malformed, unknown, revoked or expired key is a 401."""
+    """The caller's principal; a missing, malformed, unknown, revoked or expired key is a 401.
+    A request with a body was authenticated before its body was read (limits.py)."""
+    principal = getattr(request.state, limits.PRINCIPAL, None)
+    if isinstance(principal, Principal):
+        return principal
     raw = bearer.credentials if bearer is not None else header_key
     return plane.authenticate_api_key(raw)
 
