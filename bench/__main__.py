@@ -13,6 +13,7 @@ from bench.floor import (
     driver_horizon_ops_per_second,
     floor_ops_per_second,
 )
+from bench.gateway import http_govern_ops_per_second, key_check_latencies
 from bench.governing import (
     BENCH_AUDIT_KEY,
     async_govern_ops_per_second,
@@ -115,6 +116,20 @@ def run(dialect: str, seconds: float, table: Table) -> None:
             )
         count, statements = statements_per_decision(url)
         table.add_row(dialect, "statements per decision", f"{count}: {' '.join(statements)}", "")
+        p50, p99 = key_check_latencies(url, seconds)
+        table.add_row(
+            dialect,
+            "API key check (gateway, per request): p50 / p99",
+            f"{p50:.3f} / {p99:.3f} ms",
+            "",
+        )
+        over_http = http_govern_ops_per_second(url, seconds)
+        table.add_row(
+            dialect,
+            "POST …/govern over HTTP, one uvicorn worker (ratio: to SDK govern)",
+            f"{over_http:,.0f} ops/s",
+            f"{over_http / governed:.2f}",
+        )
         table.add_row(
             dialect,
             "reserve_tokens + settle pairs",

@@ -221,3 +221,36 @@ def test_one_key_holds_a_bounded_number_of_waits(tmp_path: Path) -> None:
                 ]
 
         assert asyncio.run(crowd()) == [429, 200, 200, 200]
+
+
+def test_event_streams_share_the_keys_wait_slots(tmp_path: Path) -> None:
+    with served(f"sqlite:///{tmp_path / 'acp.db'}", "--waits-per-key", "2") as server:
+        headers = _bearer(server.viewers[0])
+
+        async def crowd() -> list[int]:
+            async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
+                async with client.stream("GET", "/v1/events/stream", headers=headers) as first:
+                    assert first.status_code == 200
+                    wait = asyncio.create_task(
+                        client.get(
+                            f"/v1/approvals/{server.ticket}/wait",
+                            params={"timeout": 2},
+                            headers=headers,
+                        )
+                    )
+                    await asyncio.sleep(0.5)
+                    # The stream and the wait hold both slots: a third is refused.
+                    third = await client.get("/v1/events/stream", headers=headers)
+                    other = await client.get(
+                        "/v1/events/stream",
+                        params={"max_events": 1, "cursor": "0"},
+                        headers=_bearer(server.viewers[1]),
+                    )
+                    statuses = [third.status_code, other.status_code, (await wait).status_code]
+                # The stream ended: its slot is free again.
+                again = await client.get(
+                    f"/v1/approvals/{server.ticket}/wait", params={"timeout": 0}, headers=headers
+                )
+                return [*statuses, again.status_code]
+
+        assert asyncio.run(crowd()) == [429, 200, 200, 200]

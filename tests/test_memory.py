@@ -88,6 +88,7 @@ def test_memory_is_reached_only_through_its_methods() -> None:
         "chain_heads": 2,
         "session_limits": 2,
         "token_budgets": 0,
+        "api_keys": 0,
     }
     assert memory.limits(uuid.UUID(int=0)) is None
     assert memory.limits(uuid.UUID(int=4)) == (Decimal(4), 4)

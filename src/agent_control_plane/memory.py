@@ -9,10 +9,11 @@ import uuid
 from collections import OrderedDict
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar, overload
 
-from agent_control_plane.models import TokenBudget
+from agent_control_plane.models import Principal, TokenBudget
 from agent_control_plane.rules.audit import Counters
 from agent_control_plane.rules.routing import CompiledPolicy
 
@@ -92,12 +93,24 @@ class Head:
     counters: Counters
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedKey:
+    """An API key as last read, to verify presented keys against without a read: its
+    secret's hash (a presented secret is still hashed and compared in constant time), what
+    it may do, when it expires, and when it was read (``time.monotonic()``)."""
+
+    secret_hash: str
+    principal: Principal
+    expires_at: datetime | None
+    read_at: float
+
+
 class Memory:
     """Everything one control plane remembers between calls, each kind in a cache of at
     most ``limit`` entries. Operations go through these methods only; nothing here reads
     the database (the operations read, then remember)."""
 
-    __slots__ = ("_budgets", "_caches", "_facts", "_heads", "_limits", "_policies")
+    __slots__ = ("_budgets", "_caches", "_facts", "_heads", "_keys", "_limits", "_policies")
 
     def __init__(self, limit: int = DEFAULT_ENTRIES) -> None:
         self._facts: Bounded[uuid.UUID, SessionFacts] = Bounded(limit)
@@ -105,12 +118,14 @@ class Memory:
         self._heads: Bounded[uuid.UUID, Head] = Bounded(limit)
         self._limits: Bounded[uuid.UUID, tuple[Decimal, int]] = Bounded(limit)
         self._budgets: Bounded[tuple[Any, ...], tuple[int, list[TokenBudget]]] = Bounded(limit)
+        self._keys: Bounded[str, VerifiedKey] = Bounded(limit)
         self._caches: dict[str, Bounded[Any, Any]] = {
             "sessions": self._facts,
             "policies": self._policies,
             "chain_heads": self._heads,
             "session_limits": self._limits,
             "token_budgets": self._budgets,
+            "api_keys": self._keys,
         }
 
     def bound(self, entries: int) -> None:
@@ -171,3 +186,12 @@ class Memory:
         self, identity: tuple[Any, ...], epoch: int, budgets: list[TokenBudget]
     ) -> None:
         self._budgets[identity] = (epoch, budgets)
+
+    def verified_key(self, key_id: str) -> VerifiedKey | None:
+        return self._keys.get(key_id)
+
+    def remember_key(self, key_id: str, key: VerifiedKey) -> None:
+        self._keys[key_id] = key
+
+    def forget_key(self, key_id: str) -> None:
+        self._keys.pop(key_id)

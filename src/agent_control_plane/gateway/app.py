@@ -56,7 +56,11 @@ def create_app(
     app = FastAPI(title=title, version="1", openapi_url="/openapi.json")
     app.state.control_plane = control_plane
     app.state.wait_slots = limits.WaitSlots(waits_per_key)
-    app.add_middleware(limits.RequestLimits, max_body_bytes=max_body_bytes)
+    app.add_middleware(
+        limits.RequestLimits,
+        max_body_bytes=max_body_bytes,
+        authenticate=control_plane.authenticate_api_key,
+    )
     for router in _ROUTERS:
         app.include_router(router)
     problems.install(app)

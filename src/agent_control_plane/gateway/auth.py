@@ -4,11 +4,12 @@ tenant and (for an agent key) agents; and the checks that confine each request t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from agent_control_plane.control_plane import ControlPlane
 from agent_control_plane.errors import (
@@ -16,6 +17,7 @@ from agent_control_plane.errors import (
     PermissionDeniedError,
     SessionNotFoundError,
 )
+from agent_control_plane.gateway import limits
 from agent_control_plane.models import Principal, Reservation, Session, Ticket
 from agent_control_plane.operations.approvals import TicketNotFoundError
 from agent_control_plane.operations.tokens import ReservationNotFoundError
@@ -26,7 +28,12 @@ _bearer = HTTPBearer(auto_error=False, description="An ACP API key: acp_<key_id>
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An ACP API key")
 
 
-def control_plane(request: Request) -> ControlPlane:
+# The dependencies below do no I/O of their own, so they are ``async def``: FastAPI runs
+# a plain ``def`` dependency in its threadpool, one thread hop each, which cost a governed
+# request more than the decision itself.
+
+
+async def control_plane(request: Request) -> ControlPlane:
     plane: ControlPlane = request.app.state.control_plane
     return plane
 
@@ -34,18 +41,23 @@ def control_plane(request: Request) -> ControlPlane:
 Plane = Annotated[ControlPlane, Depends(control_plane)]
 
 
-def authenticated(
+async def authenticated(
+    request: Request,
     plane: Plane,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header)],
 ) -> Principal:
-    """The caller's principal; a missing, malformed, unknown, revoked or expired key is a 401."""
+    """The caller's principal; a missing, malformed, unknown, revoked or expired key is a 401.
+    A request with a body was authenticated before its body was read (limits.py)."""
+    principal = getattr(request.state, limits.PRINCIPAL, None)
+    if isinstance(principal, Principal):
+        return principal
     raw = bearer.credentials if bearer is not None else header_key
-    return plane.authenticate_api_key(raw)
+    return await run_in_threadpool(plane.authenticate_api_key, raw)
 
 
-def require(permission: Permission) -> Callable[[Principal], Principal]:
-    def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
         if not principal.can(permission):
             raise PermissionDeniedError(
                 f"an API key with role {principal.role!r} may not {permission.value} here"

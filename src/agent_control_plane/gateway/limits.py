@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent_control_plane.gateway.problems import problem_response
+from agent_control_plane.errors import ControlPlaneError
+from agent_control_plane.gateway.problems import error_response, problem_response
+from agent_control_plane.models import Principal
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Where the middleware leaves the principal it authenticated, in the request's state.
+PRINCIPAL = "acp_principal"
 DEFAULT_WAITS_PER_KEY = 8
 # Operator pages sign in with a form and then a cookie, never an API key.
 _KEYLESS_PREFIXES = ("/ui",)
@@ -26,13 +31,17 @@ class BodyTooLarge(BaseException):
     reading a body into a 400) catches it before this middleware answers 413."""
 
 
-def _has_key(scope: Scope) -> bool:
+def presented_key(scope: Scope) -> str | None:
+    """The API key the request shows (``Authorization: Bearer`` first, as the routes read
+    it, then ``X-API-Key``), or None."""
+    header_key: str | None = None
     for name, value in scope["headers"]:
-        if name == b"x-api-key" and value:
-            return True
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            return True
-    return False
+        raw = bytes(value)
+        if name == b"authorization" and raw[:7].lower() == b"bearer ":
+            return raw[7:].strip().decode("latin-1")
+        if name == b"x-api-key" and raw:
+            header_key = raw.decode("latin-1")
+    return header_key
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -47,16 +56,24 @@ def _declared_length(scope: Scope) -> int | None:
 
 class RequestLimits:
     """Pure ASGI middleware: a request that would send a body (``/v1`` routes) must show an
-    API key first, or it is refused before a byte of the body is read; every body is read
-    only up to ``max_body_bytes`` (declared or streamed), past which the request is refused
-    with 413. Nothing is parsed before that, so a large body costs neither memory nor a
-    worker thread."""
+    API key that ``authenticate`` accepts, or it is refused before a byte of the body is
+    read; every body is read only up to ``max_body_bytes`` (declared or streamed), past
+    which the request is refused with 413. Nothing is parsed before that, so a large body
+    costs neither memory nor a worker thread. The principal found is kept in the request's
+    state (``PRINCIPAL``), so the route does not authenticate it again."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        authenticate: Callable[[str | None], Principal] | None = None,
+    ) -> None:
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be at least 1")
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.authenticate = authenticate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,11 +84,20 @@ class RequestLimits:
             name == b"transfer-encoding" for name, _ in scope["headers"]
         )
         keyless = str(scope.get("path", "")).startswith(_KEYLESS_PREFIXES)
-        if sends_body and not keyless and not _has_key(scope):
-            await problem_response(
-                401, "unauthenticated", "Authentication required", "no API key was presented"
-            )(scope, receive, send)
-            return
+        if sends_body and not keyless:
+            raw = presented_key(scope)
+            if raw is None:
+                await problem_response(
+                    401, "unauthenticated", "Authentication required", "no API key was presented"
+                )(scope, receive, send)
+                return
+            if self.authenticate is not None:
+                try:
+                    principal = await run_in_threadpool(self.authenticate, raw)
+                except ControlPlaneError as error:
+                    await error_response(error)(scope, receive, send)
+                    return
+                scope.setdefault("state", {})[PRINCIPAL] = principal
         if declared is not None and declared > self.max_body_bytes:
             await self._too_large(scope, receive, send)
             return

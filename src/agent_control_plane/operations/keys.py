@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -9,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import ApiKeyNotFoundError, AuthenticationError
+from agent_control_plane.memory import VerifiedKey
 from agent_control_plane.models import ApiKey, IssuedApiKey, Principal
 from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import keys, validation
@@ -17,6 +19,9 @@ from agent_control_plane.store import keys as key_store
 
 # last_used_at is a hint for operators, not an audit record: one write a minute is plenty.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# How long a verified key is trusted without reading it again (seconds): a key revoked by
+# another process (or directly in the database) stops working within this time.
+KEY_RECHECK_SECONDS = 1.0
 
 
 def create_api_key(
@@ -107,6 +112,7 @@ def revoke_api_key(connection: Connection, runtime: Runtime, key_id: str) -> Api
     with connection.begin():
         key_store.revoke(connection, runtime, key_id, runtime.clock())
         api_key = key_store.get(connection, runtime, key_id)
+    runtime.memory.forget_key(key_id)
     if api_key is None:
         raise ApiKeyNotFoundError(f"no API key {key_id!r}")
     return api_key
@@ -115,8 +121,22 @@ def revoke_api_key(connection: Connection, runtime: Runtime, key_id: str) -> Api
 @repeatable
 def authenticate_api_key(connection: Connection, runtime: Runtime, raw: str | None) -> Principal:
     """The principal a presented key stands for, or AuthenticationError (missing, malformed,
-    unknown, revoked or expired key)."""
+    unknown, revoked or expired key).
+
+    A key verified less than KEY_RECHECK_SECONDS ago is verified against what was read then
+    (the presented secret hashed and compared in constant time, the expiry against now):
+    a key revoked elsewhere stops working within that time, one revoked through this
+    control plane at once."""
     key_id, secret = keys.parse_key(raw)
+    known = runtime.memory.verified_key(key_id)
+    if (
+        known is not None
+        and time.monotonic() - known.read_at < KEY_RECHECK_SECONDS
+        and keys.secret_matches(secret, known.secret_hash)
+    ):
+        keys.require_live(key_id, None, known.expires_at, runtime.clock())
+        return known.principal
+    read_at = time.monotonic()
     with connection.begin():
         row = key_store.credentials(connection, runtime, key_id)
         if not keys.secret_matches(secret, None if row is None else row.secret_hash):
@@ -125,7 +145,10 @@ def authenticate_api_key(connection: Connection, runtime: Runtime, raw: str | No
         now = runtime.clock()
         keys.require_live(key_id, row.revoked_at, row.expires_at, now)
         key_store.mark_used(connection, runtime, key_id, now, LAST_USED_RESOLUTION)
-    return Principal.of(key_store.to_api_key(row))
+    principal = Principal.of(key_store.to_api_key(row))
+    verified = VerifiedKey(row.secret_hash, principal, row.expires_at, read_at)
+    runtime.memory.remember_key(key_id, verified)
+    return principal
 
 
 def api_key_principal(connection: Connection, runtime: Runtime, key_id: str) -> Principal:

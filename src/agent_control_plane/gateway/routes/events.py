@@ -12,6 +12,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from agent_control_plane.gateway.auth import Plane, Reader, tenant_filter
+from agent_control_plane.gateway.limits import WaitSlots
 from agent_control_plane.gateway.schemas import EventView, PageOf
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -57,11 +58,20 @@ def stream_start(
     return StreamStart(position, tenant)
 
 
+async def stream_slot(request: Request, principal: Reader) -> AsyncIterator[None]:
+    """One of the key's long-wait slots, held until the stream ends (a 429 before the
+    stream begins if the key holds them all): streams and approval waits share the cap."""
+    slots: WaitSlots = request.app.state.wait_slots
+    with slots.hold(principal.key_id):
+        yield
+
+
 @router.get("/stream", response_class=EventSourceResponse)
 async def event_stream(
     request: Request,
     plane: Plane,
     start: Annotated[StreamStart, Depends(stream_start)],
+    _slot: Annotated[None, Depends(stream_slot, scope="request")],
     kind: Kind = None,
     poll_interval: Annotated[float, Query(ge=0.05, le=60)] = 1.0,
     max_events: Annotated[int | None, Query(ge=1, le=100_000)] = None,
