@@ -13,6 +13,7 @@ whether the ticket was decided: ACP's ticket decides, never the resume value.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import uuid
@@ -112,6 +113,22 @@ def _failure(error: BaseException) -> dict[str, Any]:
     summary = failure_summary(error)
     # "error" as one line, as earlier versions recorded it (a replay quotes it).
     return {"result": {**summary, "error": f"{summary['error']}: {summary['message']}"}}
+
+
+class Threaded:
+    """A ControlPlane's methods as coroutines (each run in a worker thread), so that
+    :func:`adrive` and an adapter's async hooks serve a sync ControlPlane too."""
+
+    def __init__(self, control_plane: Any) -> None:
+        self._control_plane = control_plane
+
+    def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
+        bound = getattr(self._control_plane, method)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(bound, *args, **kwargs)
+
+        return call
 
 
 def drive(control_plane: Any, steps: Flow, run: Callable[[], Any]) -> Ran:
