@@ -74,9 +74,18 @@ def flow(
     key: str,
     wait: float,
     pause: Pause | None,
+    *,
+    deferrals: tuple[type[BaseException], ...] = (),
+    anew: str | None = None,
 ) -> Flow:
     """The steps of one governed action; ``pause`` None returns a decision that needs
-    approval as it is (the caller refuses it)."""
+    approval as it is (the caller refuses it).
+
+    ``deferrals`` are the errors with which the action says it has not started and waits
+    for someone (a framework's own approval): recorded as ``cancelled``, its cost settled
+    to 0. ``anew``: the key under which the action is governed anew when the execution
+    that held the claim deferred it (None: a deferral is replayed like any failure).
+    """
     arguments = {**request, "idempotency_key": key, "claim": True}
     govern = _Call("govern", (session_id, action), arguments)
     decision: Decision = yield govern
@@ -94,6 +103,10 @@ def flow(
         recorded_result = (outcome.payload or {}).get("result")
         result = recorded_result if isinstance(recorded_result, dict) else {}
         if outcome.outcome != "succeeded":
+            if anew is not None and result.get("deferred"):
+                # The claimant did nothing: it deferred the action to someone, whose answer
+                # the caller brings now. It is a new attempt, decided (and charged) anew.
+                return (yield from flow(session_id, action, request, anew, wait, pause))
             detail = result.get("message") or result.get("error") or "no detail"
             raise ActionFailedBeforeError(
                 f"{action} {outcome.outcome} in an earlier execution ({detail}); "
@@ -102,6 +115,12 @@ def flow(
         return Ran(decision, result.get("value"), replayed=True)
     try:
         value = yield _RunAction()
+    except deferrals as deferral:
+        deferred = {**failure_summary(deferral), "deferred": True}
+        yield _Call(
+            "record_outcome", (decision, "cancelled"), {"actual_cost": 0, "result": deferred}
+        )
+        raise
     except BaseException as error:  # failed (an Exception) or cancelled (any other)
         yield _Call("record_outcome", (decision, status_of(error)), _failure(error))
         raise

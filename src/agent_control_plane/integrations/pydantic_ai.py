@@ -19,10 +19,12 @@ approvals through Pydantic AI's own deferred tools, and model usage against toke
   nothing: only ACP's ticket decides.
 - the call's idempotency key names the session, the model response that asked for the
   call (its run id and timestamp, kept in the message history that a resume passes on),
-  the model's call id, a digest of the arguments, and whether the call comes approved.
-  A resumed call finds its decision, so it is not charged twice; two runs that resume
-  the same approved call at once run the tool once (the other replays the recorded
-  result); a model that reuses call ids gets every new call governed.
+  the model's call id and a digest of the arguments. A resumed call finds its decision
+  (and its ticket), so it is not charged twice; two runs that resume the same approved
+  call at once run the tool once (the other replays the recorded result); a model that
+  reuses call ids gets every new call governed. A tool that defers itself under ACP's
+  decision (``ApprovalRequired`` in its body, an ``ApprovalRequiredToolset``) is
+  recorded cancelled and, once the application approves it, decided anew.
 - with ``model=`` (the model's name in ACP's price table), each model request is checked
   against the token budgets before it is sent (``TokenBudgetExhausted`` or
   ``ModelNotAllowedError``, the model not called) and the usage it reports
@@ -44,6 +46,7 @@ from typing import Any, Literal
 
 from pydantic_ai import (
     ApprovalRequired,
+    CallDeferred,
     DeferredToolRequests,
     DeferredToolResults,
     RunContext,
@@ -181,10 +184,21 @@ class GovernanceCapability(AbstractCapability[Any]):
                 }
             },
         }
-        key = _call_key(session, ctx.messages, ctx.run_id, call, arguments, approved)
+        key = _call_key(session, ctx.messages, ctx.run_id, call, arguments)
         pause = _pause_for(approved) if self.approvals == "native" else None
         action = value_for(self.actions, tool, arguments, tool)
-        steps = claimed.flow(session, action, governed, key, self.wait, pause)
+        steps = claimed.flow(
+            session,
+            action,
+            governed,
+            key,
+            self.wait,
+            pause,
+            deferrals=(ApprovalRequired, CallDeferred),
+            # The tool deferred itself under an earlier decision: approved now, it is
+            # decided anew (that earlier decision is recorded cancelled, its cost 0).
+            anew=f"{key}:approved" if approved else None,
+        )
         try:
             ran = await claimed.adrive(self._plane(), steps, lambda: handler(args))
         except ActionFailedBeforeError as error:
@@ -318,16 +332,13 @@ def _call_key(
     run_id: str | None,
     call: ToolCallPart,
     arguments: dict[str, Any],
-    approved: bool,
 ) -> str:
     """One key per call, the same when the call is resumed from the message history.
 
     The model response that asked for the call (the run that made it, and when) travels
-    with the history, so a resumed run, in this process or another, finds the same key;
-    models reuse call ids (``call_0`` in every response), so the response is part of it.
-    A call that comes approved is keyed apart from its first, unapproved execution: a tool
-    that deferred itself (raised ``ApprovalRequired`` in its body) is governed anew once
-    the application approved it.
+    with the history, so a resumed run, in this process or another, finds the same key
+    (and with it the ticket the call waits on); models reuse call ids (``call_0`` in every
+    response), so the response is part of it.
     """
     response = _response_of(messages, call.tool_call_id)
     turn = (
@@ -336,7 +347,7 @@ def _call_key(
         else [response.run_id, response.provider_response_id, response.timestamp.isoformat()]
     )
     asked = digest([call.tool_name, call.tool_call_id, arguments])
-    parts = [str(session), *(str(part or "") for part in turn), asked, str(approved)]
+    parts = [str(session), *(str(part or "") for part in turn), asked]
     return "pydantic-ai:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:48]
 
 
