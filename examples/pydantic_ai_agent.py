@@ -117,6 +117,7 @@ def main(url: str) -> None:
         )
         print(f"resumed before anyone decided: deferred again: {again.output == requests}")
         print(f"refunds paid so far: {refunds_paid}")
+        assert isinstance(again.output, DeferredToolRequests)
 
         cp.approve(ticket, "alice", reason="customer called")  # a person, in ACP
         done = agent.run_sync(
