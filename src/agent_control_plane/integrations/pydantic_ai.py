@@ -4,9 +4,9 @@ approvals through Pydantic AI's own deferred tools, and model usage against toke
 ``Agent(model, capabilities=[GovernanceCapability(cp, session_id)])``:
 
 - ``wrap_tool_execute`` (Pydantic AI's hook around every function tool the agent runs,
-  whichever toolset it comes from, MCP servers' included): ``govern`` decides after the
-  arguments are validated and before the tool runs. A refusal is the failed tool result
-  the model reads (``ToolFailed``: the reason and what to do); the tool's body never runs.
+  whichever toolset it comes from): ``govern`` decides after the arguments are validated
+  and before the tool runs. A refusal is the failed tool result the model reads
+  (``ToolFailed``: the reason and what to do); the tool's body never runs.
 - an allowed call is charged in that decision and claimed (``govern(..., claim=True)``);
   what the tool did is recorded after it: succeeded, failed (it raised, ``ModelRetry``
   and ``ToolFailed`` included) or cancelled.
