@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from pydantic_ai import (
     Agent,
     ApprovalRequired,
@@ -288,6 +292,45 @@ def test_an_approval_defers_the_call_and_acps_ticket_decides(control_plane: Cont
         ("outcome", "issue_refund", "succeeded"),
     ]
     assert cp.get_session(sid).actions_used == 1
+
+
+class Receipt(BaseModel):
+    order: str
+    amount: Decimal
+    paid_on: date
+
+
+def test_a_replayed_call_shows_the_model_what_the_tool_returned(
+    control_plane: ControlPlane,
+) -> None:
+    cp = control_plane
+    sid = _session(cp)
+    paid: list[str] = []
+
+    def issue_refund(order: str) -> Receipt:
+        """Refund an order."""
+        paid.append(order)
+        return Receipt(order=order, amount=Decimal("25.00"), paid_on=date(2026, 1, 2))
+
+    script = Script(_refund(), "Refunded.", "Refunded.")
+    agent = Agent(
+        script.model,
+        output_type=OUTPUT,
+        tools=[issue_refund],
+        capabilities=[GovernanceCapability(cp, sid)],
+    )
+    paused = agent.run_sync("Refund 981.")
+    cp.approve(paused.output.metadata["call_1"]["ticket_id"], "alice")
+    history, results = paused.all_messages(), acp_decides(paused.output)
+    ran = agent.run_sync(message_history=history, deferred_tool_results=results)
+    replayed = agent.run_sync(message_history=history, deferred_tool_results=results)
+    assert paid == ["981"]
+    (live,) = tool_returns(ran.new_messages())
+    (again,) = tool_returns(replayed.new_messages())
+    # The same JSON (the database keeps an object's keys in an order of its own).
+    shown = json.loads(again.model_response_str())
+    assert shown == json.loads(live.model_response_str())
+    assert shown == {"order": "981", "amount": "25.00", "paid_on": "2026-01-02"}
 
 
 def test_a_denied_ticket_refuses_the_resumed_call(control_plane: ControlPlane) -> None:

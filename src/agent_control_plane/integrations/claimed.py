@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
 from agent_control_plane.errors import ActionFailedBeforeError
 from agent_control_plane.integrations.outcomes import failure_summary, recorded, status_of
 from agent_control_plane.models import Decision, Event, Outcome
@@ -58,13 +60,21 @@ Pause = Callable[[Decision], object]
 
 
 def jsonable(value: Any) -> dict[str, Any]:
-    """What the outcome records about the action's value: the value itself when it is
-    JSON (so a later execution can replay it), else its repr."""
+    """What the outcome records about the action's value, so that a later execution can
+    replay it: the value itself when it is JSON, else its JSON form when it has one
+    (pydantic models, dataclasses, dates: ``pydantic_core.to_jsonable_python``), else its
+    repr (replayed as None)."""
     try:
         json.dumps(value)
+        return {"value": value}
     except (TypeError, ValueError):
+        pass
+    try:
+        form = to_jsonable_python(value)
+        json.dumps(form)
+    except (TypeError, ValueError, PydanticSerializationError):
         return {"repr": repr(value)[:500]}
-    return {"value": value}
+    return {"value": form}
 
 
 def flow(
