@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,docs,gateway,dashboard,litellm,otel,openai-agents,langgraph,langchain,claude-agent-sdk,mcp,signing]'
+	$(BIN)/python -m pip install -q -e '.[dev,docs,gateway,dashboard,litellm,otel,openai-agents,langgraph,langchain,claude-agent-sdk,pydantic-ai,mcp,signing]'
 	@touch $(STAMP) $(DEMO_STAMP)
 
 # The demo needs the core package only: no extras, no apt-get, no browser.

@@ -30,6 +30,7 @@ AT_LEAST = {
     "docs/integrations/openai-agents.md": 3,
     "docs/integrations/langgraph.md": 2,
     "docs/integrations/litellm.md": 2,
+    "docs/integrations/pydantic-ai.md": 3,
 }
 
 

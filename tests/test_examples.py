@@ -140,6 +140,26 @@ def test_langchain_example(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_pydantic_ai_example(tmp_path: Path) -> None:
+    out = _run("pydantic_ai_agent.py", tmp_path)
+    assert "the model read (look_up_order, success): order 981: 25.00 USD, shipped" in out
+    assert (
+        "the model read (delete_customer, failed): The control plane refused delete_customer "
+        "(denied: tier.blocked:delete_customer)" in out
+    )
+    assert "deferred: issue_refund needs approval, ticket " in out
+    assert "resumed before anyone decided: deferred again: True" in out
+    assert "refunds paid so far: []" in out
+    assert "agent: Order 981 is refunded. I may not delete accounts." in out
+    assert "refunds paid: ['981']" in out
+    assert "delete_customer ran 0 times" in out
+    assert "ticket is consumed" in out
+    counted = out.split("Pydantic AI counted ")[1].split()[0]
+    assert f"ACP charged {counted} tokens in 3 model requests" in out
+    assert "audit chain verified: True" in out
+
+
+@pytest.mark.slow
 def test_claude_agent_sdk_example(tmp_path: Path) -> None:
     from tests.claude_helpers import fake_cli
 

@@ -6,7 +6,7 @@ scenario call by call, and the tool bodies that ran with the allowed calls.
 
 A call that needs approval is refused with the ticket named (the model is told) in every
 framework here, so the run goes on to the next call; each adapter's native approval
-flow (interrupts, ``needs_approval``, ``can_use_tool``) has its own tests.
+flow (interrupts, ``needs_approval``, ``can_use_tool``, deferred tools) has its own tests.
 """
 
 from __future__ import annotations
@@ -177,3 +177,26 @@ def test_claude_agent_sdk(database: TestDatabase, tmp_path: Path) -> None:
             assert_same_decisions("Claude Agent SDK", observed(await acp.events(sid)), tools.ran)
 
     asyncio.run(scenario())
+
+
+def test_pydantic_ai(cp: ControlPlane) -> None:
+    from pydantic_ai import Agent
+
+    from agent_control_plane.integrations.pydantic_ai import GovernanceCapability
+    from tests.pydantic_ai_helpers import Script, close_thread_loop, turn
+
+    sid, tools = open_session(cp), Tools()
+    script = Script(*[turn((c.tool, f"call_{n}", c.arguments)) for n, c in enumerate(CALLS)])
+    agent = Agent(
+        script.model,
+        tools=[getattr(tools, name) for name in TOOL_NAMES],
+        capabilities=[GovernanceCapability(cp, sid, approvals="model")],
+    )
+    try:
+        agent.run_sync("go")
+    finally:
+        close_thread_loop()
+    shown = script.tool_returns()
+    for call, result in zip(CALLS, shown, strict=True):
+        assert result.outcome == ("success" if call.outcome == "allowed" else "failed")
+    assert_same_decisions("Pydantic AI", observed(cp.events(sid)), tools.ran)

@@ -13,12 +13,15 @@ whether the ticket was decided: ACP's ticket decides, never the resume value.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from agent_control_plane.errors import ActionFailedBeforeError
 from agent_control_plane.integrations.outcomes import failure_summary, recorded, status_of
@@ -57,13 +60,21 @@ Pause = Callable[[Decision], object]
 
 
 def jsonable(value: Any) -> dict[str, Any]:
-    """What the outcome records about the action's value: the value itself when it is
-    JSON (so a later execution can replay it), else its repr."""
+    """What the outcome records about the action's value, so that a later execution can
+    replay it: the value itself when it is JSON, else its JSON form when it has one
+    (pydantic models, dataclasses, dates: ``pydantic_core.to_jsonable_python``), else its
+    repr (replayed as None)."""
     try:
         json.dumps(value)
+        return {"value": value}
     except (TypeError, ValueError):
+        pass
+    try:
+        form = to_jsonable_python(value)
+        json.dumps(form)
+    except (TypeError, ValueError, PydanticSerializationError):
         return {"repr": repr(value)[:500]}
-    return {"value": value}
+    return {"value": form}
 
 
 def flow(
@@ -73,9 +84,18 @@ def flow(
     key: str,
     wait: float,
     pause: Pause | None,
+    *,
+    deferrals: tuple[type[BaseException], ...] = (),
+    anew: str | None = None,
 ) -> Flow:
     """The steps of one governed action; ``pause`` None returns a decision that needs
-    approval as it is (the caller refuses it)."""
+    approval as it is (the caller refuses it).
+
+    ``deferrals`` are the errors with which the action says it has not started and waits
+    for someone (a framework's own approval): recorded as ``cancelled``, its cost settled
+    to 0. ``anew``: the key under which the action is governed anew when the execution
+    that held the claim deferred it (None: a deferral is replayed like any failure).
+    """
     arguments = {**request, "idempotency_key": key, "claim": True}
     govern = _Call("govern", (session_id, action), arguments)
     decision: Decision = yield govern
@@ -93,6 +113,10 @@ def flow(
         recorded_result = (outcome.payload or {}).get("result")
         result = recorded_result if isinstance(recorded_result, dict) else {}
         if outcome.outcome != "succeeded":
+            if anew is not None and result.get("deferred"):
+                # The claimant did nothing: it deferred the action to someone, whose answer
+                # the caller brings now. It is a new attempt, decided (and charged) anew.
+                return (yield from flow(session_id, action, request, anew, wait, pause))
             detail = result.get("message") or result.get("error") or "no detail"
             raise ActionFailedBeforeError(
                 f"{action} {outcome.outcome} in an earlier execution ({detail}); "
@@ -101,6 +125,12 @@ def flow(
         return Ran(decision, result.get("value"), replayed=True)
     try:
         value = yield _RunAction()
+    except deferrals as deferral:
+        deferred = {**failure_summary(deferral), "deferred": True}
+        yield _Call(
+            "record_outcome", (decision, "cancelled"), {"actual_cost": 0, "result": deferred}
+        )
+        raise
     except BaseException as error:  # failed (an Exception) or cancelled (any other)
         yield _Call("record_outcome", (decision, status_of(error)), _failure(error))
         raise
@@ -112,6 +142,22 @@ def _failure(error: BaseException) -> dict[str, Any]:
     summary = failure_summary(error)
     # "error" as one line, as earlier versions recorded it (a replay quotes it).
     return {"result": {**summary, "error": f"{summary['error']}: {summary['message']}"}}
+
+
+class Threaded:
+    """A ControlPlane's methods as coroutines (each run in a worker thread), so that
+    :func:`adrive` and an adapter's async hooks serve a sync ControlPlane too."""
+
+    def __init__(self, control_plane: Any) -> None:
+        self._control_plane = control_plane
+
+    def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
+        bound = getattr(self._control_plane, method)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(bound, *args, **kwargs)
+
+        return call
 
 
 def drive(control_plane: Any, steps: Flow, run: Callable[[], Any]) -> Ran:

@@ -22,7 +22,6 @@ and ``awrap_tool_call``):
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -67,22 +66,6 @@ class _ToolFailed(Exception):
     def __init__(self, message: ToolMessage) -> None:
         super().__init__(str(message.content)[:500])
         self.message = message
-
-
-class _Threaded:
-    """A ControlPlane's methods as coroutines (run in a worker thread), so the async
-    driver serves a sync ControlPlane too."""
-
-    def __init__(self, control_plane: ControlPlane) -> None:
-        self._control_plane = control_plane
-
-    def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
-        bound = getattr(self._control_plane, method)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await asyncio.to_thread(bound, *args, **kwargs)
-
-        return call
 
 
 class GovernanceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
@@ -170,7 +153,7 @@ class GovernanceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             return await handler(request)
         plane: Any = self._control_plane
         if isinstance(plane, ControlPlane):
-            plane = _Threaded(plane)
+            plane = claimed.Threaded(plane)
         sid = self._session_id or _configured_session(get_config())
         identity = self._tokens.known_identity(sid)
         if identity is None:
@@ -214,7 +197,7 @@ class GovernanceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         """The asyncio twin of :meth:`wrap_tool_call`."""
         plane: Any = self._control_plane
         if isinstance(plane, ControlPlane):
-            plane = _Threaded(plane)
+            plane = claimed.Threaded(plane)
         tool_run = _ToolRun(request)
         steps = self._flow(request)
         try:

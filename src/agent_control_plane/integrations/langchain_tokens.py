@@ -9,38 +9,12 @@ from typing import Any
 from langchain.agents.middleware.types import ModelResponse
 from langchain_core.messages import AIMessage
 
-from agent_control_plane.models import Session
+from agent_control_plane.integrations import model_tokens
 from agent_control_plane.rules.tokens import Identity, TokenUsage
 
 
-class ModelCalls:
-    """The token accounting of one middleware: ``model`` is the price-table name of the
-    agent's model; ``identity`` whose budgets (default: the session's tenant and agent)."""
-
-    def __init__(self, model: str, identity: Identity | None) -> None:
-        self.model = model
-        self._identity = identity
-        self._identities: dict[uuid.UUID, Identity] = {}
-
-    def identity(self, session: Session) -> Identity:
-        return self._identity or Identity(org=session.tenant, agent=session.agent_id)
-
-    def known_identity(self, session_id: uuid.UUID) -> Identity | None:
-        return self._identity or self._identities.get(session_id)
-
-    def remember(self, session: Session) -> Identity:
-        identity = self._identities[session.id] = self.identity(session)
-        return identity
-
-    def probe(self, identity: Identity, session_id: uuid.UUID) -> dict[str, Any]:
-        """reserve_tokens' arguments for a hold of nothing: refused when a budget is spent."""
-        return {
-            "identity": identity,
-            "model": self.model,
-            "input_tokens": 0,
-            "max_output_tokens": 0,
-            "session_id": session_id,
-        }
+class ModelCalls(model_tokens.ModelCalls):
+    """The token accounting of one middleware, reading LangChain's usage metadata."""
 
     def usage(
         self, identity: Identity, session_id: uuid.UUID, response: Any
@@ -56,15 +30,7 @@ class ModelCalls:
                 metadata["input_tokens"], metadata["output_tokens"], cached_input_tokens=cached
             )
             key = None if not message.id else f"langchain:{session_id}:{message.id}"
-            records.append(
-                {
-                    "identity": identity,
-                    "model": self.model,
-                    "usage": usage,
-                    "session_id": session_id,
-                    "idempotency_key": key,
-                }
-            )
+            records.append(self.record(identity, session_id, usage, key))
         return records
 
 
