@@ -94,3 +94,30 @@ def core_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         database: TestDatabase = request.getfixturevalue("pg_database")
         return database.url_string
     return f"sqlite:///{tmp_path / 'acp.db'}"
+
+
+# Modules that drive a third-party framework or SDK (marker ``integration``).
+_INTEGRATION_MODULES = (
+    "test_claude_agent_sdk",
+    "test_examples",
+    "test_framework_parity",
+    "test_langchain",
+    "test_langgraph",
+    "test_litellm",
+    "test_mcp_",
+    "test_openai_agents",
+    "test_pydantic_ai",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers by what a test touches, so that ``pytest -m "not db"`` (tests/unit, pure
+    rules) runs in seconds and ``-m "not integration and not browser"`` skips the SDKs."""
+    for item in items:
+        path = Path(str(item.path))
+        if "unit" not in path.parts:
+            item.add_marker(pytest.mark.db)
+        if path.stem.startswith(_INTEGRATION_MODULES):
+            item.add_marker(pytest.mark.integration)
+        if path.stem == "test_dashboard_browser":
+            item.add_marker(pytest.mark.browser)

@@ -1,0 +1,45 @@
+"""The markers select what they say: ``-m "not db"`` is the pure tests alone, the browser and
+framework tests carry their markers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _collected(*arguments: str) -> list[str]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *arguments,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line for line in result.stdout.splitlines() if "::" in line]
+
+
+def test_not_db_selects_the_unit_tests_only() -> None:
+    selected = _collected("-m", "not db", "tests/unit", "tests/test_memory.py")
+    assert selected
+    assert all(line.startswith("tests/unit/") for line in selected)
+
+
+def test_browser_and_integration_tests_are_marked() -> None:
+    browser = _collected("-m", "browser", "tests/test_dashboard_browser.py", "tests/test_memory.py")
+    assert browser
+    assert all("test_dashboard_browser" in line for line in browser)
+    frameworks = _collected("-m", "integration", "tests/test_langgraph.py", "tests/test_memory.py")
+    assert frameworks
+    assert all("test_langgraph" in line for line in frameworks)
