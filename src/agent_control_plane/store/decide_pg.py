@@ -120,6 +120,10 @@ def decide_in_one_statement(
     try:
         rows = fetch(connection, runtime, _statement(runtime.tables, claim is not None), parameters)
     finally:
+        if connection.in_transaction() and not driver.broken:
+            # Sent through SQLAlchemy (a host listens to statements), which began a
+            # transaction of its own: the statement committed itself, end that one.
+            connection.rollback()
         if not driver.broken:  # a lost connection was invalidated: it is never used again
             adapted.autocommit = was_autocommit
     written = bool(rows[0]["charged"])

@@ -6,6 +6,13 @@ cost. The hot statements stay SQLAlchemy Core constructs, defined once in store/
 only skips re-entering that pipeline. It uses the compiled statement's own bind
 processors, builds result processors from the cursor's description exactly as a
 CursorResult would, and maps driver errors to SQLAlchemy's exception classes.
+
+Statements sent this way pass no ``before_cursor_execute`` / ``after_cursor_execute`` event,
+so where the host listens to those (OpenTelemetry's SQLAlchemy instrumentation, ``echo``,
+its own hooks) ACP uses SQLAlchemy's pipeline instead, and the host sees every statement.
+It relies on compiled statements' private attributes: ``pyproject.toml`` bounds SQLAlchemy
+below the next minor version, and ``tests/unit/test_prepared_internals.py`` fails loudly if
+they change.
 """
 
 from __future__ import annotations
@@ -127,12 +134,21 @@ def prepared(statement: Executable, dialect: Dialect) -> Prepared:
     return Prepared(statement, dialect)
 
 
+def direct(connection: Connection, runtime: Runtime) -> bool:
+    """Whether to send statements straight to the driver: where the runtime allows it
+    (SQLite, PostgreSQL) and no listener of the host watches statements being sent."""
+    if not runtime.direct_execution:
+        return False
+    dispatch = connection.dispatch
+    return not (dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+
 def fetch(
     connection: Connection, runtime: Runtime, statement: Executable, parameters: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """The rows of a cached statement, as mappings: straight on the driver where the runtime
-    allows it (SQLite, PostgreSQL), through SQLAlchemy's pipeline elsewhere."""
-    if runtime.direct_execution:
+    """The rows of a cached statement, as mappings: straight on the driver where
+    :func:`direct` allows it, through SQLAlchemy's pipeline elsewhere."""
+    if direct(connection, runtime):
         return prepared(statement, connection.dialect).execute(connection, parameters)
     return [dict(row._mapping) for row in connection.execute(statement, parameters)]
 
@@ -141,7 +157,7 @@ def execute(
     connection: Connection, runtime: Runtime, statement: Executable, parameters: dict[str, Any]
 ) -> int:
     """Run a cached statement that returns no rows; return how many rows it matched."""
-    if runtime.direct_execution:
+    if direct(connection, runtime):
         return prepared(statement, connection.dialect).execute_count(connection, parameters)
     return int(connection.execute(statement, parameters).rowcount)
 
@@ -150,7 +166,7 @@ def insert_id(
     connection: Connection, runtime: Runtime, statement: Executable, parameters: dict[str, Any]
 ) -> int:
     """Run a cached INSERT of one row; return the id the database gave it (SQLite, MySQL)."""
-    if runtime.direct_execution:
+    if direct(connection, runtime):
         return prepared(statement, connection.dialect).execute_lastrowid(connection, parameters)
     new_id = connection.execute(statement, parameters).lastrowid
     assert new_id is not None
