@@ -35,7 +35,8 @@ def main(url: str, session_id: str, marker: str, pause_after: int) -> None:
         if marker:
             # The pause goes between two statements of one transaction. A one-statement
             # decision (PostgreSQL, warm) has no such moment: take the general path.
-            cp._runtime = replace(cp._runtime, one_statement_decisions=False)
+            capabilities = replace(cp._runtime.capabilities, one_statement_decisions=False)
+            cp._runtime = replace(cp._runtime, capabilities=capabilities)
         while True:
             cp.govern(session_id, "work", cost="0.001")
 

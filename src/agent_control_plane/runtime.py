@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from agent_control_plane.capabilities import Capabilities, capabilities_of
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.evaluators import EvaluatorRegistry
 from agent_control_plane.memory import Memory, SessionFacts
@@ -29,10 +30,6 @@ from agent_control_plane.rules.tokens import PriceTable
 from agent_control_plane.schema.tables import AcpTables
 
 log = logging.getLogger("agent_control_plane")
-
-# Where the hot statements run straight on the driver (store.prepared); MariaDB's
-# read-back path stays on SQLAlchemy's pipeline.
-DIRECT_EXECUTION_DIALECTS = frozenset({"sqlite", "postgresql"})
 
 # Budgets and the kill check are never on this list: they always fail closed.
 FAIL_OPEN_CATEGORIES = frozenset({"evaluator"})
@@ -78,11 +75,8 @@ class Runtime:
     Runtime sharing the same memory."""
 
     tables: AcpTables
-    dialect: str
-    update_returning: bool
-    direct_execution: bool = False
-    # PostgreSQL through psycopg: a warm allowed decision is one statement in autocommit.
-    one_statement_decisions: bool = False
+    # What the database can do for ACP's statements (see capabilities.py).
+    capabilities: Capabilities
     evaluators: EvaluatorRegistry = field(default_factory=EvaluatorRegistry)
     prices: PriceTable = field(default_factory=PriceTable)
     model_policy: ModelPolicy | None = None
@@ -100,14 +94,13 @@ class Runtime:
 
     @classmethod
     def for_connection_dialect(cls, tables: AcpTables, dialect: Any, **options: Any) -> Runtime:
-        return cls(
-            tables=tables,
-            dialect=dialect.name,
-            update_returning=bool(dialect.update_returning),
-            direct_execution=dialect.name in DIRECT_EXECUTION_DIALECTS,
-            one_statement_decisions=dialect.name == "postgresql" and dialect.driver == "psycopg",
-            **options,
-        )
+        return cls(tables=tables, capabilities=capabilities_of(dialect), **options)
+
+    @property
+    def dialect(self) -> str:
+        """The database's dialect name (mysql for MariaDB too): for messages; decisions ask
+        ``capabilities``."""
+        return self.capabilities.name
 
     def route(self, policy: CompiledPolicy, proposal: Proposal) -> Route:
         timeout = policy.document.evaluator_timeout.total_seconds()

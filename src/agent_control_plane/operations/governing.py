@@ -108,7 +108,7 @@ def govern(
         if found is not None:
             return found
     if (
-        runtime.one_statement_decisions
+        runtime.capabilities.one_statement_decisions
         and route.outcome is Outcome.ALLOWED
         and not policy.dry_run
         and not policy.document.needs_history

@@ -603,7 +603,7 @@ def settle(
     Settling again with the same usage returns the same record and counts nothing twice."""
     rid = _reservation_id(reservation)
     usage = _usage(usage)
-    if runtime.dialect == "postgresql" and isinstance(reservation, Reservation):
+    if runtime.capabilities.writes_in_one_statement and isinstance(reservation, Reservation):
         cost = runtime.prices.price(reservation.model).cost(usage)
         record = settle_in_one_statement(
             connection, runtime, rid, reservation.model, usage, cost, runtime.clock()

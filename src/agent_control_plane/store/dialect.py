@@ -5,12 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, Update, select
+from sqlalchemy import ColumnElement, Row, Table, Update, func, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from agent_control_plane.runtime import Runtime
+
+
+def utc_day(column: Any, dialect: str) -> Any:
+    """The UTC calendar day of a stored timestamp, as text YYYY-MM-DD on every dialect."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    if dialect == "mysql":
+        return func.date_format(column, "%Y-%m-%d")
+    return func.substr(column, 1, 10)  # SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff" in UTC
 
 
 def update_one(
@@ -26,7 +35,7 @@ def update_one(
     PostgreSQL and SQLite use RETURNING (one round trip); MariaDB has no
     UPDATE ... RETURNING, so it reads the row back — still locked by the UPDATE.
     """
-    if runtime.update_returning:
+    if runtime.capabilities.update_returning:
         return connection.execute(statement.returning(*columns)).one_or_none()
     if connection.execute(statement).rowcount == 0:
         return None
@@ -50,7 +59,7 @@ def update_many(
     lies behind the cursor. So it sweeps again until a pass finds no row it has not
     updated; each pass sees what committed meanwhile.
     """
-    if runtime.update_returning:
+    if runtime.capabilities.update_returning:
         return list(connection.execute(statement.where(where).returning(*columns)))
     done: set[Any] = set()
     rows: list[Row[Any]] = []
@@ -81,7 +90,7 @@ def upsert(
     UPDATE in the transaction must upgrade, and concurrent first writers deadlock. The
     no-op locks the row exclusively at once, so they queue instead.
     """
-    if runtime.dialect in ("mysql", "mariadb"):
+    if runtime.dialect == "mysql":
         on_duplicate = changes or {key[0]: table.c[key[0]]}
         return mysql.insert(table).values(values).on_duplicate_key_update(**on_duplicate)
     dialect_insert = postgresql.insert if runtime.dialect == "postgresql" else sqlite.insert

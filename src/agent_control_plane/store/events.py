@@ -229,7 +229,7 @@ def write(
     parameters.update(h_session=values["session_id"], h_hash=values["hash"])
     if claim is not None:
         parameters.update(claim.parameters(claim_result or {}, now))
-    if runtime.dialect == "postgresql":
+    if runtime.capabilities.writes_in_one_statement:
         statement = _append_in_one(runtime.tables, claim is not None, with_id, not head_moved)
         if with_id:
             values["id"] = fetch(connection, runtime, statement, parameters)[0]["id"]

@@ -137,7 +137,7 @@ def prepared(statement: Executable, dialect: Dialect) -> Prepared:
 def direct(connection: Connection, runtime: Runtime) -> bool:
     """Whether to send statements straight to the driver: where the runtime allows it
     (SQLite, PostgreSQL) and no listener of the host watches statements being sent."""
-    if not runtime.direct_execution:
+    if not runtime.capabilities.direct_execution:
         return False
     dispatch = connection.dispatch
     return not (dispatch.before_cursor_execute or dispatch.after_cursor_execute)

@@ -175,7 +175,7 @@ def _run(
 
     Where UPDATE ... RETURNING exists it is one statement; MariaDB reads the row back,
     still locked by the UPDATE."""
-    if runtime.update_returning:
+    if runtime.capabilities.update_returning:
         rows = fetch(connection, runtime, build(True), parameters)
     elif execute(connection, runtime, build(False), parameters) == 0:
         return None
@@ -209,7 +209,7 @@ def charge(
             p_cost_before=head.counters[0],
             p_actions_before=head.counters[1],
         )
-    if runtime.dialect != "sqlite":
+    if not runtime.capabilities.rewrites_unchanged_indexes:
         return _run(
             connection,
             runtime,

@@ -30,7 +30,7 @@ from agent_control_plane.models import Reservation, TokenBudget, TokenUsageRow
 from agent_control_plane.rules.tokens import IDENTITY_FIELDS
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
-from agent_control_plane.store.dialect import upsert
+from agent_control_plane.store.dialect import upsert, utc_day
 from agent_control_plane.store.prepared import execute, fetch, insert_id
 from agent_control_plane.store.rows import to_model
 
@@ -396,7 +396,7 @@ def finish_reservation(
     reservations = runtime.tables.token_reservations
     parameters = {"f_id": reservation_id, "f_status": status, "f_now": now}
     mapping: Any
-    if runtime.update_returning:
+    if runtime.capabilities.update_returning:
         rows = fetch(connection, runtime, _finish(runtime.tables, True), parameters)
         if not rows:
             return None
@@ -472,7 +472,7 @@ def insert_ledger(connection: Connection, runtime: Runtime, values: dict[str, An
     on SQLite and MySQL/MariaDB, as for events)."""
     ledger = runtime.tables.token_ledger
     parameters = _insert_parameters(ledger, values)
-    if runtime.dialect == "postgresql":
+    if runtime.capabilities.insert_returning_id:
         statement = _insert_ledger_returning_id(runtime.tables)
         return int(fetch(connection, runtime, statement, parameters)[0]["id"])
     return insert_id(connection, runtime, _insert_all(ledger), parameters)
@@ -485,15 +485,6 @@ def ledger_for(
     return connection.execute(
         select(ledger).where(ledger.c.reservation_id == reservation_id)
     ).one_or_none()
-
-
-def _day(column: Any, dialect: str) -> Any:
-    """The UTC calendar day of a stored timestamp, as text YYYY-MM-DD on every dialect."""
-    if dialect == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
-    if dialect in ("mysql", "mariadb"):
-        return func.date_format(column, "%Y-%m-%d")
-    return func.substr(column, 1, 10)  # SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff" in UTC
 
 
 def usage_report(
@@ -511,7 +502,7 @@ def usage_report(
         "user": c.user_id,
         "agent": c.agent_id,
         "model": c.model,
-        "day": _day(c.created_at, runtime.dialect),
+        "day": utc_day(c.created_at, runtime.dialect),
     }
     columns = [keys[g].label(g) for g in groups]
     query = select(
