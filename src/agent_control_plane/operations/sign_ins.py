@@ -25,8 +25,14 @@ DEFAULT_LIFETIME = timedelta(hours=8)
 _FORGET_PER_SIGN_IN = 100
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def _token_hash(token: object) -> str | None:
+    """The hash a token is stored under; None for what no sign-in ever handed out."""
+    if not isinstance(token, str) or not 0 < len(token) <= 128:
+        return None
+    try:
+        return hashlib.sha256(token.encode()).hexdigest()
+    except UnicodeEncodeError:  # a lone surrogate: not a token we made
+        return None
 
 
 def sign_in(
@@ -52,7 +58,7 @@ def sign_in(
             connection,
             runtime,
             {
-                "token_hash": _token_hash(token),
+                "token_hash": hashlib.sha256(token.encode()).hexdigest(),
                 "key_id": principal.key_id,
                 "created_at": now,
                 "expires_at": expires_at,
@@ -66,11 +72,12 @@ def signed_in(connection: Connection, runtime: Runtime, token: str) -> Principal
     """The principal of a live sign-in: AuthenticationError once it is signed out
     (``signed_out``), expired (``expired``), unknown (``unknown``), or its key no longer
     works (``revoked``, ``expired``)."""
-    if not isinstance(token, str) or not 0 < len(token) <= 128:
+    token_hash = _token_hash(token)
+    if token_hash is None:
         raise AuthenticationError("unknown", "not signed in")
     now = runtime.clock()
     with connection.begin():
-        row = sign_in_store.get(connection, runtime, _token_hash(token))
+        row = sign_in_store.get(connection, runtime, token_hash)
         if row is None:
             raise AuthenticationError("unknown", "not signed in")
         if row.signed_out_at is not None:
@@ -87,7 +94,8 @@ def signed_in(connection: Connection, runtime: Runtime, token: str) -> Principal
 @repeatable
 def sign_out(connection: Connection, runtime: Runtime, token: str) -> None:
     """End the sign-in now, for every copy of its cookie (an unknown token changes nothing)."""
-    if not isinstance(token, str) or not 0 < len(token) <= 128:
+    token_hash = _token_hash(token)
+    if token_hash is None:
         return
     with connection.begin():
-        sign_in_store.sign_out(connection, runtime, _token_hash(token), runtime.clock())
+        sign_in_store.sign_out(connection, runtime, token_hash, runtime.clock())
