@@ -87,7 +87,13 @@ def statements_per_decision(url: str) -> tuple[int, list[str]]:
             seen.append(str(args[2]).split()[0].upper())
 
         event.listen(cp.engine, "before_cursor_execute", on_execute)
-        event.listen(cp.engine, "begin", lambda conn: seen.append("BEGIN"))
+        def on_begin(conn: Any) -> None:
+            # SQLAlchemy begins a transaction of its own around a statement sent in
+            # autocommit (the one-statement decision): the server sees no BEGIN then.
+            if getattr(conn.connection.driver_connection, "autocommit", False) is not True:
+                seen.append("BEGIN")
+
+        event.listen(cp.engine, "begin", on_begin)
         event.listen(cp.engine, "commit", lambda conn: seen.append("COMMIT"))
         Prepared._run = counted  # type: ignore[method-assign]
         try:
