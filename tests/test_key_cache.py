@@ -18,6 +18,7 @@ from agent_control_plane import ControlPlane
 from agent_control_plane.errors import AuthenticationError
 from agent_control_plane.gateway import create_app
 from agent_control_plane.operations.keys import KEY_RECHECK_SECONDS
+from tests.gateway_helpers import Client
 from tests.statements import statements_sent
 
 
@@ -143,3 +144,33 @@ def test_the_gateway_refuses_a_wrong_key_before_reading_its_body(tmp_path: Any) 
         status, reads = asyncio.run(call(good.key))
         assert status == 200
         assert reads >= 1
+
+
+def test_the_gateway_reads_a_sessions_owner_once_and_still_holds_keys_to_it(
+    control_plane: ControlPlane,
+) -> None:
+    cp = control_plane
+    mine = cp.create_api_key("agent", tenant="a", agents=["bot"]).key
+    theirs = cp.create_api_key("agent", tenant="b", agents=["bot"]).key
+    other_agent = cp.create_api_key("agent", tenant="a", agents=["other"]).key
+    sid = cp.open_session(
+        agent_id="bot", tenant="a", policy={"name": "p"}, max_cost=10, max_actions=10
+    ).id
+    client = Client(create_app(cp))
+    path = f"/v1/sessions/{sid}/govern"
+
+    def govern(key: str) -> int:
+        response = client.request(
+            "POST", path, json={"action": "x"}, headers={"Authorization": f"Bearer {key}"}
+        )
+        return response.status_code
+
+    assert govern(mine) == 200
+    sessions = cp.tables.sessions.name
+    sent = statements_sent(cp, lambda: govern(mine))
+    # No read of the session's row as a whole (its tenant); govern's own statements remain.
+    assert not [sql for sql in sent if sql.startswith("SELECT") and f"{sessions}.tenant" in sql]
+    # Remembered, the owner still confines: another tenant's key cannot tell it exists, and
+    # another agent's key of the same tenant is refused.
+    assert govern(theirs) == 404
+    assert govern(other_agent) == 403

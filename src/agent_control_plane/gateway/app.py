@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from agent_control_plane.control_plane import ControlPlane
-from agent_control_plane.gateway import limits, problems
+from agent_control_plane.gateway import auth, limits, problems
 from agent_control_plane.gateway.routes import (
     approvals,
     events,
@@ -56,6 +56,7 @@ def create_app(
     app = FastAPI(title=title, version="1", openapi_url="/openapi.json")
     app.state.control_plane = control_plane
     app.state.wait_slots = limits.WaitSlots(waits_per_key)
+    app.state.session_owners = auth.SessionOwners(control_plane)
     app.add_middleware(
         limits.RequestLimits,
         max_body_bytes=max_body_bytes,

@@ -18,6 +18,7 @@ from agent_control_plane.errors import (
     SessionNotFoundError,
 )
 from agent_control_plane.gateway import limits
+from agent_control_plane.memory import DEFAULT_ENTRIES, Bounded
 from agent_control_plane.models import Principal, Reservation, Session, Ticket
 from agent_control_plane.operations.approvals import TicketNotFoundError
 from agent_control_plane.operations.tokens import ReservationNotFoundError
@@ -104,6 +105,34 @@ def visible_session(plane: ControlPlane, principal: Principal, session_id: uuid.
         SessionNotFoundError(f"no session {session_id}"),
     )
     return session
+
+
+class SessionOwners:
+    """Each session's tenant and agent, read once: they never change, so a key is held to a
+    session it names without reading the session on every request (bounded, least recently
+    used forgotten first, like every cache ACP keeps)."""
+
+    def __init__(self, plane: ControlPlane, entries: int = DEFAULT_ENTRIES) -> None:
+        self._plane = plane
+        self._owners: Bounded[uuid.UUID, tuple[str | None, str]] = Bounded(entries)
+
+    def confine(self, principal: Principal, session_id: uuid.UUID) -> None:
+        """Refuse unless the key may touch the session, as :func:`visible_session` does
+        (reading the session the first time only)."""
+        owner = self._owners.get(session_id)
+        if owner is None:
+            session = self._plane.get_session(session_id)
+            owner = (session.tenant, session.agent_id)
+            self._owners[session_id] = owner
+        confine(principal, *owner, SessionNotFoundError(f"no session {session_id}"))
+
+
+async def session_owners(request: Request) -> SessionOwners:
+    owners: SessionOwners = request.app.state.session_owners
+    return owners
+
+
+Owners = Annotated[SessionOwners, Depends(session_owners)]
 
 
 def visible_ticket(plane: ControlPlane, principal: Principal, ticket_id: uuid.UUID) -> Ticket:

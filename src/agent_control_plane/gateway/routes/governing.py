@@ -1,4 +1,8 @@
-"""govern, outcomes and the agent's own events."""
+"""govern, outcomes and the agent's own events.
+
+The two calls of every agent step (govern, record an outcome) are coroutines that run their
+blocking part in one worker thread: as plain functions, FastAPI would hop to a thread a second
+time to check the response. The session's owner is read once (it never changes)."""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
+from starlette.concurrency import run_in_threadpool
 
-from agent_control_plane.gateway.auth import Actor, OwnReader, Plane, visible_session
+from agent_control_plane.gateway.auth import Actor, Owners, OwnReader, Plane, visible_session
 from agent_control_plane.gateway.schemas import (
     DecisionView,
     Emit,
@@ -15,33 +20,45 @@ from agent_control_plane.gateway.schemas import (
     Govern,
     RecordOutcome,
 )
-from agent_control_plane.models import Decision
+from agent_control_plane.models import Decision, Event
 
 router = APIRouter(prefix="/v1", tags=["govern"])
 
 
 @router.post("/sessions/{session_id}/govern", response_model=DecisionView)
-def govern(session_id: uuid.UUID, body: Govern, plane: Plane, principal: Actor) -> Any:
+async def govern(
+    session_id: uuid.UUID, body: Govern, plane: Plane, owners: Owners, principal: Actor
+) -> Any:
     """Decide whether the agent may take ``action``: allowed, needs_approval, steer or denied."""
-    visible_session(plane, principal, session_id)
-    return plane.govern(
-        session_id,
-        body.action,
-        resource=body.resource,
-        args=body.args,
-        cost=body.cost,
-        weight=body.weight,
-        score=body.score,
-        idempotency_key=body.idempotency_key,
-    )
+
+    def decide() -> Decision:
+        owners.confine(principal, session_id)
+        return plane.govern(
+            session_id,
+            body.action,
+            resource=body.resource,
+            args=body.args,
+            cost=body.cost,
+            weight=body.weight,
+            score=body.score,
+            idempotency_key=body.idempotency_key,
+        )
+
+    return await run_in_threadpool(decide)
 
 
 @router.post("/outcomes", status_code=status.HTTP_201_CREATED, response_model=EventView)
-def record_outcome(body: RecordOutcome, plane: Plane, principal: Actor) -> Any:
+async def record_outcome(
+    body: RecordOutcome, plane: Plane, owners: Owners, principal: Actor
+) -> Any:
     """Record what happened after a decision (send back the decision ``govern`` returned)."""
-    visible_session(plane, principal, body.decision.session_id)
-    decision = Decision.from_json_data(body.decision.model_dump(mode="json"))
-    return plane.record_outcome(decision, body.status, body.actual_cost, body.result)
+
+    def record() -> Event:
+        owners.confine(principal, body.decision.session_id)
+        decision = Decision.from_json_data(body.decision.model_dump(mode="json"))
+        return plane.record_outcome(decision, body.status, body.actual_cost, body.result)
+
+    return await run_in_threadpool(record)
 
 
 @router.post(
