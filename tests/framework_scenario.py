@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from agent_control_plane import AsyncControlPlane, ControlPlane
+from agent_control_plane.loading import load_policy_file
 from agent_control_plane.models import Event
-from agent_control_plane.rules.policy import load_policy_file
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "examples/policies/framework-scenario.yaml"
 AGENT_ID = "scenario-bot"

@@ -12,8 +12,8 @@ from agent_control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.errors import InvalidInputError
 from agent_control_plane.gateway import create_app
 from agent_control_plane.integrations.mcp_proxy.governor import ToolGovernor
+from agent_control_plane.loading import load_policy_file
 from agent_control_plane.rules.event_kinds import ACP_KINDS
-from agent_control_plane.rules.policy import load_policy_file
 from agent_control_plane.rules.routing import CompiledPolicy
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import sessions as session_store

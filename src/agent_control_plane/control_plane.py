@@ -18,6 +18,7 @@ from sqlalchemy import Dialect, Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agent_control_plane import loading
 from agent_control_plane.boundary import Boundary
 from agent_control_plane.config import MigrateMode
 from agent_control_plane.connections import Connections
@@ -122,7 +123,7 @@ class _ControlPlaneBase:
         ``fallback: litellm`` entry) prices models missing from the table from LiteLLM's
         model cost map. An unknown model is an error unless the table has a ``default``."""
         refuse_if_closed(self)
-        table = PriceTable.of(prices, fallback=fallback)
+        table = loading.price_table(prices, fallback=fallback)
         if table.fallback == "litellm":
             from agent_control_plane.integrations.litellm_prices import litellm_price
 

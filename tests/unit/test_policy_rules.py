@@ -12,11 +12,11 @@ import pytest
 
 from agent_control_plane.errors import PolicyError
 from agent_control_plane.evaluators import EvaluatorRegistry
+from agent_control_plane.loading import load_policy_file
 from agent_control_plane.rules import conditions
 from agent_control_plane.rules.policy import (
     PolicyDocument,
     dump_policy,
-    load_policy_file,
     parse_policy,
 )
 from agent_control_plane.rules.proposal import Proposal

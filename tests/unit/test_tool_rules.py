@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from agent_control_plane.errors import PolicyError
-from agent_control_plane.rules.policy import load_policy_file, parse_policy
+from agent_control_plane.loading import load_policy_file
+from agent_control_plane.rules.policy import parse_policy
 from agent_control_plane.rules.routing import CompiledPolicy
 from agent_control_plane.rules.tools import UNMAPPED, ToolRefused, tool_request, visible
 

@@ -19,7 +19,8 @@ from agent_control_plane.cli.common import (
     opened,
 )
 from agent_control_plane.errors import PolicyError
-from agent_control_plane.rules.policy import PolicyDocument, load_policy_file
+from agent_control_plane.loading import load_policy_file
+from agent_control_plane.rules.policy import PolicyDocument
 
 policy_app = typer.Typer(help="Validate and store policies.", no_args_is_help=True)
 

@@ -17,8 +17,8 @@ from agent_control_plane.errors import (
 from agent_control_plane.models import Agent, Delegation
 from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import lifecycle, validation
+from agent_control_plane.rules.lengths import TEXT_LENGTH
 from agent_control_plane.runtime import Runtime
-from agent_control_plane.schema.tables import TEXT_LENGTH
 from agent_control_plane.store import agents as agent_store
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import sessions as session_store

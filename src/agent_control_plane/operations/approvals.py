@@ -27,10 +27,11 @@ from agent_control_plane.rules.approvals import (
     covers_resource,
     proposal_digest,
 )
+from agent_control_plane.rules.lengths import TEXT_LENGTH
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import CompiledPolicy
 from agent_control_plane.runtime import Runtime, reading
-from agent_control_plane.schema.tables import TEXT_LENGTH, TICKET_STATUSES
+from agent_control_plane.schema.tables import TICKET_STATUSES
 from agent_control_plane.store import approvals as ticket_store
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import idempotency

@@ -10,11 +10,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from agent_control_plane.errors import InvalidInputError, PolicyError
+from agent_control_plane.loading import load_policy_file
 from agent_control_plane.models import PolicySnapshot
 from agent_control_plane.operations import remembered
 from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import validation
-from agent_control_plane.rules.policy import PolicyDocument, load_policy_file, parse_policy
+from agent_control_plane.rules.policy import PolicyDocument, parse_policy
 from agent_control_plane.rules.routing import CompiledPolicy
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import policies as policy_store

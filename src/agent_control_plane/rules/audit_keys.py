@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from agent_control_plane.errors import ConfigurationError
+from agent_control_plane.rules.lengths import KEY_ID_LENGTH
 
 MIN_KEY_BYTES = 32
-KEY_ID_LENGTH = 16
 _ID_LABEL = b"agent-control-plane audit key id"
 _SEPARATOR = ","
 

@@ -1,4 +1,7 @@
-"""Policy documents: their shape, validation, and loading from dict, YAML or JSON."""
+"""Policy documents: their shape, validation, and their YAML or JSON text (no I/O).
+
+Reading a policy file is ``agent_control_plane.loading.load_policy_file``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import re
 import string
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -29,7 +31,7 @@ from agent_control_plane.rules.canonical import (
     nesting_exceeds,
 )
 from agent_control_plane.rules.durations import parse_duration
-from agent_control_plane.schema.types import to_money
+from agent_control_plane.rules.money import to_money
 
 _PATTERN_RE = re.compile(r"^[A-Za-z0-9_.:/*?\[\]-]{1,200}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
@@ -424,46 +426,18 @@ def _line_for(where: str, lines: dict[str, int]) -> int | None:
     return None
 
 
-def _yaml_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
-    lines[path or "(document)"] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = f"{path}.{key_node.value}" if path else str(key_node.value)
-            lines[child] = key_node.start_mark.line + 1
-            _yaml_lines(value_node, child, lines)
-            lines[child] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _yaml_lines(item, f"{path}.{index}" if path else str(index), lines)
-
-
-def load_policy_file(path: str | Path) -> PolicyDocument:
-    """Load a policy from a .yaml/.yml or .json file; errors point at file:line: field."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy file {file}: {exc.strerror}") from exc
-    except ValueError as exc:  # a NUL or a lone surrogate in the path; not UTF-8 inside
-        raise PolicyError(f"cannot read policy file {str(file)!r}: {exc}") from exc
-    lines: dict[str, int] = {}
-    try:
-        if file.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            if node is not None:
-                _yaml_lines(node, "", lines)
-            data = yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise PolicyError(
-            f"{file}: not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {exc}"
-        ) from exc
-    return parse_policy(data, source=str(file), lines=lines)
-
-
 def dump_policy(document: PolicyDocument, fmt: Literal["yaml", "json"] = "yaml") -> str:
     data = document.to_json_data()
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
     return str(yaml.safe_dump(data, sort_keys=False))
+
+
+def __getattr__(name: str) -> Any:
+    # The old import path of load_policy_file, which reads a file and so moved out of the
+    # rules: imported on first use, importing the rules never reads or imports I/O code.
+    if name == "load_policy_file":
+        from agent_control_plane.loading import load_policy_file
+
+        return load_policy_file
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from agent_control_plane.errors import ConfigurationError
-from agent_control_plane.rules.audit_keys import KEY_ID_LENGTH, AuditKey, Keyring
+from agent_control_plane.rules.audit_keys import AuditKey, Keyring
+from agent_control_plane.rules.lengths import KEY_ID_LENGTH
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (

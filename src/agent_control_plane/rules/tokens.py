@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -12,8 +11,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from agent_control_plane.errors import (
     InvalidInputError,
 )
@@ -22,7 +19,7 @@ from agent_control_plane.errors import (
 )
 from agent_control_plane.rules import validation
 from agent_control_plane.rules.durations import parse_duration
-from agent_control_plane.schema.types import MAX_MONEY, to_money
+from agent_control_plane.rules.money import MAX_MONEY, to_money
 
 PERIODS = ("minute", "hour", "day", "week", "month", "lifetime")
 IDENTITY_FIELDS = ("org", "team", "user", "agent")
@@ -145,8 +142,10 @@ class PriceTable:
         if isinstance(source, PriceTable):
             return source if fallback is None else replace(source, fallback=fallback)
         if isinstance(source, str | Path):
-            text = Path(source).read_text(encoding="utf-8")
-            source = json.loads(text) if str(source).endswith(".json") else yaml.safe_load(text)
+            # Reading the file is I/O, done in loading.py; this path is kept for old callers.
+            from agent_control_plane.loading import read_price_file
+
+            source = read_price_file(source)
         if not isinstance(source, dict):
             raise InvalidInputError("prices", "a price table is a mapping of model to prices")
         default = source.get("default")

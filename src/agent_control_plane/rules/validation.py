@@ -13,8 +13,8 @@ from agent_control_plane.errors import InvalidInputError
 from agent_control_plane.rules import resources
 from agent_control_plane.rules.canonical import json_document
 from agent_control_plane.rules.durations import MAX_DURATION
-from agent_control_plane.schema.tables import ID_LENGTH, KEY_LENGTH, RESOURCE_LENGTH
-from agent_control_plane.schema.types import to_money
+from agent_control_plane.rules.lengths import ID_LENGTH, KEY_LENGTH, RESOURCE_LENGTH
+from agent_control_plane.rules.money import to_money
 
 MAX_COUNTER = 2**62
 MAX_SECONDS = 10**9

@@ -25,6 +25,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import SchemaItem
 
+from agent_control_plane.rules.lengths import (
+    DIGEST_LENGTH,
+    ID_LENGTH,
+    KEY_ID_LENGTH,
+    KEY_LENGTH,
+    RESOURCE_LENGTH,
+    TEXT_LENGTH,
+)
 from agent_control_plane.schema.layout import Layout
 from agent_control_plane.schema.types import BigSerial, JSONDocument, Money, UTCDateTime
 
@@ -41,13 +49,6 @@ NAMING_CONVENTION = {
 
 TABLE_COMMENT = "Owned by agent-control-plane; changed only by its migrations."
 
-# Lengths shared by all dialects; inputs are validated against them before any write.
-ID_LENGTH = 200
-KEY_LENGTH = 255
-RESOURCE_LENGTH = 500
-TEXT_LENGTH = 2000
-DIGEST_LENGTH = 64
-KEY_ID_LENGTH = 16
 
 SESSION_STATUSES = ("created", "active", "paused", "completed", "aborted")
 TICKET_STATUSES = ("pending", "approved", "denied", "expired", "consumed")

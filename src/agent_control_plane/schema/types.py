@@ -4,19 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, Numeric
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-MONEY_SCALE = 9
-MONEY_PRECISION = 27
-_MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
-# SQLite keeps money as an integer count of 1e-9 USD; this bound keeps every
-# sum far from the 64-bit limit, where SQLite would silently switch to floats.
-MAX_MONEY = Decimal(10) ** 9
+# Money's rules are pure and live in rules/; schema/ builds the column type on them.
+from agent_control_plane.rules.money import (
+    MAX_MONEY,
+    MONEY_PRECISION,
+    MONEY_QUANTUM,
+    MONEY_SCALE,
+    to_money,
+)
+
+__all__ = [
+    "MAX_MONEY",
+    "MONEY_PRECISION",
+    "MONEY_SCALE",
+    "BigSerial",
+    "JSONDocument",
+    "Money",
+    "UTCDateTime",
+    "to_money",
+]
 
 
 class _SQLiteDateTime(sqlite.DATETIME):
@@ -68,26 +81,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def to_money(value: Decimal | int | str) -> Decimal:
-    """Return ``value`` as an exact USD amount with 9 decimal places, or raise ValueError."""
-    if isinstance(value, float | bool) or not isinstance(value, Decimal | int | str):
-        raise ValueError(f"money must be a Decimal, int or str, not {type(value).__name__}")
-    try:
-        amount = Decimal(value)
-    except (InvalidOperation, TypeError) as exc:
-        raise ValueError(f"not an amount of money: {value!r}") from exc
-    if not amount.is_finite():
-        raise ValueError(f"not an amount of money: {value!r}")
-    if abs(amount) > MAX_MONEY:
-        raise ValueError(f"{value} exceeds the largest supported amount, {MAX_MONEY}")
-    quantized = amount.quantize(_MONEY_QUANTUM)
-    if quantized != amount:
-        raise ValueError(f"{value} has more than {MONEY_SCALE} decimal places")
-    if abs(quantized) > MAX_MONEY:
-        raise ValueError(f"{value} exceeds the largest supported amount, {MAX_MONEY}")
-    return quantized
-
-
 class Money(TypeDecorator[Decimal]):
     """Exact USD: NUMERIC(27, 9), or scaled BIGINT on SQLite (which has no exact decimal)."""
 
@@ -111,8 +104,8 @@ class Money(TypeDecorator[Decimal]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return Decimal(int(value)).scaleb(-MONEY_SCALE).quantize(_MONEY_QUANTUM)
-        return Decimal(value).quantize(_MONEY_QUANTUM)
+            return Decimal(int(value)).scaleb(-MONEY_SCALE).quantize(MONEY_QUANTUM)
+        return Decimal(value).quantize(MONEY_QUANTUM)
 
 
 # JSONB on PostgreSQL for indexable, compact documents; JSON elsewhere.
