@@ -66,12 +66,15 @@ def build_server(proxy: Proxy, relay: Relay) -> Server[Any]:
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams
     ) -> HandlerResult:
-        return await proxy.list_tools(_params(ctx))
+        # Typed, so the SDK shapes it for the client's protocol (the 2026 one adds fields).
+        listed = await proxy.list_tools(_params(ctx))
+        return types.ListToolsResult.model_validate(listed, by_name=False)
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> HandlerResult:
-        return await proxy.call_tool(_params(ctx), ctx.request_id, _progress_to(ctx))
+        called = await proxy.call_tool(_params(ctx), ctx.request_id, _progress_to(ctx))
+        return types.CallToolResult.model_validate(called, by_name=False)
 
     async def set_level(
         ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams
