@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import sys
+from asyncio.streams import FlowControlMixin
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -56,16 +57,23 @@ def _enveloped(params: Message | None) -> bool:
     return isinstance(meta, dict) and f"{ENVELOPE_PREFIX}protocolVersion" in meta
 
 
+class Output:
+    """Where the proxy writes its client's messages: written at once, and waited for only
+    while the client is not reading (the pipe and the buffer beyond it are full)."""
+
+    def __init__(self, write: Callable[[bytes], object], drain: Callable[[], Awaitable[None]]):
+        self.write = write
+        self.drain = drain
+
+
 class StdioClient:
     """One client on the proxy's stdin and stdout."""
 
-    def __init__(
-        self, proxy: Proxy, server: Server[Any], relay: Relay, write: Callable[[bytes], object]
-    ) -> None:
+    def __init__(self, proxy: Proxy, server: Server[Any], relay: Relay, out: Output) -> None:
         self._proxy = proxy
         self._server = server
         self._relay = relay
-        self._write = write
+        self._out = out
         self._in_flight: dict[Any, asyncio.Task[None]] = {}
         self._cancelled: set[asyncio.Task[None]] = set()
         self._initialized = False
@@ -75,7 +83,8 @@ class StdioClient:
         self._tasks: anyio.abc.TaskGroup | None = None
 
     async def notify(self, method: str, params: Message | None) -> None:
-        self._write(encode(notification(method, params)))
+        self._out.write(encode(notification(method, params)))
+        await self._out.drain()
 
     async def serve(self, messages: Callable[[], AsyncIterator[Message]]) -> None:
         """Serve the messages ``messages()`` yields until it ends."""
@@ -172,9 +181,10 @@ class StdioClient:
             # Code 0, as the MCP SDK's server answers a handler that failed.
             reply = error(request_id, MCPError(0, str(failure)))
         self._reply(reply)
+        await self._out.drain()
 
     def _reply(self, message: Message) -> None:
-        self._write(encode(message))
+        self._out.write(encode(message))
 
     async def _result(self, request_id: Any, method: str, params: Message | None) -> Message:
         if method == "initialize":
@@ -245,7 +255,8 @@ class StdioClient:
             async with from_server:
                 async for message in from_server:
                     text = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                    self._write(text.encode() + b"\n")
+                    self._out.write(text.encode() + b"\n")
+                    await self._out.drain()
 
         self._tasks.start_soon(run)
         self._tasks.start_soon(write)
@@ -299,13 +310,12 @@ async def serve_stdio(proxy: Proxy, server: Server[Any], relay: Relay) -> None:
             receive = reader.read
         except ValueError:  # a regular file, say: read it in a thread
             receive = _threaded(stdin.read)
-        write: Callable[[bytes], object]
         try:
-            transport, _ = await loop.connect_write_pipe(asyncio.Protocol, stdout)
-            write = transport.write
-        except ValueError:
+            transport, flow = await loop.connect_write_pipe(FlowControlMixin, stdout)
+            out = Output(transport.write, asyncio.StreamWriter(transport, flow, None, loop).drain)
+        except ValueError:  # a regular file: its writes do not wait
             transport = None
-            write = stdout.write
+            out = Output(stdout.write, _nothing)
 
         async def messages() -> AsyncIterator[Message]:
             async for line in lines(receive):
@@ -314,12 +324,16 @@ async def serve_stdio(proxy: Proxy, server: Server[Any], relay: Relay) -> None:
                     yield message
 
         try:
-            await StdioClient(proxy, server, relay, write).serve(messages)
+            await StdioClient(proxy, server, relay, out).serve(messages)
         finally:
             if transport is not None:
                 transport.close()
             stdin.close()
             stdout.close()
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _threaded(read: Callable[[int], bytes | None]) -> Callable[[int], Awaitable[bytes]]:
