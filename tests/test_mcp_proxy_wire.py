@@ -126,7 +126,9 @@ async def test_only_what_the_proxy_offers_reaches_the_server(tmp_path: Path) -> 
     url = f"sqlite:///{tmp_path / 'acp.db'}"
     with ControlPlane.open(url):
         pass
-    async with wire(tmp_path, proxy(url, "offers")) as client:
+    # The proxy takes a URL naming an asyncio driver as well.
+    async_url = f"sqlite+aiosqlite:///{tmp_path / 'acp.db'}"
+    async with wire(tmp_path, proxy(async_url, "offers")) as client:
         early = await client.request(1, "tools/call", {"name": "work", "arguments": {}})
         assert early["error"]["code"] == -32602  # not initialized yet, as the SDK answers
 

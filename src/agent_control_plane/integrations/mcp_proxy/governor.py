@@ -15,12 +15,12 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from agent_control_plane.control_plane import AsyncControlPlane
 from agent_control_plane.errors import (
     ControlPlaneError,
     GovernanceUnavailableError,
     InvalidInputError,
 )
+from agent_control_plane.integrations.mcp_proxy.governance import Governs
 from agent_control_plane.integrations.mcp_proxy.jsonrpc import Message
 from agent_control_plane.integrations.refusals import refusal
 from agent_control_plane.models import Decision
@@ -78,7 +78,7 @@ class ToolGovernor:
 
     def __init__(
         self,
-        control_plane: AsyncControlPlane,
+        control_plane: Governs,
         session_id: uuid.UUID,
         policy: CompiledPolicy,
         *,

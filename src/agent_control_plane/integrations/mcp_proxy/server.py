@@ -21,8 +21,10 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.lowlevel import Server
 from pydantic import AnyHttpUrl
 
-from agent_control_plane.control_plane import AsyncControlPlane
+from agent_control_plane.control_plane import ControlPlane
+from agent_control_plane.engine import sync_url_text
 from agent_control_plane.errors import ConfigurationError, InvalidTransitionError, McpServerError
+from agent_control_plane.integrations.mcp_proxy.governance import OnOneThread
 from agent_control_plane.integrations.mcp_proxy.governor import ToolGovernor
 from agent_control_plane.integrations.mcp_proxy.keys import TOOLS_SCOPE, ApiKeyVerifier
 from agent_control_plane.integrations.mcp_proxy.proxy import Proxy
@@ -84,7 +86,7 @@ class Attached:
     agent_id: str
 
 
-async def attach(control_plane: AsyncControlPlane, settings: ProxySettings) -> Attached:
+async def attach(control_plane: OnOneThread, settings: ProxySettings) -> Attached:
     """The session the proxy governs: the given one (its own policy), or a new one."""
     document = None if settings.policy_file is None else load_policy_file(settings.policy_file)
     if settings.session_id is not None:
@@ -118,7 +120,7 @@ async def _serve_clients(
     proxy: Proxy,
     server: Server[Any],
     relay: Relay,
-    control_plane: AsyncControlPlane,
+    control_plane: OnOneThread,
     attached: Attached,
     child: ServerProcess,
 ) -> None:
@@ -164,51 +166,60 @@ async def serve(settings: ProxySettings, announce: Callable[[str], None]) -> Non
     McpServerError if the real server does not start, or stops while the proxy serves;
     either way a session the proxy opened is ended.
     """
-    async with await AsyncControlPlane.open(
-        settings.url, schema=settings.schema, table_prefix=settings.table_prefix, migrate="verify"
-    ) as control_plane:
-        attached = await attach(control_plane, settings)
-        governor = ToolGovernor(
-            control_plane,
-            attached.session_id,
-            CompiledPolicy.compile(attached.policy),
-            hide_blocked=settings.hide_blocked,
-            tell_operator=announce,
-        )
-        relay = Relay()
-        ended_alone = False
+    # The URL may name an asyncio driver (the proxy used to open AsyncControlPlane): the
+    # sync one ACP ships with serves it.
+    url = None if settings.url is None else sync_url_text(settings.url)
+    with ControlPlane.open(
+        url, schema=settings.schema, table_prefix=settings.table_prefix, migrate="verify"
+    ) as opened:
+        control_plane = OnOneThread(opened)
         try:
-            async with upstream(settings.server_command, notify=relay.from_server) as (
-                server_below,
-                child,
-            ):
-                proxy = Proxy(governor, server_below)
-                server = build_server(proxy, relay)
-                where = (
-                    "stdio"
-                    if settings.listen is None
-                    else "http://{}:{}/mcp".format(*settings.listen)
-                )
-                announce(
-                    f"session {attached.session_id} (policy {attached.policy.name!r}), "
-                    f"serving {where}"
-                )
-                async with governor.recording_behind():
-                    await _serve_clients(
-                        settings, proxy, server, relay, control_plane, attached, child
-                    )
-                ended_alone = child.ended.is_set()
-            if ended_alone:
-                raise child.failure("stopped while the proxy was serving")
-        except McpServerError:
-            if attached.opened:
-                await _end(control_plane, attached, "mcp.server_failed")
-            raise
+            await _govern_and_serve(settings, announce, control_plane)
+        finally:
+            control_plane.close()
+
+
+async def _govern_and_serve(
+    settings: ProxySettings, announce: Callable[[str], None], control_plane: OnOneThread
+) -> None:
+    """Attach to the session, start the real server and serve until either ends."""
+    attached = await attach(control_plane, settings)
+    governor = ToolGovernor(
+        control_plane,
+        attached.session_id,
+        CompiledPolicy.compile(attached.policy),
+        hide_blocked=settings.hide_blocked,
+        tell_operator=announce,
+    )
+    relay = Relay()
+    ended_alone = False
+    try:
+        async with upstream(settings.server_command, notify=relay.from_server) as (
+            server_below,
+            child,
+        ):
+            proxy = Proxy(governor, server_below)
+            server = build_server(proxy, relay)
+            where = (
+                "stdio" if settings.listen is None else "http://{}:{}/mcp".format(*settings.listen)
+            )
+            announce(
+                f"session {attached.session_id} (policy {attached.policy.name!r}), serving {where}"
+            )
+            async with governor.recording_behind():
+                await _serve_clients(settings, proxy, server, relay, control_plane, attached, child)
+            ended_alone = child.ended.is_set()
+        if ended_alone:
+            raise child.failure("stopped while the proxy was serving")
+    except McpServerError:
         if attached.opened:
-            await _end(control_plane, attached, None)
+            await _end(control_plane, attached, "mcp.server_failed")
+        raise
+    if attached.opened:
+        await _end(control_plane, attached, None)
 
 
-async def _end(control_plane: AsyncControlPlane, attached: Attached, reason: str | None) -> None:
+async def _end(control_plane: OnOneThread, attached: Attached, reason: str | None) -> None:
     """Complete the session the proxy opened (one killed while it served stays killed)."""
     with suppress(InvalidTransitionError):
         await control_plane.complete_session(attached.session_id, reason=reason)

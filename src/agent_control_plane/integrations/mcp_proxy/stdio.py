@@ -97,10 +97,12 @@ class StdioClient:
                 self._relay.remove(id(self))
                 if self._sdk is not None:
                     await self._sdk.aclose()
+                # Calls in flight end here, their outcomes recorded as cancelled.
                 for task in list(self._in_flight.values()):
                     task.cancel()
                 if self._in_flight:
-                    await asyncio.wait(list(self._in_flight.values()))
+                    with anyio.CancelScope(shield=True):
+                        await asyncio.wait(list(self._in_flight.values()))
 
     async def _received(self, message: Message) -> None:
         if self._sdk is not None:
