@@ -23,7 +23,7 @@ from bench.governing import (
     govern_ops_per_second,
     statements_per_decision,
 )
-from bench.mcp_proxy import proxy_latencies
+from bench.mcp_proxy import TRANSPORTS, proxy_latencies
 from bench.opening import cold_open_seconds, warm_opens_per_second
 from bench.targets import bench_database
 from bench.telemetry import (
@@ -35,8 +35,11 @@ from bench.tokens import concurrent_pairs_per_second, pairs_per_second
 DIALECTS = ("sqlite", "postgresql", "mysql")
 
 
-def run(dialect: str, seconds: float, table: Table) -> None:
+def run(dialect: str, seconds: float, table: Table, only: str | None = None) -> None:
     with bench_database(dialect) as url:
+        if only == "mcp":
+            mcp_proxy_rows(dialect, url, seconds, table)
+            return
         # The floor and the two targets (govern, the token pair) alternate, twice, so drift
         # in the machine's speed hits all of them; each keeps its best run.
         floors, governs, keyed, traced, pairs = [], [], [], [], []
@@ -169,12 +172,17 @@ def run(dialect: str, seconds: float, table: Table) -> None:
         table.add_row(
             dialect, "ControlPlane.open(migrate='verify'), current", f"{warm:,.1f} opens/s", ""
         )
-        latencies = proxy_latencies(url, seconds)
+        mcp_proxy_rows(dialect, url, seconds, table)
+
+
+def mcp_proxy_rows(dialect: str, url: str, seconds: float, table: Table) -> None:
+    for transport in TRANSPORTS:
+        latencies = proxy_latencies(url, seconds, transport)
         for q in (50, 99):
             direct, proxied, added = latencies.row(q)
             table.add_row(
                 dialect,
-                f"MCP tools/call p{q}: direct / through acp mcp-proxy / added",
+                f"MCP tools/call over {transport}, p{q}: direct / through acp mcp-proxy / added",
                 f"{direct:.2f} / {proxied:.2f} / {added:+.2f} ms",
                 "",
             )
@@ -184,13 +192,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each timed loop")
     parser.add_argument("--dialect", action="append", choices=DIALECTS)
+    parser.add_argument("--only", choices=["mcp"], help="run only these benchmarks")
     args = parser.parse_args()
     console = Console(width=140)
     table = Table(title="agent-control-plane benchmarks (single thread unless noted)")
     for column in ("database", "measure", "result", "ratio to floor"):
         table.add_column(column)
     for dialect in args.dialect or DIALECTS:
-        run(dialect, args.seconds, table)
+        run(dialect, args.seconds, table, args.only)
         console.print(f"[dim]{dialect} done[/]")
     console.print(table)
 

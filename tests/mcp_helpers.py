@@ -41,7 +41,9 @@ async def proxied(
     parameters = StdioServerParameters(
         command=PROXY[0],
         args=[*PROXY[1:], "--url", url, *options, "--", *command],
-        env={"ACP_TEST_TOOL_LOG": str(tmp_path / "ran.jsonl"), **(env or {})},
+        # The whole environment, as for the HTTP proxy: the SDK would pass only a few
+        # variables, and the proxy must import the code under test (PYTHONPATH).
+        env={**os.environ, "ACP_TEST_TOOL_LOG": str(tmp_path / "ran.jsonl"), **(env or {})},
     )
     with (tmp_path / "proxy.stderr").open("a") as errlog:
         async with (

@@ -230,7 +230,6 @@ async def test_the_mcp_proxy_denies_a_call_it_cannot_govern(tmp_path: Path) -> N
         finally:
             blocker.rollback()
             blocker.close()
-    assert result.is_error
-    assert result.meta is not None
-    assert result.meta[META_KEY]["reason"] == "unavailable"
+    assert result["isError"]
+    assert result["_meta"][META_KEY]["reason"] == "unavailable"
     assert forwarded == []

@@ -145,7 +145,7 @@ async def test_the_mcp_proxy_records_its_refusals_as_acp(
         raise AssertionError("a refused call never reaches the server")
 
     refused = await governor.call("unmapped_tool", {}, 1, forward)  # type: ignore[arg-type]
-    assert refused.is_error
+    assert refused["isError"]
     (event,) = [event for event in await acp.events(sid) if event.kind == "mcp.refused"]
     assert event.payload["tool"] == "unmapped_tool"
 

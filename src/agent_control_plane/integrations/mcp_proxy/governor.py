@@ -1,4 +1,6 @@
-"""One tool call through governance: map, govern, forward, record. Transport-free."""
+"""One tool call through governance: map, govern, forward, record. Transport-free: the call's
+arguments and the server's result are the JSON-RPC messages' own dicts, passed on as they
+came."""
 
 from __future__ import annotations
 
@@ -11,15 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import mcp_types as types
 from anyio.streams.memory import MemoryObjectSendStream
 
-from agent_control_plane.control_plane import AsyncControlPlane
 from agent_control_plane.errors import (
     ControlPlaneError,
     GovernanceUnavailableError,
     InvalidInputError,
 )
+from agent_control_plane.integrations.mcp_proxy.governance import Governs
+from agent_control_plane.integrations.mcp_proxy.jsonrpc import Message
 from agent_control_plane.integrations.refusals import refusal
 from agent_control_plane.models import Decision
 from agent_control_plane.rules.routing import CompiledPolicy
@@ -31,21 +33,30 @@ _SUMMARY_LIMIT = 500
 # Outcomes waiting to be written behind the replies; beyond this many a reply waits.
 _PENDING_OUTCOMES = 256
 
-Forward = Callable[[], Awaitable[types.CallToolResult]]
+# Forwards the call to the server and returns its CallToolResult.
+Forward = Callable[[], Awaitable[Message]]
 
 
-def _error_result(message: str, details: dict[str, Any]) -> types.CallToolResult:
+def _error_result(message: str, details: dict[str, Any]) -> Message:
     """A tool error the agent can read (``isError``), with the details in ``_meta``."""
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=message)],
-        is_error=True,
-        _meta={META_KEY: details},
-    )
+    return {
+        "content": [{"type": "text", "text": message}],
+        "isError": True,
+        "_meta": {META_KEY: details},
+    }
 
 
-def _summary(result: types.CallToolResult) -> str:
-    texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
-    text = " ".join(texts) if texts else json.dumps(result.structured_content, default=str)
+def _summary(result: Message) -> str:
+    content = result.get("content")
+    blocks = content if isinstance(content, list) else []
+    texts = [
+        block["text"]
+        for block in blocks
+        if isinstance(block, dict)
+        and block.get("type") == "text"
+        and isinstance(block.get("text"), str)
+    ]
+    text = " ".join(texts) if texts else json.dumps(result.get("structuredContent"), default=str)
     return text if len(text) <= _SUMMARY_LIMIT else text[: _SUMMARY_LIMIT - 1] + "…"
 
 
@@ -67,7 +78,7 @@ class ToolGovernor:
 
     def __init__(
         self,
-        control_plane: AsyncControlPlane,
+        control_plane: Governs,
         session_id: uuid.UUID,
         policy: CompiledPolicy,
         *,
@@ -102,12 +113,20 @@ class ToolGovernor:
                 with anyio.CancelScope(shield=True):
                     await send.aclose()
 
-    def listed(self, result: types.ListToolsResult) -> types.ListToolsResult:
-        """The server's tool list, less the tools the policy blocks when hiding them."""
-        if not self.hide_blocked:
+    def listed(self, result: Message) -> Message:
+        """The server's tool list (a ListToolsResult), less the tools the policy blocks
+        when hiding them."""
+        tools = result.get("tools")
+        if not self.hide_blocked or not isinstance(tools, list):
             return result
-        tools = [tool for tool in result.tools if visible(self.policy, tool.name)]
-        return result.model_copy(update={"tools": tools})
+        shown = [
+            tool
+            for tool in tools
+            if isinstance(tool, dict)
+            and isinstance(tool.get("name"), str)
+            and visible(self.policy, tool["name"])
+        ]
+        return {**result, "tools": shown}
 
     async def call(
         self,
@@ -115,7 +134,7 @@ class ToolGovernor:
         arguments: dict[str, Any] | None,
         request_id: str | int | None,
         forward: Forward,
-    ) -> types.CallToolResult:
+    ) -> Message:
         """Govern the call, forward it only if allowed, and record its outcome."""
         correlation = {"call_id": str(uuid.uuid4()), "mcp_request_id": request_id, "tool": tool}
         try:
@@ -160,11 +179,12 @@ class ToolGovernor:
         except Exception as error:
             await self._record(decision, "failed", correlation, error=repr(error)[:_SUMMARY_LIMIT])
             raise
+        is_error = bool(result.get("isError"))
         await self._record(
             decision,
-            "failed" if result.is_error else "succeeded",
+            "failed" if is_error else "succeeded",
             correlation,
-            is_error=bool(result.is_error),
+            is_error=is_error,
             summary=_summary(result),
         )
         return result

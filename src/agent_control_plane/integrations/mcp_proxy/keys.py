@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from mcp.server.auth.provider import AccessToken
 
-from agent_control_plane.control_plane import AsyncControlPlane
 from agent_control_plane.errors import AuthenticationError
+from agent_control_plane.integrations.mcp_proxy.governance import Authenticates
 from agent_control_plane.rules.keys import Access
 
 TOOLS_SCOPE = "acp:tools"
@@ -21,7 +21,7 @@ TOOL_ROLES = ("agent", "admin")
 class ApiKeyVerifier:
     """An MCP ``TokenVerifier`` backed by ACP's API keys."""
 
-    def __init__(self, control_plane: AsyncControlPlane, tenant: str | None, agent_id: str) -> None:
+    def __init__(self, control_plane: Authenticates, tenant: str | None, agent_id: str) -> None:
         self._control_plane = control_plane
         self._tenant = tenant
         self._agent_id = agent_id

@@ -1,41 +1,65 @@
-"""What passes between the agent's client and the real server besides governed calls: the
-server's notifications (log messages, the tool list changed), the progress of a call in
-flight, the client's log level. A client's cancellation of a call reaches the server
-through the MCP SDK itself: the proxy's handler is cancelled, and the SDK tells the
-server that the request it forwarded is cancelled."""
+"""What the real server says to the proxy's clients besides replies: its log messages and
+that its tool list changed. (The progress of a call in flight goes to that call's client
+only; see ``Upstream``.)"""
 
 from __future__ import annotations
 
 import logging
 from contextlib import suppress
-from typing import Any
+from typing import Any, Protocol
 
 import mcp_types as types
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.session import ServerSession
-from mcp.shared.dispatcher import ProgressFnT
+
+from agent_control_plane.integrations.mcp_proxy.jsonrpc import Message
 
 logger = logging.getLogger(__name__)
 
 # The server's notifications the proxy passes on: it offers tools only, so a change to
 # the server's resources or prompts means nothing to its clients.
-RELAYED = (types.LoggingMessageNotification, types.ToolListChangedNotification)
+RELAYED = frozenset({"notifications/message", "notifications/tools/list_changed"})
+
+
+class Listener(Protocol):
+    """A client connection the server's notifications are passed to."""
+
+    async def notify(self, method: str, params: Message | None) -> None: ...
+
+
+class _SessionListener:
+    """A client the MCP SDK's server serves (streamable HTTP, or the 2026 protocol)."""
+
+    def __init__(self, session: ServerSession) -> None:
+        self._session = session
+
+    async def notify(self, method: str, params: Message | None) -> None:
+        message = {"method": method} if params is None else {"method": method, "params": params}
+        await self._session.send_notification(
+            types.server_notification_adapter.validate_python(message, by_name=False)
+        )
 
 
 class Relay:
     """Passes the real server's notifications on to every client of the proxy.
 
-    It learns each client connection from the messages that client sends, and forgets
-    it when the connection closes. Over HTTP every client shares the proxy's one server
-    (and session), so each hears what that server says.
+    A stdio client is added when it connects. A client the MCP SDK serves is learned from
+    the messages it sends, and forgotten when its connection closes; over HTTP every
+    client shares the proxy's one server (and session), so each hears what it says.
     """
 
     def __init__(self) -> None:
-        self._clients: dict[int, ServerSession] = {}
+        self._clients: dict[int, Listener] = {}
 
     @property
     def clients(self) -> int:
         return len(self._clients)
+
+    def add(self, key: int, listener: Listener) -> None:
+        self._clients[key] = listener
+
+    def remove(self, key: int) -> None:
+        self._clients.pop(key, None)
 
     def learn(self, session: ServerSession) -> None:
         # The SDK hands lowlevel handlers no public handle on the connection, whose
@@ -44,9 +68,9 @@ class Relay:
         key = id(session if connection is None else connection)
         if key in self._clients:
             return
-        self._clients[key] = session
+        self._clients[key] = _SessionListener(session)
         if connection is not None:
-            connection.exit_stack.callback(self._clients.pop, key, None)
+            connection.exit_stack.callback(self.remove, key)
 
     async def middleware(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -55,24 +79,11 @@ class Relay:
         self.learn(ctx.session)
         return await call_next(ctx)
 
-    async def from_server(self, message: types.ServerNotification | Exception) -> None:
-        """The upstream session's message handler."""
-        if isinstance(message, Exception):
-            logger.warning("the MCP server sent something unreadable: %s", message)
+    async def from_server(self, method: str, params: Message | None) -> None:
+        """What the upstream server notified, passed on if its clients should hear it."""
+        if method not in RELAYED:
             return
-        if not isinstance(message, RELAYED):
-            return
-        for session in list(self._clients.values()):
+        for client in list(self._clients.values()):
             # A client that has just gone cannot be told; the others still are.
             with suppress(Exception):
-                await session.send_notification(message)
-
-
-def progress_to(ctx: ServerRequestContext[Any, Any]) -> ProgressFnT:
-    """Report the server's progress on a forwarded call as the progress of the client's
-    call (nothing is sent if the client asked for none)."""
-
-    async def report(progress: float, total: float | None, message: str | None) -> None:
-        await ctx.session.report_progress(progress, total, message)
-
-    return report
+                await client.notify(method, params)

@@ -1,5 +1,8 @@
 """The proxy process: the real MCP server below (stdio), the agent's client above (stdio or
-streamable HTTP), and a ToolGovernor in between."""
+streamable HTTP), and a ToolGovernor in between.
+
+Over stdio the proxy speaks JSON-RPC itself (``stdio.py``); over HTTP the MCP SDK's server
+carries the messages (``sdk.py``). Both serve the same ``Proxy``."""
 
 from __future__ import annotations
 
@@ -13,21 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import mcp_types as types
 import uvicorn
-from mcp import ClientSession
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel import NotificationOptions, Server
-from mcp.server.models import InitializationOptions
-from mcp.server.stdio import stdio_server
+from mcp.server.lowlevel import Server
 from pydantic import AnyHttpUrl
 
-from agent_control_plane.control_plane import AsyncControlPlane
+from agent_control_plane.control_plane import ControlPlane
+from agent_control_plane.engine import sync_url_text
 from agent_control_plane.errors import ConfigurationError, InvalidTransitionError, McpServerError
+from agent_control_plane.integrations.mcp_proxy.governance import OnOneThread
 from agent_control_plane.integrations.mcp_proxy.governor import ToolGovernor
 from agent_control_plane.integrations.mcp_proxy.keys import TOOLS_SCOPE, ApiKeyVerifier
-from agent_control_plane.integrations.mcp_proxy.relay import Relay, progress_to
+from agent_control_plane.integrations.mcp_proxy.proxy import Proxy
+from agent_control_plane.integrations.mcp_proxy.relay import Relay
+from agent_control_plane.integrations.mcp_proxy.sdk import build_server
+from agent_control_plane.integrations.mcp_proxy.stdio import serve_stdio
 from agent_control_plane.integrations.mcp_proxy.upstream import ServerProcess, upstream
 from agent_control_plane.rules.policy import PolicyDocument, load_policy_file
 from agent_control_plane.rules.routing import CompiledPolicy
@@ -83,7 +86,7 @@ class Attached:
     agent_id: str
 
 
-async def attach(control_plane: AsyncControlPlane, settings: ProxySettings) -> Attached:
+async def attach(control_plane: OnOneThread, settings: ProxySettings) -> Attached:
     """The session the proxy governs: the given one (its own policy), or a new one."""
     document = None if settings.policy_file is None else load_policy_file(settings.policy_file)
     if settings.session_id is not None:
@@ -112,75 +115,12 @@ async def attach(control_plane: AsyncControlPlane, settings: ProxySettings) -> A
     )
 
 
-class _ProxyServer(Server[Any]):
-    """The lowlevel server, announcing ``tools.listChanged`` when the real server does (on
-    stdio and over HTTP alike, where the SDK builds the initialization options itself)."""
-
-    def __init__(self, name: str, *, tools_changed: bool, **options: Any) -> None:
-        super().__init__(name, **options)
-        self._tools_changed = tools_changed
-
-    def create_initialization_options(
-        self,
-        notification_options: NotificationOptions | None = None,
-        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
-        extensions: dict[str, dict[str, Any]] | None = None,
-    ) -> InitializationOptions:
-        return super().create_initialization_options(
-            notification_options or NotificationOptions(tools_changed=self._tools_changed),
-            experimental_capabilities,
-            extensions,
-        )
-
-
-def build_server(governor: ToolGovernor, session: ClientSession, relay: Relay) -> Server[Any]:
-    """An MCP server that offers the real server's tools, each call governed, and passes
-    on the real server's notifications."""
-    info = session.server_info
-    name = f"acp-proxy:{info.name}" if info is not None else "acp-proxy"
-    capabilities = session.server_capabilities or types.ServerCapabilities()
-
-    async def list_tools(
-        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListToolsResult:
-        return governor.listed(await session.list_tools(params=params))
-
-    async def call_tool(
-        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
-        async def forward() -> types.CallToolResult:
-            return await session.call_tool(
-                params.name, params.arguments, progress_callback=progress_to(ctx)
-            )
-
-        return await governor.call(params.name, params.arguments, ctx.request_id, forward)
-
-    async def set_level(
-        ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams
-    ) -> types.EmptyResult:
-        # Sent as it came: ClientSession.set_logging_level warns of the 2026 deprecation.
-        return await session.send_request(types.SetLevelRequest(params=params), types.EmptyResult)
-
-    server = _ProxyServer(
-        name,
-        tools_changed=bool(capabilities.tools and capabilities.tools.list_changed),
-        version=info.version if info is not None else "",
-        instructions=session.instructions,
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-    )
-    if capabilities.logging is not None:
-        # Registered here, not as on_set_logging_level=, which warns of the capability's
-        # deprecation in the 2026 protocol: clients of the 2025 one still use it.
-        server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
-    server.middleware.append(relay.middleware)
-    return server
-
-
 async def _serve_clients(
     settings: ProxySettings,
+    proxy: Proxy,
     server: Server[Any],
-    control_plane: AsyncControlPlane,
+    relay: Relay,
+    control_plane: OnOneThread,
     attached: Attached,
     child: ServerProcess,
 ) -> None:
@@ -198,8 +138,7 @@ async def _serve_clients(
 
         tasks.start_soon(stop_when_the_server_ends)
         if settings.listen is None:
-            async with stdio_server() as (read, write):
-                await server.run(read, write, server.create_initialization_options())
+            await serve_stdio(proxy, server, relay)
         else:
             host, port = settings.listen
             if settings.anonymous:
@@ -227,48 +166,60 @@ async def serve(settings: ProxySettings, announce: Callable[[str], None]) -> Non
     McpServerError if the real server does not start, or stops while the proxy serves;
     either way a session the proxy opened is ended.
     """
-    async with await AsyncControlPlane.open(
-        settings.url, schema=settings.schema, table_prefix=settings.table_prefix, migrate="verify"
-    ) as control_plane:
-        attached = await attach(control_plane, settings)
-        governor = ToolGovernor(
-            control_plane,
-            attached.session_id,
-            CompiledPolicy.compile(attached.policy),
-            hide_blocked=settings.hide_blocked,
-            tell_operator=announce,
-        )
-        relay = Relay()
-        ended_alone = False
+    # The URL may name an asyncio driver (the proxy used to open AsyncControlPlane): the
+    # sync one ACP ships with serves it.
+    url = None if settings.url is None else sync_url_text(settings.url)
+    with ControlPlane.open(
+        url, schema=settings.schema, table_prefix=settings.table_prefix, migrate="verify"
+    ) as opened:
+        control_plane = OnOneThread(opened)
         try:
-            async with upstream(settings.server_command, message_handler=relay.from_server) as (
-                session,
-                child,
-            ):
-                server = build_server(governor, session, relay)
-                where = (
-                    "stdio"
-                    if settings.listen is None
-                    else "http://{}:{}/mcp".format(*settings.listen)
-                )
-                announce(
-                    f"session {attached.session_id} (policy {attached.policy.name!r}), "
-                    f"serving {where}"
-                )
-                async with governor.recording_behind():
-                    await _serve_clients(settings, server, control_plane, attached, child)
-                ended_alone = child.ended.is_set()
-            if ended_alone:
-                raise child.failure("stopped while the proxy was serving")
-        except McpServerError:
-            if attached.opened:
-                await _end(control_plane, attached, "mcp.server_failed")
-            raise
+            await _govern_and_serve(settings, announce, control_plane)
+        finally:
+            control_plane.close()
+
+
+async def _govern_and_serve(
+    settings: ProxySettings, announce: Callable[[str], None], control_plane: OnOneThread
+) -> None:
+    """Attach to the session, start the real server and serve until either ends."""
+    attached = await attach(control_plane, settings)
+    governor = ToolGovernor(
+        control_plane,
+        attached.session_id,
+        CompiledPolicy.compile(attached.policy),
+        hide_blocked=settings.hide_blocked,
+        tell_operator=announce,
+    )
+    relay = Relay()
+    ended_alone = False
+    try:
+        async with upstream(settings.server_command, notify=relay.from_server) as (
+            server_below,
+            child,
+        ):
+            proxy = Proxy(governor, server_below)
+            server = build_server(proxy, relay)
+            where = (
+                "stdio" if settings.listen is None else "http://{}:{}/mcp".format(*settings.listen)
+            )
+            announce(
+                f"session {attached.session_id} (policy {attached.policy.name!r}), serving {where}"
+            )
+            async with governor.recording_behind():
+                await _serve_clients(settings, proxy, server, relay, control_plane, attached, child)
+            ended_alone = child.ended.is_set()
+        if ended_alone:
+            raise child.failure("stopped while the proxy was serving")
+    except McpServerError:
         if attached.opened:
-            await _end(control_plane, attached, None)
+            await _end(control_plane, attached, "mcp.server_failed")
+        raise
+    if attached.opened:
+        await _end(control_plane, attached, None)
 
 
-async def _end(control_plane: AsyncControlPlane, attached: Attached, reason: str | None) -> None:
+async def _end(control_plane: OnOneThread, attached: Attached, reason: str | None) -> None:
     """Complete the session the proxy opened (one killed while it served stays killed)."""
     with suppress(InvalidTransitionError):
         await control_plane.complete_session(attached.session_id, reason=reason)

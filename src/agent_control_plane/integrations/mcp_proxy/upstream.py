@@ -1,4 +1,5 @@
-"""The real MCP server below the proxy: a child process spoken to over stdio.
+"""The real MCP server below the proxy: a child process spoken to over stdio, at the
+JSON-RPC level (one line per message; no MCP SDK session in between).
 
 The MCP SDK's ``stdio_client`` keeps neither the server's exit code nor its stderr, and
 the proxy must say why a server failed, in one line: the command, its exit code and the
@@ -8,24 +9,40 @@ stderr (the operator's log) as it comes.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 import shlex
 import sys
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import anyio
+import anyio.abc
 import mcp_types as types
 from anyio.abc import Process
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from anyio.streams.text import TextReceiveStream
-from mcp import ClientSession
-from mcp.shared.message import SessionMessage
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
 from agent_control_plane.errors import ConfigurationError, McpServerError
+from agent_control_plane.integrations.mcp_proxy.jsonrpc import (
+    Message,
+    decode,
+    encode,
+    error,
+    lines,
+    notification,
+    result,
+)
+
+# What the server says besides replies (method, params), and the progress it reports on
+# one request (the params of notifications/progress).
+Notify = Callable[[str, Message | None], Awaitable[None]]
+Progress = Callable[[Message], Awaitable[None]]
 
 STDERR_TAIL_LINES = 5
 STDERR_TAIL_CHARS = 400
@@ -73,47 +90,6 @@ class ServerProcess:
         return self.process.returncode is not None
 
 
-def _message(line: str) -> SessionMessage | Exception:
-    try:
-        return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
-    except ValueError as exc:  # the session reports it and goes on
-        return exc
-
-
-async def _read_stdout(
-    child: ServerProcess, messages: MemoryObjectSendStream[SessionMessage | Exception]
-) -> None:
-    assert child.process.stdout is not None
-    buffer = ""
-    try:
-        async with messages:
-            with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                async for chunk in TextReceiveStream(child.process.stdout, errors="replace"):
-                    *lines, buffer = (buffer + chunk).split("\n")
-                    for line in lines:
-                        if line.strip():
-                            await messages.send(_message(line))
-    finally:
-        child.ended.set()
-
-
-async def _write_stdin(
-    process: Process,
-    outgoing: MemoryObjectReceiveStream[SessionMessage],
-    messages: MemoryObjectSendStream[SessionMessage | Exception],
-) -> None:
-    assert process.stdin is not None
-    async with outgoing:
-        try:
-            async for message in outgoing:
-                text = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                await process.stdin.send((text + "\n").encode())
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-            # The server stopped reading: end the session's stream, so no request waits
-            # for an answer that cannot come.
-            await messages.aclose()
-
-
 async def _relay_stderr(child: ServerProcess, errlog: TextIO) -> None:
     assert child.process.stderr is not None
     buffer = ""
@@ -144,16 +120,8 @@ async def _stop(child: ServerProcess) -> None:
 
 
 @asynccontextmanager
-async def _server_process(
-    command: list[str], errlog: TextIO
-) -> AsyncIterator[
-    tuple[
-        ServerProcess,
-        MemoryObjectReceiveStream[SessionMessage | Exception],
-        MemoryObjectSendStream[SessionMessage],
-    ]
-]:
-    """Start ``command`` and yield it with the read and write streams of its stdio."""
+async def _server_process(command: list[str], errlog: TextIO) -> AsyncIterator[ServerProcess]:
+    """Start ``command``, relaying its stderr; stop it when the block ends."""
     try:
         # The operator started the proxy: the server gets the proxy's whole environment,
         # and its own process group, so stopping it stops what it started too.
@@ -169,42 +137,215 @@ async def _server_process(
             stderr_tail=[],
         ) from exc
     child = ServerProcess(command, process)
-    incoming_send, incoming = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    outgoing, outgoing_receive = anyio.create_memory_object_stream[SessionMessage](0)
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_read_stdout, child, incoming_send)
-        tasks.start_soon(_write_stdin, process, outgoing_receive, incoming_send)
         tasks.start_soon(_relay_stderr, child, errlog)
         try:
-            yield child, incoming, outgoing
+            yield child
         finally:
             # Stopping must finish whatever cancelled us, or the server would outlive us.
             with anyio.CancelScope(shield=True):
-                await outgoing.aclose()
                 await _stop(child)
-                await incoming.aclose()
             tasks.cancel_scope.cancel()
     await process.aclose()
 
 
+def _closed() -> MCPError:
+    return MCPError(code=types.CONNECTION_CLOSED, message="Connection closed")
+
+
+def _error_of(reply: Message) -> MCPError:
+    error = reply.get("error")
+    if not isinstance(error, dict) or not isinstance(error.get("code"), int):
+        said = f"the MCP server answered with a malformed error: {error!r}"
+        return MCPError(types.INTERNAL_ERROR, said[:500])
+    return MCPError(error["code"], str(error.get("message", "")), error.get("data"))
+
+
+# How the proxy answers the server's own requests: it offers the server no sampling,
+# elicitation or roots (as the MCP SDK's client does without callbacks for them).
+_NOT_OFFERED = {
+    "sampling/createMessage": "Sampling not supported",
+    "elicitation/create": "Elicitation not supported",
+    "roots/list": "List roots not supported",
+}
+
+
+@dataclass(slots=True)
+class _Waiting:
+    reply: asyncio.Future[Message]
+    progress: Progress | None
+
+
+async def _ignore(method: str, params: Message | None) -> None:
+    return None
+
+
+class Upstream:
+    """The real server, spoken to at the JSON-RPC level: each request gets an id of the
+    proxy's own, and its reply is matched back to whoever is waiting for it.
+
+    One task reads the server's stdout. Progress the server reports on a request goes to
+    that request's ``progress`` callback; its other notifications go to ``notify``.
+    """
+
+    def __init__(self, child: ServerProcess, notify: Notify = _ignore) -> None:
+        self.child = child
+        self._notify = notify
+        self._waiting: dict[int, _Waiting] = {}
+        self._ids = itertools.count(1)
+        self._closed = False
+        self.initialized: types.InitializeResult | None = None
+
+    async def request(
+        self, method: str, params: Message | None = None, *, progress: Progress | None = None
+    ) -> Message:
+        """Send a request and return its result; MCPError if the server answers with an
+        error or goes away first. Cancelled, it tells the server the request is cancelled."""
+        if self._closed:
+            raise _closed()
+        request_id = next(self._ids)
+        if progress is not None:
+            # The request id doubles as the progress token, as the MCP SDK does.
+            params = dict(params or {})
+            params["_meta"] = {**(params.get("_meta") or {}), "progressToken": request_id}
+        message: Message = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = _Waiting(reply, progress)
+        try:
+            await self._send(message)
+            return await reply
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                cancelled = {"requestId": request_id, "reason": "the client cancelled the call"}
+                with suppress(MCPError):
+                    await self._send(notification("notifications/cancelled", cancelled))
+            raise
+        finally:
+            self._waiting.pop(request_id, None)
+
+    async def notify(self, method: str, params: Message | None = None) -> None:
+        await self._send(notification(method, params))
+
+    async def _send(self, message: Message) -> None:
+        stdin = self.child.process.stdin
+        assert stdin is not None
+        try:
+            await stdin.send(encode(message))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            raise _closed() from None
+
+    async def run(self) -> None:
+        """Read the server's messages until its stdout ends."""
+        stdout = self.child.process.stdout
+        assert stdout is not None
+
+        async def receive(max_bytes: int) -> bytes:
+            try:
+                return await stdout.receive(max_bytes)
+            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return b""
+
+        try:
+            async with anyio.create_task_group() as answers:
+                async for line in lines(receive):
+                    message = decode(line)
+                    if message is not None:
+                        await self._received(message, answers)
+                answers.cancel_scope.cancel()
+        finally:
+            self._closed = True
+            for waiting in self._waiting.values():
+                if not waiting.reply.done():
+                    waiting.reply.set_exception(_closed())
+            self.child.ended.set()
+
+    async def _received(self, message: Message, answers: anyio.abc.TaskGroup) -> None:
+        method = message.get("method")
+        if isinstance(method, str):
+            params = message.get("params")
+            params = params if isinstance(params, dict) else None
+            if "id" in message:
+                answers.start_soon(self._answer, message["id"], method)
+            elif method == "notifications/progress":
+                await self._progress(params)
+            else:
+                await self._notify(method, params)
+            return
+        waiting = self._waiting.get(message.get("id"))  # type: ignore[arg-type]
+        if waiting is None or waiting.reply.done():
+            return  # the reply to a request given up on
+        if "error" in message:
+            waiting.reply.set_exception(_error_of(message))
+        else:
+            value = message.get("result")
+            waiting.reply.set_result(value if isinstance(value, dict) else {})
+
+    async def _progress(self, params: Message | None) -> None:
+        token = (params or {}).get("progressToken")
+        waiting = self._waiting.get(token) if isinstance(token, int) else None
+        if waiting is not None and waiting.progress is not None:
+            await waiting.progress(params)  # type: ignore[arg-type]
+
+    async def _answer(self, request_id: Any, method: str) -> None:
+        if method == "ping":
+            reply = result(request_id, {})
+        elif method in _NOT_OFFERED:
+            reply = error(request_id, MCPError(types.INVALID_REQUEST, _NOT_OFFERED[method]))
+        else:
+            reply = error(request_id, MCPError(types.METHOD_NOT_FOUND, "Method not found", method))
+        with suppress(MCPError):
+            await self._send(reply)
+
+    async def initialize(self) -> types.InitializeResult:
+        """The handshake, as the MCP SDK's client makes it (offering no capabilities)."""
+        from agent_control_plane.version import __version__
+
+        answer = await self.request(
+            "initialize",
+            {
+                "protocolVersion": LATEST_HANDSHAKE_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "acp-mcp-proxy", "version": __version__},
+            },
+        )
+        initialized = types.InitializeResult.model_validate(answer, by_name=False)
+        if initialized.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            raise McpServerError(
+                f"the MCP server answered initialize with protocol version "
+                f"{initialized.protocol_version!r}, which the proxy does not speak",
+                command=self.child.command,
+                exit_code=None,
+                stderr_tail=list(self.child.tail),
+            )
+        await self.notify("notifications/initialized")
+        self.initialized = initialized
+        return initialized
+
+
 @asynccontextmanager
 async def upstream(
-    command: list[str], *, errlog: TextIO = sys.stderr, **session_options: Any
-) -> AsyncIterator[tuple[ClientSession, ServerProcess]]:
-    """The real MCP server, started and initialized; McpServerError if it cannot be."""
+    command: list[str], *, errlog: TextIO = sys.stderr, notify: Notify = _ignore
+) -> AsyncIterator[tuple[Upstream, ServerProcess]]:
+    """The real server, started and initialized; McpServerError if it cannot be."""
     if not command:
         raise ConfigurationError("name the MCP server to run after --, e.g. -- python server.py")
     started = False
     failure: Exception | None = None
-    async with _server_process(command, errlog) as (child, read, write):
-        try:
-            async with ClientSession(read, write, **session_options) as session:
-                await session.initialize()
+    async with _server_process(command, errlog) as child:
+        server = Upstream(child, notify)
+        async with anyio.create_task_group() as reading:
+            reading.start_soon(server.run)
+            try:
+                await server.initialize()
                 started = True
-                yield session, child
-        except Exception as exc:
-            if started:
-                raise
-            failure = exc
+                yield server, child
+            except Exception as exc:
+                if started:
+                    raise
+                failure = exc
+            finally:
+                reading.cancel_scope.cancel()
     if failure is not None:
         raise child.failure("did not start (it never answered initialize)") from failure
