@@ -87,6 +87,7 @@ def statements_per_decision(url: str) -> tuple[int, list[str]]:
             seen.append(str(args[2]).split()[0].upper())
 
         event.listen(cp.engine, "before_cursor_execute", on_execute)
+
         def on_begin(conn: Any) -> None:
             # SQLAlchemy begins a transaction of its own around a statement sent in
             # autocommit (the one-statement decision): the server sees no BEGIN then.
