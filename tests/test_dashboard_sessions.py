@@ -230,3 +230,22 @@ async def _login(browser: httpx.AsyncClient, key: str, path: str = "") -> httpx.
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token is not None, page.text
     return await browser.post(f"{path}/login", data={"api_key": key, "csrf_token": token.group(1)})
+
+
+def test_an_unexpected_error_page_has_the_security_headers_too(plane: ControlPlane) -> None:
+    app = create_dashboard(plane, path="/")
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
+
+    async def fetch() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://acp.test") as browser:
+            return await browser.get("/broken")
+
+    response = asyncio.run(fetch())
+    assert response.status_code == 500
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["x-frame-options"] == "DENY"

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from agent_control_plane.control_plane import ControlPlane
 from agent_control_plane.dashboard import actions, auth, pages, views
@@ -49,7 +50,8 @@ def create_dashboard(
     where the app is mounted (the cookie's path). A sign-in lasts ``sign_in_lifetime``
     unless signed out first; failed sign-ins are throttled by ``throttle``."""
     secret = secret or os.environ.get(SECRET_VARIABLE) or secrets.token_urlsafe(32)
-    app = FastAPI(title="agent-control-plane dashboard", openapi_url=None, docs_url=None)
+    app = _Dashboard(title="agent-control-plane dashboard", openapi_url=None, docs_url=None)
+    app.secure_cookies = https_only
     app.state.control_plane = control_plane
     app.state.sign_in_lifetime = sign_in_lifetime
     app.state.throttle = throttle or SignInThrottle()
@@ -65,7 +67,6 @@ def create_dashboard(
         path=path,
         same_site="lax",
     )
-    app.add_middleware(SecurityHeaders, secure_cookies=https_only)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
     app.include_router(actions.router)
@@ -75,6 +76,17 @@ def create_dashboard(
     for error in (ControlPlaneError, SQLAlchemyError, Exception):
         app.add_exception_handler(error, _refused)
     return app
+
+
+class _Dashboard(FastAPI):
+    """The dashboard app, with the security headers outside everything else: added as a
+    middleware they would sit inside Starlette's error layer, and the page of an unexpected
+    error (a 500) would go out without them."""
+
+    secure_cookies = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), secure_cookies=self.secure_cookies)
 
 
 @jinja2.pass_context
