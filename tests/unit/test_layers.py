@@ -49,3 +49,25 @@ def test_statements_never_reach_up_to_operations_or_the_facades() -> None:
 def test_values_never_import_statements() -> None:
     names = _imports(PACKAGE / "models.py")
     assert not {n for n in names if n.startswith((f"{ROOT}.store", f"{ROOT}.operations"))}
+
+
+def _reads_tables(path: Path) -> bool:
+    """Whether the module reaches for a table object (``<anything>.tables``)."""
+    return any(
+        isinstance(node, ast.Attribute) and node.attr == "tables"
+        for node in ast.walk(ast.parse(path.read_text()))
+    )
+
+
+def test_operations_build_no_sql() -> None:
+    """SQL lives in store/: operations hold connections and catch SQLAlchemy's errors, and
+    never import its statement builders or touch a table."""
+    allowed = ("sqlalchemy.engine", "sqlalchemy.exc")
+    found = []
+    for path in sorted((PACKAGE / "operations").rglob("*.py")):
+        for name in _imports(path):
+            if (name == "sqlalchemy" or name.startswith("sqlalchemy.")) and name not in allowed:
+                found.append(f"{path.relative_to(PACKAGE)} imports {name}")
+        if _reads_tables(path):
+            found.append(f"{path.relative_to(PACKAGE)} reads runtime.tables")
+    assert found == []

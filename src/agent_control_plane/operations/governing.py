@@ -26,7 +26,7 @@ from agent_control_plane.store import events as event_store
 from agent_control_plane.store import idempotency
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.decide_pg import can_decide_in_one_statement, decide_in_one_statement
-from agent_control_plane.store.doubt import committed_row
+from agent_control_plane.store.doubt import committed_event
 from agent_control_plane.store.events import NewEvent, Slot
 from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.sessions import Allocated, Placed
@@ -158,7 +158,7 @@ def _event_doubt(runtime: Runtime, written: dict[str, Any], decision: Decision) 
     whether it committed."""
 
     def witness(fresh: Connection) -> Decision:
-        row = committed_row(fresh, runtime.tables.events, written, ("session_id", "seq"))
+        row = committed_event(fresh, runtime, written)
         return decision if row is not None and row["hash"] == written["hash"] else NOT_COMMITTED
 
     return InDoubt(key=recovery.event_key(decision.event_seq, written["hash"]), witness=witness)

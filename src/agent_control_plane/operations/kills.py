@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, true
 from sqlalchemy.engine import Connection
 
 from agent_control_plane.errors import KilledScopeError, SessionNotFoundError
@@ -19,12 +18,13 @@ from agent_control_plane.store import kills as kill_store
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent
 from agent_control_plane.store.kills import ANY, EVERYTHING, Scope
+from agent_control_plane.store.sessions import Selection
 
 
-def _kill_where(
+def _kill_selected(
     connection: Connection,
     runtime: Runtime,
-    where: ColumnElement[bool],
+    selection: Selection,
     reason: str | None,
     by: str | None,
     scope_payload: dict[str, Any],
@@ -41,8 +41,8 @@ def _kill_where(
             # Waits for sessions being opened right now: the sweep below then sees them.
             kill_store.lock_everything(connection, runtime, exclusive=True)
             kill_store.activate(connection, runtime, standing, reason, by, now)
-        rows = session_store.transition_many(
-            connection, runtime, where, lifecycle.KILL, now, reason
+        rows = session_store.transition_selected(
+            connection, runtime, selection, lifecycle.KILL, now, reason
         )
         event_store.append_many(
             connection,
@@ -67,9 +67,8 @@ def kill_session(
     """Stop the session now (paused included); return 1 if it was stopped, 0 if already ended.
     ``by`` names who did it in the audit trail (the gateway records the API key)."""
     sid = validation.session_id(session_id)
-    sessions = runtime.tables.sessions.c
-    where = sessions.id == sid
-    stopped = _kill_where(connection, runtime, where, reason, by, {"scope": "session"})
+    selection = Selection(session_id=sid)
+    stopped = _kill_selected(connection, runtime, selection, reason, by, {"scope": "session"})
     if stopped == 0:
         with connection.begin():
             if session_store.status_of(connection, runtime, sid) is None:
@@ -92,14 +91,12 @@ def kill_agent(
     new ones until ``lift_kill(agent_id=…)``; return how many were stopped."""
     agent = validation.required_text(agent_id, "agent_id")
     tenant = validation.text(tenant, "tenant", optional=True)
-    sessions = runtime.tables.sessions.c
-    where = sessions.agent_id == agent
+    selection = Selection(agent_id=agent, tenant=tenant)
     scope_payload: dict[str, Any] = {"scope": "agent", "agent_id": agent}
     if tenant is not None:
-        where = and_(where, sessions.tenant == tenant)
         scope_payload["tenant"] = tenant
     standing = Scope("agent", tenant or ANY, agent)
-    return _kill_where(connection, runtime, where, reason, by, scope_payload, standing)
+    return _kill_selected(connection, runtime, selection, reason, by, scope_payload, standing)
 
 
 @urgent
@@ -115,9 +112,10 @@ def kill_tenant(
     """Stop every open session of ``tenant`` and bar new ones until
     ``lift_kill(tenant=…)``; return how many were stopped."""
     name = validation.required_text(tenant, "tenant")
-    where = runtime.tables.sessions.c.tenant == name
     payload = {"scope": "tenant", "tenant": name}
-    return _kill_where(connection, runtime, where, reason, by, payload, Scope("tenant", name))
+    return _kill_selected(
+        connection, runtime, Selection(tenant=name), reason, by, payload, Scope("tenant", name)
+    )
 
 
 @urgent
@@ -127,7 +125,9 @@ def kill_all(
 ) -> int:
     """Stop every open session in this database and bar new ones until ``lift_kill()``;
     return how many were stopped."""
-    return _kill_where(connection, runtime, true(), reason, by, {"scope": "all"}, EVERYTHING)
+    return _kill_selected(
+        connection, runtime, Selection(), reason, by, {"scope": "all"}, EVERYTHING
+    )
 
 
 def _scope_of(agent_id: str | None, tenant: str | None) -> Scope:

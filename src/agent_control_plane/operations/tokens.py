@@ -52,7 +52,7 @@ from agent_control_plane.rules.tokens import (
 )
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.store import tokens as token_store
-from agent_control_plane.store.doubt import committed_row
+from agent_control_plane.store.doubt import committed_reservation
 from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.settle_pg import settle_in_one_statement
 from agent_control_plane.store.tokens import Finished
@@ -527,8 +527,7 @@ def reserve_tokens(
     def in_doubt(reservation: Reservation) -> InDoubt:
         # No key of its own: the reservation row is what shows that it committed.
         def witness(fresh: Connection) -> Reservation:
-            table = runtime.tables.token_reservations
-            row = committed_row(fresh, table, inserted, ("id",))
+            row = committed_reservation(fresh, runtime, inserted)
             return reservation if row is not None else NOT_COMMITTED
 
         return InDoubt(key=recovery.reservation_key(reservation.id), witness=witness)

@@ -9,6 +9,8 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from agent_control_plane.runtime import Runtime
+
 
 def committed_row(
     connection: Connection, table: Table, values: dict[str, Any], key: Sequence[str]
@@ -39,3 +41,17 @@ def committed_row(
             select(table).where(*(table.c[name] == values[name] for name in key))
         ).one_or_none()
     return None if row is None else dict(row._mapping)
+
+
+def committed_event(
+    connection: Connection, runtime: Runtime, written: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The committed event at ``written``'s session and seq, or None (see committed_row)."""
+    return committed_row(connection, runtime.tables.events, written, ("session_id", "seq"))
+
+
+def committed_reservation(
+    connection: Connection, runtime: Runtime, inserted: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The committed token reservation with ``inserted``'s id, or None (see committed_row)."""
+    return committed_row(connection, runtime.tables.token_reservations, inserted, ("id",))

@@ -21,6 +21,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -279,6 +280,41 @@ def transition(
         connection, runtime, statement, s.id, session_id, _allocated_columns(runtime.tables)
     )
     return None if row is None else _allocated(row)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which sessions a kill reaches: those matching every field given (one session, an
+    agent's, a tenant's, an agent's in one tenant); with none given, every session."""
+
+    session_id: uuid.UUID | None = None
+    agent_id: str | None = None
+    tenant: str | None = None
+
+
+def _selected(tables: AcpTables, selection: Selection) -> ColumnElement[bool]:
+    s = tables.sessions.c
+    conditions: list[ColumnElement[bool]] = []
+    if selection.session_id is not None:
+        conditions.append(s.id == selection.session_id)
+    if selection.agent_id is not None:
+        conditions.append(s.agent_id == selection.agent_id)
+    if selection.tenant is not None:
+        conditions.append(s.tenant == selection.tenant)
+    return and_(true(), *conditions)
+
+
+def transition_selected(
+    connection: Connection,
+    runtime: Runtime,
+    selection: Selection,
+    change: Transition,
+    now: datetime,
+    reason: str | None,
+) -> list[Allocated]:
+    """Apply ``change`` to every selected session it applies to; each gets an event seq."""
+    where = _selected(runtime.tables, selection)
+    return transition_many(connection, runtime, where, change, now, reason)
 
 
 def transition_many(
