@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import itertools
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.mark.expression import Expression
 
 from agent_control_plane import AsyncControlPlane, ControlPlane
 from tests.databases import DIALECTS, TestDatabase, fresh_database
@@ -110,14 +113,58 @@ _INTEGRATION_MODULES = (
 )
 
 
+_PATH_MARKERS = frozenset({"db", "integration", "browser"})
+_WORDS = frozenset({"and", "or", "not", "True", "False"})
+
+
+def _path_markers(path: Path) -> set[str]:
+    """The markers a test module's path gives every test in it."""
+    markers = set()
+    if "unit" not in path.parts:
+        markers.add("db")
+    if path.stem.startswith(_INTEGRATION_MODULES):
+        markers.add("integration")
+    if path.stem == "test_dashboard_browser":
+        markers.add("browser")
+    return markers
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Markers by what a test touches, so that ``pytest -m "not db"`` (tests/unit, pure
     rules) runs in seconds and ``-m "not integration and not browser"`` skips the SDKs."""
     for item in items:
-        path = Path(str(item.path))
-        if "unit" not in path.parts:
-            item.add_marker(pytest.mark.db)
-        if path.stem.startswith(_INTEGRATION_MODULES):
-            item.add_marker(pytest.mark.integration)
-        if path.stem == "test_dashboard_browser":
-            item.add_marker(pytest.mark.browser)
+        for name in _path_markers(Path(str(item.path))):
+            item.add_marker(name)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave a test module unimported when ``-m`` deselects every test it could hold: the
+    framework modules import their SDKs (LiteLLM alone takes seconds), which a run of
+    ``-m "not integration"`` or ``-m "not db"`` never needs. A test's own markers (``slow``)
+    are unknown before import, so every combination of them is tried."""
+    expression = config.getoption("markexpr")
+    if not expression or "(" in expression or not collection_path.name.startswith("test_"):
+        return None
+    if collection_path.suffix != ".py":
+        return None
+    try:
+        compiled = Expression.compile(expression)
+    except SyntaxError:
+        return None
+    fixed = _path_markers(collection_path)
+    free = sorted(set(re.findall(r"[A-Za-z_]\w*", expression)) - _WORDS - _PATH_MARKERS)
+    for chosen in itertools.product((False, True), repeat=len(free)):
+        present = fixed | {name for name, on in zip(free, chosen, strict=True) if on}
+        if compiled.evaluate(_Markers(present)):
+            return None
+    return True
+
+
+class _Markers:
+    """An ``-m`` matcher: true for the markers a test would carry."""
+
+    def __init__(self, present: set[str]) -> None:
+        self._present = present
+
+    def __call__(self, name: str, /, **arguments: str | int | bool | None) -> bool:
+        return name in self._present

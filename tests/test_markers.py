@@ -43,3 +43,28 @@ def test_browser_and_integration_tests_are_marked() -> None:
     frameworks = _collected("-m", "integration", "tests/test_langgraph.py", "tests/test_memory.py")
     assert frameworks
     assert all("test_langgraph" in line for line in frameworks)
+
+
+def test_a_deselected_framework_module_is_never_imported() -> None:
+    """``-m "not db"`` over the whole suite imports no test module outside tests/unit, so
+    no SDK either (LiteLLM alone takes seconds). Only a folder's entries can be left out:
+    a module named on the command line is always collected."""
+    probe = (
+        "import sys, pytest\n"
+        "code = pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', '-m', "
+        "'not db', 'tests'])\n"
+        "print('litellm imported' if 'litellm' in sys.modules else 'litellm not imported')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "litellm not imported" in result.stdout
+    assert "tests/unit/" in result.stdout
+    assert "tests/test_memory.py::" not in result.stdout
+
+
+def test_a_module_with_its_own_marker_is_still_collected() -> None:
+    """A test's own markers are unknown before import: ``-m "slow"`` still finds the slow
+    tests of a module whose path gives it only ``db``."""
+    selected = _collected("-m", "slow and not integration", "tests/test_memory.py")
+    assert selected
