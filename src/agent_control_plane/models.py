@@ -14,6 +14,14 @@ from agent_control_plane.rules.keys import Permission
 from agent_control_plane.rules.maintenance import MaintenanceReport
 from agent_control_plane.rules.policy import PolicyDocument
 from agent_control_plane.rules.routing import Outcome
+from agent_control_plane.statuses import (
+    AgentStatus,
+    DelegationStatus,
+    KillScope,
+    ReservationStatus,
+    SessionStatus,
+    TicketStatus,
+)
 
 T = TypeVar("T")
 
@@ -120,7 +128,7 @@ class Session:
     agent_id: str
     tenant: str | None
     policy_id: uuid.UUID
-    status: str
+    status: SessionStatus
     max_cost: Decimal
     cost_used: Decimal
     max_actions: int
@@ -143,7 +151,7 @@ class Session:
 
     @property
     def killed(self) -> bool:
-        return self.status == "aborted"
+        return self.status == SessionStatus.ABORTED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,7 +205,7 @@ class Ticket:
     action: str
     resource: str | None
     args_digest: str
-    status: str
+    status: TicketStatus
     scope: str | None
     scope_resources: list[str] | None
     scope_max_cost: Decimal | None
@@ -215,7 +223,7 @@ class Ticket:
 
     @property
     def pending(self) -> bool:
-        return self.status == "pending"
+        return self.status == TicketStatus.PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +231,7 @@ class Agent:
     id: str
     tenant: str | None
     name: str | None
-    status: str
+    status: AgentStatus
     capabilities: list[str]
     tags: list[str]
     metadata: dict[str, Any] | None
@@ -243,13 +251,13 @@ class Delegation:
     task: str
     capability: str | None
     depth: int
-    status: str
+    status: DelegationStatus
     reason: str | None
     created_at: datetime
 
     @property
     def allowed(self) -> bool:
-        return self.status == "active"
+        return self.status == DelegationStatus.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +292,7 @@ class Reservation:
     max_output_tokens: int
     reserved_tokens: int
     reserved_cost: Decimal
-    status: str
+    status: ReservationStatus
     expires_at: datetime
     holds: list[list[str]]
     # Budgets this reservation took past their soft limit (not stored; empty on replay).
@@ -335,7 +343,7 @@ class StandingKill:
     """A kill of an agent, a tenant or everything that also bars new sessions in its
     scope until it is lifted. ``tenant``/``agent_id`` None means any."""
 
-    scope: str
+    scope: KillScope
     tenant: str | None
     agent_id: str | None
     active: bool
@@ -348,9 +356,9 @@ class StandingKill:
     @property
     def target(self) -> str:
         """What was killed, in words: "everything", "tenant 't1'", "agent 'a1' in tenant 't1'"."""
-        if self.scope == "all":
+        if self.scope == KillScope.ALL:
             return "everything"
-        if self.scope == "tenant":
+        if self.scope == KillScope.TENANT:
             return f"tenant {self.tenant!r}"
         where = "" if self.tenant is None else f" in tenant {self.tenant!r}"
         return f"agent {self.agent_id!r}{where}"

@@ -25,11 +25,11 @@ from agent_control_plane.gateway.routes import kill as gateway_kill
 from agent_control_plane.gateway.schemas import Kill, Lift
 from agent_control_plane.rules import keys
 from agent_control_plane.rules.keys import Permission
+from agent_control_plane.statuses import KillScope, KillTarget
 
 router = APIRouter(dependencies=[Depends(auth.require_csrf)])
 
 Reason = Annotated[str, Form(max_length=2000)]
-Scope = Literal["session", "agent", "tenant", "all"]
 
 
 def _back(request: Request, name: str, **params: object) -> Response:
@@ -117,7 +117,7 @@ def confirm_kill(
     request: Request,
     plane: Plane,
     principal: Viewer,
-    scope: Scope,
+    scope: KillTarget,
     target: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     """Ask before stopping anything: what will stop, and a reason to record."""
@@ -136,7 +136,7 @@ def kill(
     request: Request,
     plane: Plane,
     principal: Viewer,
-    scope: Annotated[Scope, Form()],
+    scope: Annotated[KillTarget, Form()],
     target: Annotated[str, Form(max_length=200)] = "",
     reason: Reason = "",
 ) -> Response:
@@ -144,9 +144,9 @@ def kill(
     auth.needs(principal, Permission.OPERATE)
     body = _checked(scope, target, reason)
     stopped = gateway_kill.kill(body, plane, principal).stopped
-    what = scope if scope == "all" else f"{scope} {target}"
+    what = scope if scope == KillTarget.ALL else f"{scope} {target}"
     auth.flash(request, "ok", f"Kill {what}: stopped {stopped} session(s).")
-    if scope == "session":
+    if scope == KillTarget.SESSION:
         return _back(request, "session_page", session_id=target)
     return _back(request, "sessions_page")
 
@@ -156,7 +156,7 @@ def lift_kill(
     request: Request,
     plane: Plane,
     principal: Viewer,
-    scope: Annotated[Literal["agent", "tenant", "all"], Form()],
+    scope: Annotated[KillScope, Form()],
     target: Annotated[str, Form(max_length=200)] = "",
     tenant: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
@@ -167,19 +167,19 @@ def lift_kill(
     except pydantic.ValidationError as exc:
         raise InvalidInputError("target", f"not a valid target: {target!r}") from exc
     lifted = gateway_kill.lift(body, plane, principal).lifted
-    what = scope if scope == "all" else f"{scope} {target}"
+    what = scope if scope == KillScope.ALL else f"{scope} {target}"
     auth.flash(request, "ok", f"Lifted the kill of {what}." if lifted else "Nothing to lift.")
     return _back(request, "sessions_page")
 
 
-def _checked(scope: Scope, target: str, reason: str = "") -> Kill:
+def _checked(scope: KillTarget, target: str, reason: str = "") -> Kill:
     try:
         body = Kill(scope=scope, target=target.strip() or None, reason=reason.strip() or None)
-        if body.scope == "session" and body.target is not None:
+        if body.scope == KillTarget.SESSION and body.target is not None:
             uuid.UUID(body.target)
     except (pydantic.ValidationError, ValueError) as exc:
         raise InvalidInputError("target", f"not a valid kill target: {target!r}") from exc
-    if (body.scope == "all") != (body.target is None):
+    if (body.scope == KillTarget.ALL) != (body.target is None):
         raise InvalidInputError(
             "target", "give a target for session, agent or tenant, none for all"
         )

@@ -15,6 +15,14 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from agent_control_plane.rules.routing import Outcome
+from agent_control_plane.statuses import (
+    KillScope,
+    KillTarget,
+    OutcomeStatus,
+    ReservationStatus,
+    SessionStatus,
+    TicketStatus,
+)
 
 T = TypeVar("T")
 
@@ -62,7 +70,7 @@ class SessionView(View):
     agent_id: str
     tenant: str | None
     policy_id: uuid.UUID
-    status: str
+    status: SessionStatus
     max_cost: Decimal
     cost_used: Decimal
     max_actions: int
@@ -139,7 +147,7 @@ class DecisionRef(Body):
 
 class RecordOutcome(Body):
     decision: DecisionRef
-    status: Literal["succeeded", "failed", "cancelled"]
+    status: OutcomeStatus
     actual_cost: Money | None = None
     result: Document | None = None
 
@@ -175,7 +183,7 @@ class TicketView(View):
     action: str
     resource: str | None
     args_digest: str
-    status: str
+    status: TicketStatus
     pending: bool
     scope: str | None
     scope_resources: list[str] | None
@@ -213,7 +221,7 @@ class Deny(Body):
 
 
 class Kill(Body):
-    scope: Literal["session", "agent", "tenant", "all"]
+    scope: KillTarget
     target: Text | None = Field(None, description="Session id, agent id or tenant; none for all")
     reason: Reason | None = None
 
@@ -225,7 +233,7 @@ class Killed(View):
 
 
 class Lift(Body):
-    scope: Literal["agent", "tenant", "all"]
+    scope: KillScope
     target: Text | None = Field(None, description="Agent id or tenant; none for all")
     tenant: Text | None = Field(
         None, description="For an agent: the tenant its kill named (a tenant key: its own)"
@@ -239,7 +247,7 @@ class Lifted(View):
 
 
 class StandingKillView(View):
-    scope: str
+    scope: KillScope
     tenant: str | None
     agent_id: str | None
     active: bool
@@ -342,7 +350,7 @@ class ReservationView(View):
     max_output_tokens: int
     reserved_tokens: int
     reserved_cost: Decimal
-    status: str
+    status: ReservationStatus
     expires_at: datetime
     holds: list[list[str]]
     warnings: list[str] = Field(description="Budgets this took past their soft limit")

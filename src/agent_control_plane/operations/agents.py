@@ -19,12 +19,13 @@ from agent_control_plane.operations.traits import repeatable
 from agent_control_plane.rules import lifecycle, validation
 from agent_control_plane.rules.lengths import TEXT_LENGTH
 from agent_control_plane.runtime import Runtime
+from agent_control_plane.statuses import AgentStatus, DelegationStatus, values
 from agent_control_plane.store import agents as agent_store
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
 
-AGENT_STATUSES = ("active", "disabled")
+AGENT_STATUSES = values(AgentStatus)
 DEFAULT_MAX_DEPTH = 3
 
 
@@ -43,7 +44,7 @@ def register_agent(
     tenant: str | None = None,
     capabilities: Iterable[str] = (),
     tags: Iterable[str] = (),
-    status: str = "active",
+    status: str = AgentStatus.ACTIVE,
     metadata: dict[str, Any] | None = None,
 ) -> Agent:
     """Register or update an agent in one atomic upsert; return it."""
@@ -79,9 +80,9 @@ def get_agent(connection: Connection, runtime: Runtime, agent_id: str) -> Agent:
 def _refusal(
     source: Agent, target: Agent, capability: str | None, depth: int, max_depth: int
 ) -> str | None:
-    if source.status != "active":
+    if source.status != AgentStatus.ACTIVE:
         return "delegation.from_agent_unavailable"
-    if target.status != "active":
+    if target.status != AgentStatus.ACTIVE:
         return "delegation.to_agent_unavailable"
     if capability is not None and capability not in target.capabilities:
         return f"capability.missing:{capability}"
@@ -144,7 +145,7 @@ def delegate(
             "task": work,
             "capability": needed,
             "depth": depth,
-            "status": "denied" if reason else "active",
+            "status": DelegationStatus.DENIED if reason else DelegationStatus.ACTIVE,
             "reason": reason,
             "created_at": now,
         }

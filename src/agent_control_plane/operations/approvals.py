@@ -32,6 +32,7 @@ from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import CompiledPolicy
 from agent_control_plane.runtime import Runtime, reading
 from agent_control_plane.schema.tables import TICKET_STATUSES
+from agent_control_plane.statuses import TicketStatus
 from agent_control_plane.store import approvals as ticket_store
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import idempotency
@@ -41,7 +42,7 @@ from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.sessions import Allocated
 
 # A refused ticket answers the keyed request that opened it for good.
-FINAL_REFUSALS = ("denied", "expired")
+FINAL_REFUSALS = (TicketStatus.DENIED, TicketStatus.EXPIRED)
 
 
 def use_approval(
@@ -108,7 +109,7 @@ def request_approval(
             "score": proposal.score,
             "outcome": "needs_approval",
             "reason": reason,
-            "status": "pending",
+            "status": TicketStatus.PENDING,
             "created_at": now,
         },
     )
@@ -124,7 +125,7 @@ def request_approval(
             "action": proposal.action,
             "resource": proposal.resource,
             "args_digest": digest,
-            "status": "pending",
+            "status": TicketStatus.PENDING,
             "scope_used_cost": Decimal(0),
             "scope_used_count": 0,
             "requested_at": now,
@@ -173,7 +174,7 @@ def _decide(
             ticket = ticket_store.get(connection, runtime, ticket_id)
             if ticket is None:
                 raise TicketNotFoundError(f"no approval ticket {ticket_id}")
-            state = "expired" if ticket.status == "pending" else ticket.status
+            state = TicketStatus.EXPIRED if ticket.pending else ticket.status
             raise InvalidTransitionError(
                 f"ticket {ticket_id} is already {state}: a decision on it is final"
             )
@@ -213,7 +214,7 @@ def approve(
     limits = ScopeLimits.parse(scope_limits)
     note = validation.text(reason, "reason", limit=TEXT_LENGTH, optional=True)
     values = {
-        "status": "approved",
+        "status": TicketStatus.APPROVED,
         "scope": scope,
         "decided_by": approver,
         "decision_reason": note,
@@ -247,7 +248,7 @@ def deny(
     tid = _ticket_id(ticket_id)
     approver = validation.required_text(by, "by")
     note = validation.required_text(reason, "reason", limit=TEXT_LENGTH)
-    values = {"status": "denied", "decided_by": approver, "decision_reason": note}
+    values = {"status": TicketStatus.DENIED, "decided_by": approver, "decision_reason": note}
     payload = {"ticket_id": str(tid), "by": approver, "reason": note}
     return _decide(connection, runtime, tid, values, "approval.denied", payload)
 
@@ -296,7 +297,9 @@ def list_tickets(
 
 
 @repeatable
-def count_tickets(connection: Connection, runtime: Runtime, status: str = "pending") -> int:
+def count_tickets(
+    connection: Connection, runtime: Runtime, status: str = TicketStatus.PENDING
+) -> int:
     """How many tickets have ``status`` (default: the pending approval queue's length)."""
     if status not in TICKET_STATUSES:
         raise InvalidInputError("status", f"must be one of {', '.join(TICKET_STATUSES)}")

@@ -11,6 +11,7 @@ from agent_control_plane.rules.policy import DenyAfter, Limit, PolicyDocument
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import Outcome
 from agent_control_plane.runtime import Runtime, SessionFacts
+from agent_control_plane.statuses import AgentStatus
 from agent_control_plane.store import agents as agent_store
 from agent_control_plane.store import history
 from agent_control_plane.store.sessions import Allocated
@@ -36,7 +37,7 @@ def _capability_refusal(
     agent = agent_store.get(connection, runtime, facts.agent_id)
     if agent is None:
         return "agent.unregistered"
-    if agent.status != "active":
+    if agent.status != AgentStatus.ACTIVE:
         return "agent.disabled"
     if required not in agent.capabilities:
         return f"capability.missing:{required}"

@@ -22,6 +22,7 @@ from agent_control_plane.rules.canonical import digest
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import CompiledPolicy, Outcome, Route
 from agent_control_plane.runtime import Runtime, SessionFacts, reading
+from agent_control_plane.statuses import OutcomeStatus, values
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import idempotency
 from agent_control_plane.store import sessions as session_store
@@ -31,7 +32,7 @@ from agent_control_plane.store.events import NewEvent, Slot
 from agent_control_plane.store.idempotency import Claim
 from agent_control_plane.store.sessions import Allocated, Placed
 
-OUTCOME_STATUSES = ("succeeded", "failed", "cancelled")
+OUTCOME_STATUSES = values(OutcomeStatus)
 INVALID_RESOURCE = Route(Outcome.DENIED, resources.INVALID)
 
 

@@ -13,6 +13,7 @@ from agent_control_plane.models import StandingKill
 from agent_control_plane.operations.traits import repeatable, urgent
 from agent_control_plane.rules import lifecycle, validation
 from agent_control_plane.runtime import Runtime
+from agent_control_plane.statuses import KillScope, SessionStatus
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import kills as kill_store
 from agent_control_plane.store import sessions as session_store
@@ -32,7 +33,7 @@ def _kill_selected(
 ) -> int:
     reason = validation.text(reason, "reason", optional=True)
     by = validation.text(by, "by", optional=True)
-    payload: dict[str, Any] = {"status": "aborted", **scope_payload}
+    payload: dict[str, Any] = {"status": SessionStatus.ABORTED.value, **scope_payload}
     if by is not None:
         payload["by"] = by
     with connection.begin():
@@ -95,7 +96,7 @@ def kill_agent(
     scope_payload: dict[str, Any] = {"scope": "agent", "agent_id": agent}
     if tenant is not None:
         scope_payload["tenant"] = tenant
-    standing = Scope("agent", tenant or ANY, agent)
+    standing = Scope(KillScope.AGENT, tenant or ANY, agent)
     return _kill_selected(connection, runtime, selection, reason, by, scope_payload, standing)
 
 
@@ -114,7 +115,13 @@ def kill_tenant(
     name = validation.required_text(tenant, "tenant")
     payload = {"scope": "tenant", "tenant": name}
     return _kill_selected(
-        connection, runtime, Selection(tenant=name), reason, by, payload, Scope("tenant", name)
+        connection,
+        runtime,
+        Selection(tenant=name),
+        reason,
+        by,
+        payload,
+        Scope(KillScope.TENANT, name),
     )
 
 
@@ -134,9 +141,9 @@ def _scope_of(agent_id: str | None, tenant: str | None) -> Scope:
     agent = validation.text(agent_id, "agent_id", optional=True)
     name = validation.text(tenant, "tenant", optional=True)
     if agent is not None:
-        return Scope("agent", name or ANY, agent)
+        return Scope(KillScope.AGENT, name or ANY, agent)
     if name is not None:
-        return Scope("tenant", name)
+        return Scope(KillScope.TENANT, name)
     return EVERYTHING
 
 

@@ -24,6 +24,7 @@ from agent_control_plane.rules import lifecycle, pages, validation
 from agent_control_plane.rules.audit import ZERO
 from agent_control_plane.runtime import Runtime, SessionFacts
 from agent_control_plane.schema.tables import SESSION_STATUSES
+from agent_control_plane.statuses import SessionStatus
 from agent_control_plane.store import events as event_store
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.events import NewEvent, Slot
@@ -73,7 +74,7 @@ def open_session(
             **values,
             "id": session_id,
             "policy_id": policy_id,
-            "status": "created",
+            "status": SessionStatus.CREATED,
             "cost_used": Decimal(0),
             "actions_used": 0,
             "next_seq": 2,

@@ -51,6 +51,7 @@ from agent_control_plane.rules.tokens import (
     window_start,
 )
 from agent_control_plane.runtime import Runtime
+from agent_control_plane.statuses import ReservationStatus
 from agent_control_plane.store import tokens as token_store
 from agent_control_plane.store.doubt import committed_reservation
 from agent_control_plane.store.idempotency import Claim
@@ -508,7 +509,7 @@ def reserve_tokens(
             max_output_tokens=worst.output_tokens,
             reserved_tokens=worst.total,
             reserved_cost=cost,
-            status="held",
+            status=ReservationStatus.HELD,
             expires_at=expires_at,
             holds=holds,
             warnings=tuple(warnings),

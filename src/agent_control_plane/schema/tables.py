@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import SchemaItem
 
+from agent_control_plane.rules.keys import Role
 from agent_control_plane.rules.lengths import (
     DIGEST_LENGTH,
     ID_LENGTH,
@@ -35,6 +36,13 @@ from agent_control_plane.rules.lengths import (
 )
 from agent_control_plane.schema.layout import Layout
 from agent_control_plane.schema.types import BigSerial, JSONDocument, Money, UTCDateTime
+from agent_control_plane.statuses import (
+    KillScope,
+    ReservationStatus,
+    SessionStatus,
+    TicketStatus,
+    values,
+)
 
 # Short, deterministic names: every constraint and index name carries its
 # table's physical name, so names stay unique per schema (PostgreSQL) and per
@@ -50,11 +58,11 @@ NAMING_CONVENTION = {
 TABLE_COMMENT = "Owned by agent-control-plane; changed only by its migrations."
 
 
-SESSION_STATUSES = ("created", "active", "paused", "completed", "aborted")
-TICKET_STATUSES = ("pending", "approved", "denied", "expired", "consumed")
-RESERVATION_STATUSES = ("held", "settled", "released", "expired")
-API_KEY_ROLES = ("agent", "approver", "admin", "viewer")
-KILL_SCOPES = ("agent", "tenant", "all")
+SESSION_STATUSES = values(SessionStatus)
+TICKET_STATUSES = values(TicketStatus)
+RESERVATION_STATUSES = values(ReservationStatus)
+API_KEY_ROLES = values(Role)
+KILL_SCOPES = values(KillScope)
 
 LOGICAL_TABLES = (
     "policies",
@@ -130,7 +138,7 @@ def partial(where: str) -> dict[str, Any]:
 
 # The conditions of the partial indexes; queries repeat them with these literals.
 NOT_A_DECISION = "kind <> 'decision'"
-HELD = "status = 'held'"
+HELD = f"status = '{ReservationStatus.HELD}'"
 WITH_SESSION = "session_id IS NOT NULL"
 WITH_RESERVATION = "reservation_id IS NOT NULL"
 

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from agent_control_plane.models import Ticket
 from agent_control_plane.runtime import Runtime
+from agent_control_plane.statuses import TicketStatus
 from agent_control_plane.store.rows import keyset_page, sessions_of_tenant, to_model
 
 
@@ -35,7 +36,7 @@ def pending_for(
     return connection.execute(
         select(t.id)
         .where(t.session_id == session_id, t.action == action, t.args_digest == digest)
-        .where(t.status == "pending")
+        .where(t.status == TicketStatus.PENDING)
         .limit(1)
     ).scalar_one_or_none()
 
@@ -48,7 +49,7 @@ def approved_for(
     t = tickets.c
     query = (
         select(tickets)
-        .where(t.session_id == session_id, t.action == action, t.status == "approved")
+        .where(t.session_id == session_id, t.action == action, t.status == TicketStatus.APPROVED)
         .where(or_(t.scope == "session", t.args_digest == digest))
         .order_by(t.scope.desc(), t.decided_at)
     )
@@ -61,8 +62,10 @@ def consume_once(
     t = runtime.tables.approval_tickets.c
     statement = (
         update(runtime.tables.approval_tickets)
-        .where(t.id == ticket_id, t.status == "approved", t.scope == "once")
-        .values(status="consumed", consumed_at=now, scope_used_count=t.scope_used_count + 1)
+        .where(t.id == ticket_id, t.status == TicketStatus.APPROVED, t.scope == "once")
+        .values(
+            status=TicketStatus.CONSUMED, consumed_at=now, scope_used_count=t.scope_used_count + 1
+        )
     )
     return bool(connection.execute(statement).rowcount)
 
@@ -76,7 +79,7 @@ def consume_scope(
         update(runtime.tables.approval_tickets)
         .where(
             t.id == ticket_id,
-            t.status == "approved",
+            t.status == TicketStatus.APPROVED,
             t.scope == "session",
             or_(t.scope_max_count.is_(None), t.scope_used_count + 1 <= t.scope_max_count),
             or_(t.scope_max_cost.is_(None), t.scope_used_cost + cost <= t.scope_max_cost),
@@ -99,7 +102,7 @@ def decide(
     t = runtime.tables.approval_tickets.c
     statement = (
         update(runtime.tables.approval_tickets)
-        .where(t.id == ticket_id, t.status == "pending")
+        .where(t.id == ticket_id, t.status == TicketStatus.PENDING)
         .where(or_(t.expires_at.is_(None), t.expires_at > now))
         .values(**values)
     )
@@ -164,7 +167,7 @@ def expire_due(
     t = tickets.c
     due = (
         select(t.id, t.session_id, t.action)
-        .where(t.status == "pending", t.expires_at.is_not(None), t.expires_at <= now)
+        .where(t.status == TicketStatus.PENDING, t.expires_at.is_not(None), t.expires_at <= now)
         .order_by(t.expires_at, t.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -173,8 +176,8 @@ def expire_due(
     if rows:
         connection.execute(
             update(tickets)
-            .where(t.id.in_([row.id for row in rows]), t.status == "pending")
-            .values(status="expired", decided_at=now)
+            .where(t.id.in_([row.id for row in rows]), t.status == TicketStatus.PENDING)
+            .values(status=TicketStatus.EXPIRED, decided_at=now)
         )
     return rows
 
@@ -199,7 +202,7 @@ def escalation_due(
     t = runtime.tables.approval_tickets.c
     due = (
         select(t.id, t.session_id, t.action, t.resource, t.requested_at, t.expires_at)
-        .where(t.status == "pending", t.escalated_at.is_(None))
+        .where(t.status == TicketStatus.PENDING, t.escalated_at.is_(None))
         .where(t.requested_at <= requested_before)
         .where(or_(t.expires_at.is_(None), t.expires_at > now))
         .order_by(t.requested_at, t.id)
@@ -216,7 +219,7 @@ def mark_escalated(
     t = runtime.tables.approval_tickets.c
     statement = (
         update(runtime.tables.approval_tickets)
-        .where(t.id == ticket_id, t.status == "pending", t.escalated_at.is_(None))
+        .where(t.id == ticket_id, t.status == TicketStatus.PENDING, t.escalated_at.is_(None))
         .values(escalated_at=now)
     )
     return bool(connection.execute(statement).rowcount)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from agent_control_plane.models import StandingKill
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
+from agent_control_plane.statuses import KillScope
 from agent_control_plane.store.dialect import upsert
 
 ANY = ""
@@ -29,7 +30,7 @@ ANY = ""
 class Scope:
     """One standing kill's key; ANY ('') where the kill names no tenant or agent."""
 
-    scope: str
+    scope: KillScope
     tenant: str = ANY
     agent_id: str = ANY
 
@@ -40,7 +41,7 @@ class Scope:
         return and_(*(table.c[name] == value for name, value in self.key().items()))
 
 
-EVERYTHING = Scope("all")
+EVERYTHING = Scope(KillScope.ALL)
 
 
 @lru_cache(maxsize=32)
@@ -77,12 +78,12 @@ def _standing(tables: AcpTables, with_tenant: bool) -> Select[Any]:
     tenant = bindparam("k_tenant", type_=k.tenant.type)
     covering = [
         EVERYTHING.where(table),
-        and_(k.scope == "agent", k.tenant == ANY, k.agent_id == agent),
+        and_(k.scope == KillScope.AGENT, k.tenant == ANY, k.agent_id == agent),
     ]
     if with_tenant:
         covering += [
-            and_(k.scope == "tenant", k.tenant == tenant, k.agent_id == ANY),
-            and_(k.scope == "agent", k.tenant == tenant, k.agent_id == agent),
+            and_(k.scope == KillScope.TENANT, k.tenant == tenant, k.agent_id == ANY),
+            and_(k.scope == KillScope.AGENT, k.tenant == tenant, k.agent_id == agent),
         ]
     return select(table).where(k.active.is_(True), or_(*covering)).order_by(k.scope)
 
@@ -133,7 +134,7 @@ def every(connection: Connection, runtime: Runtime, *, active_only: bool) -> lis
 
 def to_standing(row: Any) -> StandingKill:
     return StandingKill(
-        scope=row["scope"],
+        scope=KillScope(row["scope"]),
         tenant=row["tenant"] or None,
         agent_id=row["agent_id"] or None,
         active=bool(row["active"]),

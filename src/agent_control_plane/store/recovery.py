@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from agent_control_plane.rules.lifecycle import Transition
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
+from agent_control_plane.statuses import SessionStatus
 from agent_control_plane.store import sessions as session_store
 from agent_control_plane.store.sessions import Allocated
 
@@ -20,7 +21,7 @@ def _stale(tables: AcpTables, last_seen_before: datetime) -> ColumnElement[bool]
     sent one, its last change (opening or a governed action)."""
     s = tables.sessions.c
     return and_(
-        s.status == "active",
+        s.status == SessionStatus.ACTIVE,
         or_(
             s.heartbeat_at < last_seen_before,
             and_(s.heartbeat_at.is_(None), s.updated_at < last_seen_before),

@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime
+from enum import StrEnum
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 from sqlalchemy import ColumnElement, Select, Table, and_, or_, select
 
@@ -19,12 +20,28 @@ def _field_names(cls: Any) -> tuple[str, ...]:
     return tuple(field.name for field in fields(cls))
 
 
+@cache
+def _status_fields(cls: Any) -> tuple[tuple[str, type[StrEnum]], ...]:
+    """The fields of ``cls`` typed as a status set (statuses.py), with that set."""
+    hints = get_type_hints(cls)
+    return tuple(
+        (name, hint)
+        for name, hint in hints.items()
+        if isinstance(hint, type) and issubclass(hint, StrEnum)
+    )
+
+
 def to_model(cls: type[T], row: Any) -> T:
     """Build dataclass ``cls`` from a result row (or mapping) by the dataclass's own fields;
-    a field the row lacks keeps its default (fields that are not stored, like warnings)."""
+    a field the row lacks keeps its default (fields that are not stored, like warnings). A
+    status column becomes its StrEnum member (the CHECK constraint holds it to the set)."""
     mapping: Mapping[str, Any] = row if isinstance(row, Mapping) else row._mapping
     names = _field_names(cls)  # type: ignore[arg-type]  # classes are hashable
-    return cls(**{name: mapping[name] for name in names if name in mapping})
+    values = {name: mapping[name] for name in names if name in mapping}
+    for name, statuses in _status_fields(cls):  # type: ignore[arg-type]
+        if name in values:
+            values[name] = statuses(values[name])
+    return cls(**values)
 
 
 def keyset_page(

@@ -33,6 +33,7 @@ from agent_control_plane.rules.lifecycle import LIVE_STATUSES, TERMINAL_STATUSES
 from agent_control_plane.runtime import Runtime, SessionFacts, reading
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.schema.types import Money, UTCDateTime
+from agent_control_plane.statuses import SessionStatus
 from agent_control_plane.store.dialect import update_many, update_one
 from agent_control_plane.store.prepared import execute, fetch
 from agent_control_plane.store.rows import keyset_page, to_model
@@ -117,8 +118,10 @@ def charge_statement(
         "cost_used": s.cost_used + cost,
         "updated_at": now,
     }
-    if statuses != ("active",):  # an active session stays active: status is left untouched
-        values["status"] = "active"
+    if statuses != (
+        SessionStatus.ACTIVE,
+    ):  # an active session stays active: status is left untouched
+        values["status"] = SessionStatus.ACTIVE
     statement = (
         update(tables.sessions)
         .where(
@@ -222,7 +225,7 @@ def charge(
     # SQLite rewrites every index on a column an UPDATE sets, even to the same value, and
     # four of the session indexes hold status: so an active session is charged without
     # setting it, and only a session's first action (created -> active) sets it.
-    for statuses in (("active",), ("created",)):
+    for statuses in ((SessionStatus.ACTIVE,), (SessionStatus.CREATED,)):
         build = partial(
             charge_statement,
             runtime.tables,
@@ -271,7 +274,7 @@ def transition(
         "next_seq": s.next_seq + 1,
         "updated_at": now,
     }
-    if change.target in ("completed", "aborted"):
+    if change.target in TERMINAL_STATUSES:
         values.update(ended_at=now, end_reason=reason)
     statement = (
         update(sessions).where(s.id == session_id, s.status.in_(change.sources)).values(**values)

@@ -32,6 +32,7 @@ from agent_control_plane.rules.tokens import IDENTITY_FIELDS, TokenUsage
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.schema.types import Money, UTCDateTime
+from agent_control_plane.statuses import ReservationStatus
 from agent_control_plane.store.prepared import fetch
 
 _IDS = ", ".join([*(f"{name}_id" for name in IDENTITY_FIELDS), "session_id"])
@@ -39,14 +40,15 @@ _IDS = ", ".join([*(f"{name}_id" for name in IDENTITY_FIELDS), "session_id"])
 
 @lru_cache(maxsize=32)
 def _statement(tables: AcpTables) -> TextualSelect:
+    held, settled = ReservationStatus.HELD.value, ReservationStatus.SETTLED.value
     name = postgresql.dialect().identifier_preparer.format_table  # type: ignore[no-untyped-call]
     reservations = name(tables.token_reservations)
     windows = name(tables.token_windows)
     ledger = name(tables.token_ledger)
     sql = f"""
 WITH finished AS (
-    UPDATE {reservations} SET status = 'settled', settled_at = :s_now
-    WHERE id = :s_id AND status = 'held' AND model = :s_model
+    UPDATE {reservations} SET status = '{settled}', settled_at = :s_now
+    WHERE id = :s_id AND status = '{held}' AND model = :s_model
     RETURNING id, {_IDS}, model, holds, reserved_tokens, reserved_cost
 ), held AS (
     SELECT (hold ->> 0)::uuid AS budget_id, (hold ->> 1)::timestamptz AS window_start,

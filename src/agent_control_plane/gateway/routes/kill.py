@@ -18,6 +18,7 @@ from agent_control_plane.gateway.auth import (
 from agent_control_plane.gateway.schemas import Kill, Killed, Lift, Lifted, StandingKillView
 from agent_control_plane.models import Principal
 from agent_control_plane.rules import validation
+from agent_control_plane.statuses import KillScope, KillTarget
 
 router = APIRouter(prefix="/v1", tags=["kill switch"])
 
@@ -28,9 +29,9 @@ def _standing_scope(
     """The ``agent_id``/``tenant`` a kill or lift of ``scope`` names, held to a tenant key's
     own tenant: its ``all`` is its tenant, its ``agent`` the agent within its tenant, and
     another tenant is a 403."""
-    if scope == "agent":
+    if scope == KillScope.AGENT:
         return {"agent_id": target, "tenant": tenant_filter(principal, tenant)}
-    if scope == "tenant":
+    if scope == KillScope.TENANT:
         return {"tenant": tenant_filter(principal, target)}
     return {"tenant": principal.tenant}
 
@@ -40,12 +41,12 @@ def kill(body: Kill, plane: Plane, principal: Operator) -> Any:
     """Stop sessions now and say how many were stopped; the key is recorded as who did it.
     A tenant key's ``agent`` and ``all`` stop only its own tenant's sessions (``all`` is
     ``tenant`` of its tenant), and ``tenant`` accepts only its own tenant (403 otherwise)."""
-    if (body.scope == "all") != (body.target is None):
+    if (body.scope == KillTarget.ALL) != (body.target is None):
         raise InvalidInputError(
             "target", "give a target for session, agent or tenant, none for all"
         )
     by = principal.identity
-    if body.scope == "session":
+    if body.scope == KillTarget.SESSION:
         session_id = validation.session_id(body.target)
         visible_session(plane, principal, session_id)
         stopped = plane.kill_session(session_id, reason=body.reason, by=by)
@@ -65,9 +66,9 @@ def kill(body: Kill, plane: Plane, principal: Operator) -> Any:
 def lift(body: Lift, plane: Plane, principal: Operator) -> Any:
     """Lift a standing kill so that sessions may open again in its scope (stopped sessions
     stay stopped). A tenant key lifts only within its tenant, as it kills."""
-    if (body.scope == "all") != (body.target is None):
+    if (body.scope == KillScope.ALL) != (body.target is None):
         raise InvalidInputError("target", "give a target for agent or tenant, none for all")
-    if body.tenant is not None and body.scope != "agent":
+    if body.tenant is not None and body.scope != KillScope.AGENT:
         raise InvalidInputError("tenant", "only an agent's kill names a tenant besides its target")
     named = _standing_scope(principal, body.scope, body.target, body.tenant)
     lifted = plane.lift_kill(**named, by=principal.identity)
