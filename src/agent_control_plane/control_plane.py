@@ -55,7 +55,7 @@ from agent_control_plane.operations import (
 )
 from agent_control_plane.rules import waiting
 from agent_control_plane.rules.audit_keys import KeyLike
-from agent_control_plane.rules.models_policy import ModelPolicy
+from agent_control_plane.rules.model_tiers import ModelPolicy
 from agent_control_plane.rules.tokens import Identity, PriceTable
 from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.layout import Layout

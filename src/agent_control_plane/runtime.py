@@ -17,7 +17,7 @@ from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.evaluators import EvaluatorRegistry
 from agent_control_plane.memory import Memory, SessionFacts
 from agent_control_plane.rules.audit_keys import NO_KEYS, Keyring
-from agent_control_plane.rules.models_policy import ModelPolicy
+from agent_control_plane.rules.model_tiers import ModelPolicy
 from agent_control_plane.rules.proposal import Proposal
 from agent_control_plane.rules.routing import (
     CompiledPolicy,

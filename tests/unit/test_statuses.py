@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import CheckConstraint
 
 from agent_control_plane import models, statuses
-from agent_control_plane.gateway import schemas
+from agent_control_plane.gateway import bodies as schemas
 from agent_control_plane.rules import lifecycle
 from agent_control_plane.schema.layout import resolve_layout
 from agent_control_plane.schema.tables import build_tables

@@ -21,8 +21,8 @@ from agent_control_plane.dashboard.pages import render
 from agent_control_plane.dashboard.throttle import SignInThrottle
 from agent_control_plane.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
 from agent_control_plane.gateway.auth import visible_session, visible_ticket
+from agent_control_plane.gateway.bodies import Kill, Lift
 from agent_control_plane.gateway.routes import kill as gateway_kill
-from agent_control_plane.gateway.schemas import Kill, Lift
 from agent_control_plane.rules import keys
 from agent_control_plane.rules.keys import Permission
 from agent_control_plane.statuses import KillScope, KillTarget

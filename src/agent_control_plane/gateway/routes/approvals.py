@@ -18,8 +18,8 @@ from agent_control_plane.gateway.auth import (
     visible_session,
     visible_ticket,
 )
+from agent_control_plane.gateway.bodies import Approve, Deny, PageOf, TicketView
 from agent_control_plane.gateway.limits import WaitSlots
-from agent_control_plane.gateway.schemas import Approve, Deny, PageOf, TicketView
 from agent_control_plane.rules import waiting
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])

@@ -12,8 +12,8 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from agent_control_plane.gateway.auth import Plane, Reader, tenant_filter
+from agent_control_plane.gateway.bodies import EventView, PageOf
 from agent_control_plane.gateway.limits import WaitSlots
-from agent_control_plane.gateway.schemas import EventView, PageOf
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, status
 from starlette.concurrency import run_in_threadpool
 
 from agent_control_plane.gateway.auth import Actor, Owners, OwnReader, Plane, visible_session
-from agent_control_plane.gateway.schemas import (
+from agent_control_plane.gateway.bodies import (
     DecisionView,
     Emit,
     EventView,

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from agent_control_plane.gateway.auth import Plane
-from agent_control_plane.gateway.schemas import Health
+from agent_control_plane.gateway.bodies import Health
 
 router = APIRouter(tags=["health"])
 

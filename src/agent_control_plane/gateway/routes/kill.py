@@ -15,7 +15,7 @@ from agent_control_plane.gateway.auth import (
     tenant_filter,
     visible_session,
 )
-from agent_control_plane.gateway.schemas import Kill, Killed, Lift, Lifted, StandingKillView
+from agent_control_plane.gateway.bodies import Kill, Killed, Lift, Lifted, StandingKillView
 from agent_control_plane.models import Principal
 from agent_control_plane.rules import validation
 from agent_control_plane.statuses import KillScope, KillTarget

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 
 from agent_control_plane.errors import PermissionDeniedError
 from agent_control_plane.gateway.auth import Operator, Plane, Reader, visible_session
-from agent_control_plane.gateway.schemas import AuditReportView, Document, PolicyView, Text
+from agent_control_plane.gateway.bodies import AuditReportView, Document, PolicyView, Text
 from agent_control_plane.models import PolicySnapshot
 
 router = APIRouter(prefix="/v1", tags=["audit and policies"])

@@ -18,7 +18,7 @@ from agent_control_plane.gateway.auth import (
     tenant_filter,
     visible_session,
 )
-from agent_control_plane.gateway.schemas import Change, OpenSession, PageOf, SessionView, Text
+from agent_control_plane.gateway.bodies import Change, OpenSession, PageOf, SessionView, Text
 from agent_control_plane.rules.keys import Role
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])

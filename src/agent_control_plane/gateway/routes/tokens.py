@@ -27,7 +27,7 @@ from agent_control_plane.gateway.auth import (
     visible_reservation,
     visible_session,
 )
-from agent_control_plane.gateway.schemas import (
+from agent_control_plane.gateway.bodies import (
     BudgetStatus,
     BudgetView,
     IdentityBody,

@@ -1,4 +1,5 @@
-"""Request and response bodies of the REST gateway (pydantic: they are the OpenAPI schema).
+"""The gateway's request and response bodies (pydantic): what /v1 reads and writes, and
+so its OpenAPI document (the database's tables are schema/).
 
 Money is exact: requests take a decimal string or an integer, responses give strings.
 A JSON ``true`` or ``false`` is never a number: money, counts and scores refuse it
