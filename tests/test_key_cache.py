@@ -86,6 +86,65 @@ def test_a_key_verified_a_moment_ago_is_not_read_again(control_plane: ControlPla
     assert statements_sent(cp, lambda: cp.authenticate_api_key(issued.key)) == []
 
 
+def test_a_remembered_key_is_checked_without_the_database(control_plane: ControlPlane) -> None:
+    """remembered_principal (for event loops) answers only from memory: None until the key
+    was read, never for another secret or a key revoked here, and an expired key fails."""
+    cp = control_plane
+    issued = cp.create_api_key("viewer", expires_in=timedelta(minutes=5))
+    assert cp.remembered_principal(issued.key) is None
+    cp.authenticate_api_key(issued.key)
+    found: list[Any] = []
+    assert statements_sent(cp, lambda: found.append(cp.remembered_principal(issued.key))) == []
+    assert found[0] is not None
+    assert found[0].key_id == issued.api_key.key_id
+    prefix, _, secret = issued.key.rpartition("_")
+    assert (
+        cp.remembered_principal(f"{prefix}_{'A' if secret[0] != 'A' else 'B'}{secret[1:]}") is None
+    )
+    with pytest.raises(AuthenticationError):
+        cp.remembered_principal("not a key")
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    expired = replace(cp._runtime, clock=lambda: later)
+    cp._runtime, kept = expired, cp._runtime
+    with pytest.raises(AuthenticationError) as refused:
+        cp.remembered_principal(issued.key)
+    assert refused.value.reason == "expired"
+    cp._runtime = kept
+    cp.revoke_api_key(issued.api_key.key_id)
+    assert cp.remembered_principal(issued.key) is None
+
+
+def test_the_mcp_proxy_checks_a_remembered_key_without_queueing_behind_governance(
+    tmp_path: Any,
+) -> None:
+    """The HTTP proxy's governance thread may be busy recording the last call's outcome: a
+    key it verified a moment ago is checked on the event loop, not queued behind that."""
+    from agent_control_plane.integrations.mcp_proxy.governance import OnOneThread
+    from agent_control_plane.integrations.mcp_proxy.keys import ApiKeyVerifier
+
+    with ControlPlane.open(f"sqlite:///{tmp_path / 'acp.db'}") as cp:
+        issued = cp.create_api_key("agent", agents=["a1"])
+        on_thread = OnOneThread(cp)
+        verifier = ApiKeyVerifier(on_thread, None, "a1")
+
+        async def check() -> float:
+            assert await verifier.verify_token(issued.key) is not None  # read, remembered
+            busy = asyncio.ensure_future(on_thread._on_thread(time.sleep)(1.0))
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            token = await verifier.verify_token(issued.key)
+            took = time.monotonic() - started
+            assert token is not None
+            assert token.scopes
+            await busy
+            return took
+
+        try:
+            assert asyncio.run(check()) < 0.5
+        finally:
+            on_thread.close()
+
+
 def test_remembered_keys_are_bounded(tmp_path: Any) -> None:
     with ControlPlane.open(f"sqlite:///{tmp_path / 'acp.db'}") as cp:
         cp._runtime.bound_memory(3)

@@ -36,7 +36,7 @@ from agent_control_plane.facade import async_method, refuse_if_closed, sync_meth
 from agent_control_plane.guards import AsyncTokenGuard, GuardRequest, TokenGuard
 from agent_control_plane.integrations import decorator
 from agent_control_plane.migrations.runner import Migrator
-from agent_control_plane.models import Decision, Event, Ticket
+from agent_control_plane.models import Decision, Event, Principal, Ticket
 from agent_control_plane.opening import Opening, prepare_schema, resolve
 from agent_control_plane.operations import (
     agents,
@@ -135,6 +135,15 @@ class _ControlPlaneBase:
         None lifts the restriction. Enforced by reserve_tokens before anything is held."""
         refuse_if_closed(self)
         self._runtime = replace(self._runtime, model_policy=ModelPolicy.of(policy))
+
+    def remembered_principal(self, key: str | None) -> Principal | None:
+        """The principal of an API key this control plane verified in the last second,
+        checked without touching the database (the secret hashed and compared in constant
+        time, the expiry against now); None when only ``authenticate_api_key`` can tell.
+        AuthenticationError for a missing, malformed or expired key. For a server that
+        checks keys on its event loop before handing work to a thread."""
+        refuse_if_closed(self)
+        return keys.remembered_principal(self._runtime, key)
 
     def register_evaluator(self, name: str, evaluator: Evaluator) -> None:
         """Make ``evaluator`` (``(params, proposal) -> bool``) available to policy conditions."""

@@ -61,6 +61,7 @@ def create_app(
         limits.RequestLimits,
         max_body_bytes=max_body_bytes,
         authenticate=control_plane.authenticate_api_key,
+        remembered=control_plane.remembered_principal,
     )
     for router in _ROUTERS:
         app.include_router(router)

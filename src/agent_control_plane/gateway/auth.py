@@ -54,7 +54,8 @@ async def authenticated(
     if isinstance(principal, Principal):
         return principal
     raw = bearer.credentials if bearer is not None else header_key
-    return await run_in_threadpool(plane.authenticate_api_key, raw)
+    known = plane.remembered_principal(raw)
+    return known if known is not None else await run_in_threadpool(plane.authenticate_api_key, raw)
 
 
 def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:

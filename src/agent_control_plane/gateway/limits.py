@@ -68,12 +68,14 @@ class RequestLimits:
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         authenticate: Callable[[str | None], Principal] | None = None,
+        remembered: Callable[[str | None], Principal | None] | None = None,
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be at least 1")
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.authenticate = authenticate
+        self.remembered = remembered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,7 +95,7 @@ class RequestLimits:
                 return
             if self.authenticate is not None:
                 try:
-                    principal = await run_in_threadpool(self.authenticate, raw)
+                    principal = await _principal(raw, self.authenticate, self.remembered)
                 except ControlPlaneError as error:
                     await error_response(error)(scope, receive, send)
                     return
@@ -170,3 +172,14 @@ class WaitSlots:
     def held(self) -> dict[str, Any]:
         with self._lock:
             return dict(self._held)
+
+
+async def _principal(
+    raw: str,
+    authenticate: Callable[[str | None], Principal],
+    remembered: Callable[[str | None], Principal | None] | None,
+) -> Principal:
+    """The key's principal: a key verified in the last second on the event loop (no I/O,
+    a hash and a comparison), any other in a worker thread (it reads the key)."""
+    known = None if remembered is None else remembered(raw)
+    return known if known is not None else await run_in_threadpool(authenticate, raw)

@@ -118,24 +118,35 @@ def revoke_api_key(connection: Connection, runtime: Runtime, key_id: str) -> Api
     return api_key
 
 
+def remembered_principal(runtime: Runtime, raw: str | None) -> Principal | None:
+    """The principal of a key verified less than KEY_RECHECK_SECONDS ago, checked without
+    I/O against what was read then (the presented secret hashed and compared in constant
+    time, the expiry against now); None when only a read can tell. AuthenticationError for
+    a missing, malformed or expired key."""
+    key_id, secret = keys.parse_key(raw)
+    known = runtime.memory.verified_key(key_id)
+    if (
+        known is None
+        or time.monotonic() - known.read_at >= KEY_RECHECK_SECONDS
+        or not keys.secret_matches(secret, known.secret_hash)
+    ):
+        return None
+    keys.require_live(key_id, None, known.expires_at, runtime.clock())
+    return known.principal
+
+
 @repeatable
 def authenticate_api_key(connection: Connection, runtime: Runtime, raw: str | None) -> Principal:
     """The principal a presented key stands for, or AuthenticationError (missing, malformed,
     unknown, revoked or expired key).
 
     A key verified less than KEY_RECHECK_SECONDS ago is verified against what was read then
-    (the presented secret hashed and compared in constant time, the expiry against now):
-    a key revoked elsewhere stops working within that time, one revoked through this
-    control plane at once."""
+    (remembered_principal): a key revoked elsewhere stops working within that time, one
+    revoked through this control plane at once."""
+    remembered = remembered_principal(runtime, raw)
+    if remembered is not None:
+        return remembered
     key_id, secret = keys.parse_key(raw)
-    known = runtime.memory.verified_key(key_id)
-    if (
-        known is not None
-        and time.monotonic() - known.read_at < KEY_RECHECK_SECONDS
-        and keys.secret_matches(secret, known.secret_hash)
-    ):
-        keys.require_live(key_id, None, known.expires_at, runtime.clock())
-        return known.principal
     read_at = time.monotonic()
     with connection.begin():
         row = key_store.credentials(connection, runtime, key_id)

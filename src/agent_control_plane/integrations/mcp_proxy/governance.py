@@ -44,6 +44,9 @@ class Authenticates(Protocol):
     @property
     def authenticate_api_key(self) -> Callable[[str], Awaitable[Principal]]: ...
 
+    @property
+    def remembered_principal(self) -> Callable[[str], Principal | None]: ...
+
 
 class OnOneThread:
     """The ControlPlane methods the proxy calls, awaitable, each run on the same thread (in
@@ -60,6 +63,7 @@ class OnOneThread:
         self.open_session = self._on_thread(control_plane.open_session)
         self.complete_session = self._on_thread(control_plane.complete_session)
         self.authenticate_api_key = self._on_thread(control_plane.authenticate_api_key)
+        self.remembered_principal = control_plane.remembered_principal  # no I/O: no thread
 
     def _on_thread(self, method: Callable[P, R]) -> Callable[P, Awaitable[R]]:
         async def call(*args: P.args, **kwargs: P.kwargs) -> R:
