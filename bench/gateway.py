@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import httpx
 
@@ -69,8 +70,18 @@ def _served(url: str) -> Iterator[str]:
         server.wait(timeout=30)
 
 
-def http_govern_ops_per_second(url: str, seconds: float) -> float:
-    """``POST /v1/sessions/{id}/govern`` with an agent key, one keep-alive client."""
+@dataclass(frozen=True, slots=True)
+class OverHttp:
+    """Requests per second through one ``acp serve`` with one keep-alive client: governed,
+    and the HTTP floor (``GET /healthz``: uvicorn, FastAPI and the client, no decision)."""
+
+    govern: float
+    healthz: float
+
+
+def http_govern_ops_per_second(url: str, seconds: float) -> OverHttp:
+    """``POST /v1/sessions/{id}/govern`` with an agent key, one keep-alive client; and
+    ``GET /healthz`` through the same server and client."""
     with ControlPlane.open(url) as cp:
         key = cp.create_api_key("agent", agents=["*"]).key
         sid = cp.open_session(
@@ -86,4 +97,8 @@ def http_govern_ops_per_second(url: str, seconds: float) -> float:
             assert response.status_code == 200, response.text
             assert response.json()["allowed"], response.text
 
-        return ops_per_second(one, seconds)
+        def health() -> None:
+            assert client.get("/healthz").status_code == 200
+
+        healthz = ops_per_second(health, seconds)
+        return OverHttp(govern=ops_per_second(one, seconds), healthz=healthz)
