@@ -259,6 +259,18 @@ def allocate_seq(
     return allocated
 
 
+def _transitioned(s: Any, change: Transition, now: datetime, reason: str | None) -> dict[str, Any]:
+    """The values a transition writes: the new status, an event seq, and the ending."""
+    values: dict[str, Any] = {
+        "status": change.target,
+        "next_seq": s.next_seq + 1,
+        "updated_at": now,
+    }
+    if change.target in TERMINAL_STATUSES:
+        values.update(ended_at=now, end_reason=reason)
+    return values
+
+
 def transition(
     connection: Connection,
     runtime: Runtime,
@@ -269,15 +281,10 @@ def transition(
 ) -> Allocated | None:
     sessions = runtime.tables.sessions
     s = sessions.c
-    values: dict[str, Any] = {
-        "status": change.target,
-        "next_seq": s.next_seq + 1,
-        "updated_at": now,
-    }
-    if change.target in TERMINAL_STATUSES:
-        values.update(ended_at=now, end_reason=reason)
     statement = (
-        update(sessions).where(s.id == session_id, s.status.in_(change.sources)).values(**values)
+        update(sessions)
+        .where(s.id == session_id, s.status.in_(change.sources))
+        .values(**_transitioned(s, change, now, reason))
     )
     row = update_one(
         connection, runtime, statement, s.id, session_id, _allocated_columns(runtime.tables)
@@ -330,14 +337,7 @@ def transition_many(
 ) -> list[Allocated]:
     sessions = runtime.tables.sessions
     s = sessions.c
-    values: dict[str, Any] = {
-        "status": change.target,
-        "next_seq": s.next_seq + 1,
-        "updated_at": now,
-    }
-    if change.target in TERMINAL_STATUSES:
-        values.update(ended_at=now, end_reason=reason)
-    statement = update(sessions).values(**values)
+    statement = update(sessions).values(**_transitioned(s, change, now, reason))
     rows = update_many(
         connection,
         runtime,
