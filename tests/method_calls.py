@@ -175,6 +175,7 @@ NO_DATABASE: dict[str, Callable[[Prep], Args]] = {
     "instrument": lambda p: _a(),
     "governed": lambda p: _a("work"),
     "session_scope": lambda p: _a(uuid.uuid4()),
+    "remembered_principal": lambda p: _a(p.raw_key()),
     "token_guard": lambda p: _a(Identity(org="o"), "m", input_tokens=1, max_output_tokens=1),
 }
 # Lifecycle, not governance: opening is tested on its own, closing twice is allowed.

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar, get_type_hints
 
-from sqlalchemy import ColumnElement, Select, Table, and_, or_, select
+from sqlalchemy import ColumnElement, Insert, Select, Table, and_, bindparam, insert, or_, select
 
 T = TypeVar("T")
 
@@ -72,3 +72,26 @@ def keyset_page(
 def sessions_of_tenant(sessions: Table, tenant: str) -> Select[Any]:
     """The ids of ``tenant``'s sessions, to confine a listing of session-owned rows."""
     return select(sessions.c.id).where(sessions.c.tenant == tenant)
+
+
+@lru_cache(maxsize=32)
+def insert_every_column(table: Any) -> Insert:
+    """An INSERT of every column from same-named bind parameters, built once per table."""
+    return insert(table).values(
+        {
+            column.name: bindparam(f"v_{column.name}", type_=column.type)
+            for column in table.c
+            if not (column.primary_key and column.autoincrement is True)
+        }
+    )
+
+
+@lru_cache(maxsize=32)
+def _parameter_names(table: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((f"v_{column.name}", column.name) for column in table.c)
+
+
+def insert_parameters(table: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Every column's parameter: a column ``values`` leaves out is NULL."""
+    get = values.get
+    return {parameter: get(column) for parameter, column in _parameter_names(table)}
