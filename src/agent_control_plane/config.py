@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent_control_plane.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 MigrateMode = Literal["auto", "verify", "off"]
 DEFAULT_DATABASE_URL = "sqlite:///acp.db"
@@ -46,3 +50,49 @@ def load_settings() -> Settings:
         raise ConfigurationError(
             "invalid setting in the environment: " + "; ".join(problems)
         ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where ACP's tables are: the database URL, and the PostgreSQL schema or the table
+    prefix (None: the layout's default for the dialect)."""
+
+    url: str | URL | None
+    schema: str | None
+    table_prefix: str | None
+
+
+def resolve_location(
+    url: str | URL | None,
+    schema: str | None,
+    table_prefix: str | None,
+    settings: Settings | None = None,
+    *,
+    with_url: bool = True,
+) -> Location:
+    """Each argument, else its ACP_* setting, else the default: the one rule that
+    ControlPlane.open and every ``acp`` command follow. An empty URL, given or set, is a
+    ConfigurationError (it would silently mean the default SQLite file). Without
+    ``with_url`` (the host passed an engine) no URL is resolved: None."""
+    settings = load_settings() if settings is None else settings
+    return Location(
+        url=_url(url, settings.database_url) if with_url else None,
+        schema=schema if schema is not None else settings.db_schema,
+        table_prefix=table_prefix if table_prefix is not None else settings.table_prefix,
+    )
+
+
+def _url(given: str | URL | None, configured: str) -> str | URL:
+    if given is None:
+        if not configured.strip():
+            raise ConfigurationError(
+                "ACP_DATABASE_URL is set but empty: set it to a database URL, e.g. "
+                "sqlite:///acp.db, or unset it"
+            )
+        return configured
+    if isinstance(given, str) and not given.strip():
+        raise ConfigurationError(
+            "url is empty: pass a database URL, e.g. sqlite:///acp.db, or None to use "
+            "ACP_DATABASE_URL"
+        )
+    return given

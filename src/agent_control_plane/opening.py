@@ -11,7 +11,7 @@ from typing import Any, get_args
 from pydantic import SecretStr
 from sqlalchemy.engine import URL, Connection
 
-from agent_control_plane.config import MigrateMode, load_settings
+from agent_control_plane.config import MigrateMode, load_settings, resolve_location
 from agent_control_plane.engine import DEFAULT_POOL, PoolSettings, database_url
 from agent_control_plane.errors import ConfigurationError
 from agent_control_plane.migrations.runner import Migrator
@@ -49,14 +49,13 @@ def plan(
     mode = migrate if migrate is not None else settings.migrate
     if mode not in get_args(MigrateMode):
         raise ConfigurationError(f"migrate must be 'auto', 'verify' or 'off', not {mode!r}")
-    parsed = (
-        None if engine_given else database_url(_url(url, settings.database_url), asyncio=asyncio)
-    )
+    location = resolve_location(url, schema, table_prefix, settings, with_url=not engine_given)
+    parsed = None if location.url is None else database_url(location.url, asyncio=asyncio)
     return OpenPlan(
         url=parsed,
         migrate=mode,
-        schema=schema if schema is not None else settings.db_schema,
-        table_prefix=table_prefix if table_prefix is not None else settings.table_prefix,
+        schema=location.schema,
+        table_prefix=location.table_prefix,
         idempotency_retention=_positive(
             idempotency_retention
             if idempotency_retention is not None
@@ -72,24 +71,6 @@ def plan(
 def _secret(value: SecretStr | None) -> str | None:
     """The variable's value; an empty one means none (``ACP_AUDIT_KEY=`` turns it off)."""
     return None if value is None else value.get_secret_value() or None
-
-
-def _url(given: str | URL | None, configured: str) -> str | URL:
-    """The URL to open: the argument, else ACP_DATABASE_URL; never an empty one (it
-    would silently mean the default SQLite file)."""
-    if given is None:
-        if not configured.strip():
-            raise ConfigurationError(
-                "ACP_DATABASE_URL is set but empty: set it to a database URL, e.g. "
-                "sqlite:///acp.db, or unset it"
-            )
-        return configured
-    if isinstance(given, str) and not given.strip():
-        raise ConfigurationError(
-            "url is empty: pass a database URL, e.g. sqlite:///acp.db, or None to use "
-            "ACP_DATABASE_URL"
-        )
-    return given
 
 
 def pool_settings(size: Any, max_overflow: Any, timeout: Any, lock_timeout: Any) -> PoolSettings:

@@ -9,20 +9,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from agent_control_plane.cli.common import (
+    THE_DEFAULT_TARGET,
     ExitCode,
     JsonOption,
-    PrefixOption,
     ProgressOption,
-    SchemaOption,
-    UrlOption,
+    Target,
     console,
     emit_json,
     fail,
     opened,
+    print_table,
     progress_bar,
+    targeted,
 )
 from agent_control_plane.models import AuditReport
 
@@ -61,6 +61,7 @@ def _report_json(report: AuditReport) -> dict[str, object]:
 
 
 @audit_app.command()
+@targeted
 def verify(
     session: Annotated[str | None, typer.Option("--session", help="Only this session id.")] = None,
     checkpoints: Annotated[
@@ -81,15 +82,13 @@ def verify(
     ] = None,
     as_json: JsonOption = False,
     show_progress: ProgressOption = None,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Recompute every chain and counter; name each edited, missing, inserted, reordered
     or forged event, and (with --checkpoints) each head behind or unlike its checkpoint
     and each session gone. Uses ACP_AUDIT_KEY and ACP_AUDIT_KEYS. Exit 1 on any problem."""
     with (
-        opened(url, schema, table_prefix) as control_plane,
+        opened(database) as control_plane,
         progress_bar("verifying sessions", show_progress) as update,
     ):
         report = control_plane.verify_audit(
@@ -106,12 +105,14 @@ def verify(
             f"{report.sessions_checked} sessions"
         )
     else:
-        table = Table("session", "seq", "problem", "detail", title="Audit problems")
-        for problem in report.problems:
-            table.add_row(
-                str(problem.session_id or "-"), str(problem.seq), problem.problem, problem.detail
-            )
-        console.print(table)
+        print_table(
+            ("session", "seq", "problem", "detail"),
+            (
+                (problem.session_id or "-", problem.seq, problem.problem, problem.detail)
+                for problem in report.problems
+            ),
+            title="Audit problems",
+        )
     if not as_json:
         console.print(f"[dim]assurance: {report.assurance}[/]")
     if not report.ok:
@@ -119,6 +120,7 @@ def verify(
 
 
 @audit_app.command()
+@targeted
 def checkpoint(
     sink: Annotated[
         str | None,
@@ -131,13 +133,11 @@ def checkpoint(
     ] = None,
     signing_key: SigningKeyOption = None,
     as_json: JsonOption = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Sign a statement of the whole trail (every session's head, the highest event id,
     the counts, the time) and store it outside the database; without --sink, print it."""
-    with opened(url, schema, table_prefix) as control_plane:
+    with opened(database) as control_plane:
         taken = control_plane.audit_checkpoint(sink, signing_key=signing_key)
     if as_json or sink is None:
         emit_json(taken.to_json_data())

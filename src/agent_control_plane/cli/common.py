@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import IntEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 from rich.console import Console
@@ -21,11 +24,12 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 from sqlalchemy import Engine
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from agent_control_plane.config import load_settings
+from agent_control_plane.config import resolve_location
 from agent_control_plane.control_plane import ControlPlane
 from agent_control_plane.engine import create_sync_engine, database_url, governed_engine
 from agent_control_plane.errors import (
@@ -37,7 +41,9 @@ from agent_control_plane.errors import (
     SchemaNotCurrentError,
 )
 from agent_control_plane.migrations.runner import Migrator
-from agent_control_plane.schema.layout import resolve_layout
+from agent_control_plane.schema.layout import Layout, resolve_layout
+
+R = TypeVar("R")
 
 
 class ExitCode(IntEnum):
@@ -182,21 +188,73 @@ def progress_bar(
         yield update
 
 
-@contextmanager
-def migrator_for(
-    url: str | None, schema: str | None, table_prefix: str | None
-) -> Iterator[tuple[Migrator, Engine]]:
-    """Resolve URL and layout (validated before connecting) and yield a Migrator + engine."""
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The ACP database a command works on: its --url, --schema and --table-prefix (None:
+    the ACP_* setting, else the default)."""
+
+    url: str | None = None
+    schema: str | None = None
+    table_prefix: str | None = None
+
+
+_TARGET_OPTIONS = (
+    inspect.Parameter("url", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=UrlOption),
+    inspect.Parameter(
+        "schema", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=SchemaOption
+    ),
+    inspect.Parameter(
+        "table_prefix", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=PrefixOption
+    ),
+)
+THE_DEFAULT_TARGET = Target()
+
+
+def targeted(command: Callable[..., R]) -> Callable[..., R]:
+    """Give ``command`` the options --url, --schema and --table-prefix, handed to it as
+    one ``database: Target`` (Typer reads the signature this sets)."""
+    hints = get_type_hints(command, include_extras=True)
+    own = [
+        parameter.replace(annotation=hints.get(name, parameter.annotation))
+        for name, parameter in inspect.signature(command).parameters.items()
+        if name != "database"
+    ]
+
+    @functools.wraps(command)
+    def run(
+        *args: Any,
+        url: str | None = None,
+        schema: str | None = None,
+        table_prefix: str | None = None,
+        **kwargs: Any,
+    ) -> R:
+        return command(*args, database=Target(url, schema, table_prefix), **kwargs)
+
+    run.__signature__ = inspect.Signature([*own, *_TARGET_OPTIONS])  # type: ignore[attr-defined]
+    return run
+
+
+def located(target: Target) -> tuple[URL, Layout]:
+    """The target's URL and table layout (arguments, else ACP_* settings), validated
+    before anything connects."""
     try:
-        settings = load_settings()
-        parsed = database_url(url or settings.database_url)
+        location = resolve_location(target.url, target.schema, target.table_prefix)
+        assert location.url is not None
+        parsed = database_url(location.url)
         layout = resolve_layout(
             parsed.get_backend_name(),
-            schema=schema if schema is not None else settings.db_schema,
-            table_prefix=table_prefix if table_prefix is not None else settings.table_prefix,
+            schema=location.schema,
+            table_prefix=location.table_prefix,
         )
     except ControlPlaneError as exc:
         raise fail(str(exc)) from exc
+    return parsed, layout
+
+
+@contextmanager
+def migrator_for(target: Target) -> Iterator[tuple[Migrator, Engine]]:
+    """A Migrator and an engine for the target."""
+    parsed, layout = located(target)
     engine = create_sync_engine(parsed)
     try:
         with handled():
@@ -206,23 +264,44 @@ def migrator_for(
 
 
 @contextmanager
-def connected(
-    url: str | None, schema: str | None, table_prefix: str | None
-) -> Iterator[tuple[Migrator, Connection]]:
+def connected(target: Target) -> Iterator[tuple[Migrator, Connection]]:
     """Like :func:`migrator_for`, with one fresh connection."""
-    with migrator_for(url, schema, table_prefix) as (migrator, engine), engine.connect() as conn:
+    with migrator_for(target) as (migrator, engine), engine.connect() as conn:
         yield migrator, conn
 
 
 @contextmanager
-def opened(url: str | None, schema: str | None, table_prefix: str | None) -> Iterator[ControlPlane]:
+def opened(target: Target) -> Iterator[ControlPlane]:
     """ACP opened with ``migrate="verify"``: the CLI never migrates behind your back."""
     with handled():
         control_plane = ControlPlane.open(
-            url, schema=schema, table_prefix=table_prefix, migrate="verify"
+            target.url, schema=target.schema, table_prefix=target.table_prefix, migrate="verify"
         )
     try:
         with handled():
             yield control_plane
     finally:
         control_plane.close()
+
+
+def cell(value: Any) -> str:
+    """How a table shows a value: empty for None, times to the second, the rest as text."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def print_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    show_header: bool = True,
+) -> None:
+    """Print one Rich table: every ``acp`` listing goes through here."""
+    table = Table(*columns, title=title, show_header=show_header)
+    for row in rows:
+        table.add_row(*(cell(value) for value in row))
+    console.print(table)

@@ -5,23 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from agent_control_plane.cli.common import (
+    THE_DEFAULT_TARGET,
     ExitCode,
     JsonOption,
-    PrefixOption,
-    SchemaOption,
-    UrlOption,
+    Target,
     connected,
     console,
     emit_json,
     exit_code_for,
     fail,
+    located,
     migrator_for,
+    print_table,
+    targeted,
 )
-from agent_control_plane.config import load_settings
-from agent_control_plane.engine import database_url
 from agent_control_plane.errors import ControlPlaneError
 from agent_control_plane.migrations.grants import Grantee
 from agent_control_plane.migrations.runner import Migrator
@@ -31,11 +30,10 @@ db_app = typer.Typer(help="Create, upgrade and inspect ACP's tables.", no_args_i
 
 
 @db_app.command()
+@targeted
 def upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
     grant_to: Annotated[
         str | None,
         typer.Option(
@@ -57,14 +55,14 @@ def upgrade(
     """Upgrade ACP's tables (under a database lock; safe with many workers)."""
     roles = {False: grant_to, True: grant_maintenance_to}
     try:
-        backend = database_url(url or load_settings().database_url).get_backend_name()
+        backend = located(database)[0].get_backend_name()
         for role in roles.values():
             if role is not None:
                 Grantee.parse(backend, role)
     except ControlPlaneError as exc:
         raise fail(str(exc)) from exc
     granted: list[str] = []
-    with migrator_for(url, schema, table_prefix) as (migrator, engine):
+    with migrator_for(database) as (migrator, engine):
         with engine.connect() as connection:
             applied = migrator.upgrade(connection, revision)
         for maintenance, role in roles.items():
@@ -87,41 +85,38 @@ def upgrade(
 
 
 @db_app.command()
+@targeted
 def downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision ('base' drops everything).")],
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Downgrade ACP's tables to REVISION."""
-    with connected(url, schema, table_prefix) as (migrator, connection):
+    with connected(database) as (migrator, connection):
         applied = migrator.downgrade(connection, revision)
     for step in applied:
         console.print(f"applied {step}")
 
 
 @db_app.command()
+@targeted
 def stamp(
     revision: Annotated[str, typer.Argument(help="Revision to record, without running it.")],
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Record REVISION in ACP's version table without running any migration."""
-    with connected(url, schema, table_prefix) as (migrator, connection):
+    with connected(database) as (migrator, connection):
         migrator.stamp(connection, revision)
     console.print(f"stamped {revision}")
 
 
 @db_app.command()
+@targeted
 def current(
     as_json: JsonOption = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Show the database's ACP revision; exit 1 if it is not the package's head."""
-    with connected(url, schema, table_prefix) as (migrator, connection):
+    with connected(database) as (migrator, connection):
         revisions = migrator.current(connection)
     heads = migrator.heads()
     at_head = set(revisions) == set(heads)
@@ -146,22 +141,21 @@ def history(as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("revision", "revises", "description")
-    for row in rows:
-        table.add_row(row["revision"], ", ".join(row["revises"]) or "-", row["doc"])
-    console.print(table)
+    print_table(
+        ("revision", "revises", "description"),
+        ((row["revision"], ", ".join(row["revises"]) or "-", row["doc"]) for row in rows),
+    )
 
 
 @db_app.command()
+@targeted
 def check(
     as_json: JsonOption = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Compare the database with this package's models; exit 1 on any drift, 3 if the
     schema is not current."""
-    with connected(url, schema, table_prefix) as (migrator, connection):
+    with connected(database) as (migrator, connection):
         try:
             migrator.verify(
                 connection, url=connection.engine.url.render_as_string(hide_password=True)
@@ -184,21 +178,11 @@ def check(
 
 
 @db_app.command()
+@targeted
 def sql(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Print the DDL to create ACP's tables (offline: nothing connects), for a DBA."""
-    try:
-        settings = load_settings()
-        parsed = database_url(url or settings.database_url)
-        layout = resolve_layout(
-            parsed.get_backend_name(),
-            schema=schema if schema is not None else settings.db_schema,
-            table_prefix=table_prefix if table_prefix is not None else settings.table_prefix,
-        )
-    except ControlPlaneError as exc:
-        raise fail(str(exc)) from exc
+    parsed, layout = located(database)
     typer.echo(Migrator(layout).sql(parsed.get_backend_name(), revision), nl=False)

@@ -9,13 +9,13 @@ from typing import Annotated
 import typer
 
 from agent_control_plane.cli.common import (
-    PrefixOption,
-    SchemaOption,
-    UrlOption,
+    THE_DEFAULT_TARGET,
+    Target,
     console,
     emit_json,
     fail,
     opened,
+    targeted,
 )
 from agent_control_plane.control_plane import ControlPlane
 from agent_control_plane.models import Event
@@ -65,6 +65,7 @@ def _show(event: Event, as_json: bool) -> None:
 
 
 @events_app.command("tail")
+@targeted
 def events_tail(
     session: Annotated[str | None, typer.Option(help="Only this session.")] = None,
     kind: Annotated[str | None, typer.Option(help="Only events of this kind.")] = None,
@@ -89,16 +90,14 @@ def events_tail(
         float, typer.Option(min=0.01, help="Seconds between reads with --follow.")
     ] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Print events in commit order (every session's feed, or one session's trail). Without
     --follow, print what is there and stop; with it, poll for new events (Ctrl-C ends it,
     exit 0). JSON output is one object per line, each with the id to pass to --after."""
     if until_idle is not None and not follow:
         raise fail("--until-idle only makes sense with --follow")
-    with opened(url, schema, table_prefix) as cp:
+    with opened(database) as cp:
         read = _reader(cp, session, kind, after, limit)
         printed, quiet_since = 0, time.monotonic()
         try:

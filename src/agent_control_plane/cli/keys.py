@@ -7,9 +7,15 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from agent_control_plane.cli.common import PrefixOption, SchemaOption, UrlOption, console, opened
+from agent_control_plane.cli.common import (
+    THE_DEFAULT_TARGET,
+    Target,
+    console,
+    opened,
+    print_table,
+    targeted,
+)
 from agent_control_plane.models import ApiKey
 from agent_control_plane.rules.durations import parse_duration
 from agent_control_plane.rules.keys import Role
@@ -47,6 +53,7 @@ def _duration(value: str | None) -> timedelta | None:
 
 
 @keys_app.command("create")
+@targeted
 def keys_create(
     role: Annotated[Role, typer.Option("--role", help="What the key may do.")],
     agent: Annotated[
@@ -63,13 +70,11 @@ def keys_create(
         str | None, typer.Option(help="Stop working after this long, e.g. 12h or 90d.")
     ] = None,
     as_json: JsonOption = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Create a key and print it; it is shown this once and cannot be recovered."""
     lifetime = _duration(expires_in)
-    with opened(url, schema, table_prefix) as cp:
+    with opened(database) as cp:
         issued = cp.create_api_key(
             role.value, tenant=tenant, name=name, agents=agent or None, expires_in=lifetime
         )
@@ -89,35 +94,31 @@ def keys_create(
 
 
 @keys_app.command("list")
+@targeted
 def keys_list(
     as_json: JsonOption = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Every key (never its secret), oldest first."""
-    with opened(url, schema, table_prefix) as cp:
+    with opened(database) as cp:
         keys = cp.list_api_keys()
     if as_json:
         typer.echo(json.dumps([_plain(key) for key in keys]))
         return
-    table = Table(
-        "key id", "name", "role", "tenant", "agents", "created", "expires", "last used", "revoked"
+    columns = ("key id", "name", "role", "tenant", "agents", "created", "expires", "last used")
+    print_table(
+        (*columns, "revoked"),
+        (list({**_plain(key), "agents": ", ".join(key.agents or ())}.values()) for key in keys),
     )
-    for key in keys:
-        row = {**_plain(key), "agents": ", ".join(key.agents or ())}
-        table.add_row(*(row[column] or "" for column in row))
-    console.print(table)
 
 
 @keys_app.command("revoke")
+@targeted
 def keys_revoke(
     key_id: str,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Revoke a key now; requests presenting it get 401 from then on."""
-    with opened(url, schema, table_prefix) as cp:
+    with opened(database) as cp:
         key = cp.revoke_api_key(key_id)
     console.print(f"revoked {key.key_id}", highlight=False)

@@ -6,19 +6,20 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from agent_control_plane.cli.common import (
+    THE_DEFAULT_TARGET,
     JsonOption,
-    PrefixOption,
-    SchemaOption,
-    UrlOption,
+    Target,
+    cell,
     console,
     emit_json,
     emit_json_list,
     fail,
     opened,
     plain,
+    print_table,
+    targeted,
 )
 
 
@@ -29,6 +30,7 @@ class KillScope(StrEnum):
     all = "all"
 
 
+@targeted
 def kill(
     scope: Annotated[KillScope, typer.Argument(help="What to stop.")],
     target: Annotated[
@@ -42,9 +44,7 @@ def kill(
     reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
     by: Annotated[str | None, typer.Option(help="Who does it, for the audit trail.")] = None,
     as_json: JsonOption = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Stop sessions now: one session, every open session of an agent or a tenant, or all
     (with --yes). Prints how many were stopped. Killing an agent, a tenant or all also
@@ -52,11 +52,11 @@ def kill(
     if (scope is KillScope.all) != (target is None):
         raise fail("give a target for session, agent or tenant, and none for all")
     if lift:
-        _lift(scope, target, by, as_json, url, schema, table_prefix)
+        _lift(scope, target, by, as_json, database)
         return
     if scope is KillScope.all and not yes:
         raise fail("refusing to stop every session without --yes")
-    with opened(url, schema, table_prefix) as cp:
+    with opened(database) as cp:
         if scope is KillScope.all:
             stopped = cp.kill_all(reason=reason, by=by)
         elif scope is KillScope.session:
@@ -76,13 +76,11 @@ def _lift(
     target: str | None,
     by: str | None,
     as_json: bool,
-    url: str | None,
-    schema: str | None,
-    table_prefix: str | None,
+    database: Target,
 ) -> None:
     if scope is KillScope.session:
         raise fail("a stopped session never reopens: --lift takes agent, tenant or all")
-    with opened(url, schema, table_prefix) as cp:
+    with opened(database) as cp:
         if scope is KillScope.agent:
             lifted = cp.lift_kill(agent_id=target, by=by)
         elif scope is KillScope.tenant:
@@ -95,30 +93,33 @@ def _lift(
     console.print("lifted the kill" if lifted else "no standing kill there: nothing to lift")
 
 
+@targeted
 def kills(
     include_lifted: Annotated[
         bool, typer.Option("--include-lifted", help="Also kills that were lifted.")
     ] = False,
     as_json: JsonOption = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Standing kills: agents, tenants or everything barred from opening sessions."""
-    with opened(url, schema, table_prefix) as cp:
+    with opened(database) as cp:
         found = cp.list_kills(include_lifted=include_lifted)
     if as_json:
         emit_json_list([plain(kill) for kill in found])
         return
-    table = Table("scope", "killed", "since", "by", "reason", "lifted")
-    for item in found:
-        lifted = "" if item.lifted_at is None else f"{item.lifted_at} by {item.lifted_by or '?'}"
-        table.add_row(
-            item.scope,
-            item.target,
-            str(item.killed_at),
-            item.killed_by or "",
-            item.reason or "",
-            lifted,
-        )
-    console.print(table)
+    print_table(
+        ("scope", "killed", "since", "by", "reason", "lifted"),
+        (
+            (
+                item.scope,
+                item.target,
+                item.killed_at,
+                item.killed_by,
+                item.reason,
+                None
+                if item.lifted_at is None
+                else f"{cell(item.lifted_at)} by {item.lifted_by or '?'}",
+            )
+            for item in found
+        ),
+    )

@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 
 from agent_control_plane.cli.common import (
-    PrefixOption,
-    SchemaOption,
-    UrlOption,
+    THE_DEFAULT_TARGET,
+    Target,
     exit_code_for,
     fail,
+    targeted,
 )
 from agent_control_plane.errors import (
     ConfigurationError,
@@ -23,6 +23,7 @@ from agent_control_plane.errors import (
 )
 
 
+@targeted
 def mcp_proxy(
     server: Annotated[
         list[str], typer.Argument(help="The MCP server to run, after --: -- python server.py")
@@ -34,9 +35,7 @@ def mcp_proxy(
             help="Policy file with a tools: section; a new session is opened under it.",
         ),
     ] = None,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
     session: Annotated[
         str | None,
         typer.Option("--session", help="Govern this existing session (under its own policy)."),
@@ -90,9 +89,9 @@ def mcp_proxy(
         settings = ProxySettings(
             server_command=server,
             policy_file=policy,
-            url=url,
-            schema=schema,
-            table_prefix=table_prefix,
+            url=database.url,
+            schema=database.schema,
+            table_prefix=database.table_prefix,
             session_id=session,
             agent_id=agent_id,
             tenant=tenant,

@@ -8,15 +8,15 @@ from typing import Annotated
 import typer
 
 from agent_control_plane.cli.common import (
+    THE_DEFAULT_TARGET,
     ExitCode,
     JsonOption,
-    PrefixOption,
-    SchemaOption,
-    UrlOption,
+    Target,
     console,
     emit_json,
     errors,
     opened,
+    targeted,
 )
 from agent_control_plane.errors import PolicyError
 from agent_control_plane.loading import load_policy_file
@@ -55,16 +55,15 @@ def validate(path: FileArgument, as_json: JsonOption = False) -> None:
 
 
 @policy_app.command()
+@targeted
 def apply(
     path: FileArgument,
     as_json: JsonOption = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Store a policy file as an immutable snapshot and print its id and version."""
     _load(path, as_json)
-    with opened(url, schema, table_prefix) as control_plane:
+    with opened(database) as control_plane:
         snapshot = control_plane.apply_policy(path)
     if as_json:
         emit_json(

@@ -6,19 +6,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agent_control_plane.cli.common import PrefixOption, SchemaOption, UrlOption, fail, opened
+from agent_control_plane.cli.common import THE_DEFAULT_TARGET, Target, fail, opened, targeted
 
 if TYPE_CHECKING:
     import uvicorn
 
 
+@targeted
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
     max_body_bytes: Annotated[
         int, typer.Option(help="Largest request body read, in bytes (413 beyond).", min=1)
     ] = 1024 * 1024,
@@ -51,7 +50,7 @@ def serve(
         raise fail(
             f"{exc}. The gateway needs its extra: pip install 'agent-control-plane-sql[gateway]'"
         ) from exc
-    with opened(url, schema, table_prefix) as control_plane:
+    with opened(database) as control_plane:
         app = create_app(
             control_plane,
             max_body_bytes=max_body_bytes,

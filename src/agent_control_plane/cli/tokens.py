@@ -8,19 +8,19 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from agent_control_plane.cli.common import (
+    THE_DEFAULT_TARGET,
     JsonOption,
-    PrefixOption,
-    SchemaOption,
-    UrlOption,
-    console,
+    Target,
     emit_json,
     fail,
     opened,
     plain,
+    print_table,
+    targeted,
 )
+from agent_control_plane.models import TokenBudgetStatus
 
 tokens_app = typer.Typer(help="Token usage reports.", no_args_is_help=True)
 
@@ -38,6 +38,7 @@ def _moment(value: str | None, name: str) -> datetime | None:
 
 
 @tokens_app.command("report")
+@targeted
 def report(
     group_by: Annotated[
         str, typer.Option(help="Comma-separated: org,team,user,agent,model,day.")
@@ -46,13 +47,11 @@ def report(
     until: Annotated[str | None, typer.Option(help="To this ISO 8601 time (exclusive).")] = None,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV output.")] = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Token usage and exact cost from the ledger, grouped."""
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
-    with opened(url, schema, table_prefix) as cp:
+    with opened(database) as cp:
         rows = cp.token_usage(groups, _moment(since, "since"), _moment(until, "until"))
     if as_json:
         emit_json([row.as_dict() for row in rows])
@@ -66,46 +65,39 @@ def report(
             writer.writerow([plain(row[c]) for c in columns])
         typer.echo(buffer.getvalue(), nl=False)
         return
-    table = Table(*columns, title="Token usage")
-    for row in rows:
-        table.add_row(*(str(plain(row[c]) if row[c] is not None else "") for c in columns))
-    console.print(table)
+    print_table(columns, ([plain(row[c]) for c in columns] for row in rows), title="Token usage")
 
 
 def _or_unlimited(value: object) -> str:
     return "unlimited" if value is None else str(value)
 
 
+@targeted
 def budgets(
     as_json: JsonOption = False,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Each token budget's current window: used, reserved, remaining."""
-    with opened(url, schema, table_prefix) as cp:
+    with opened(database) as cp:
         status = cp.token_budget_status()
     if as_json:
         emit_json(status)
         return
-    table = Table(
-        "budget",
-        "scope",
-        "period",
-        "window from",
-        "tokens used/held/left",
-        "cost used/held/left",
+    columns = ("budget", "scope", "period", "window from")
+    print_table(
+        (*columns, "tokens used/held/left", "cost used/held/left"),
+        (_budget_row(item) for item in status),
         title="Token budgets",
     )
-    for item in status:
-        budget = item["budget"]
-        used, held, left = item["used"], item["reserved"], item["remaining"]
-        table.add_row(
-            str(budget.id)[:8],
-            budget.scope_key,
-            budget.period,
-            item["window_start"].isoformat(timespec="minutes"),
-            f"{used['tokens']}/{held['tokens']}/{_or_unlimited(left['tokens'])}",
-            f"{used['cost_usd']:.4f}/{held['cost_usd']:.4f}/{_or_unlimited(left['cost_usd'])}",
-        )
-    console.print(table)
+
+
+def _budget_row(item: TokenBudgetStatus) -> tuple[str, ...]:
+    budget, used, held, left = item.budget, item.used, item.reserved, item.remaining
+    return (
+        str(budget.id)[:8],
+        budget.scope_key,
+        budget.period,
+        item.window_start.isoformat(timespec="minutes"),
+        f"{used.tokens}/{held.tokens}/{_or_unlimited(left.tokens)}",
+        f"{used.cost_usd:.4f}/{held.cost_usd:.4f}/{_or_unlimited(left.cost_usd)}",
+    )

@@ -17,13 +17,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent_control_plane.checkpoint_io import sink_for
 from agent_control_plane.cli.common import (
-    PrefixOption,
-    SchemaOption,
-    UrlOption,
+    THE_DEFAULT_TARGET,
+    Target,
     console,
     errors,
     fail,
     opened,
+    targeted,
 )
 from agent_control_plane.control_plane import ControlPlane
 from agent_control_plane.errors import (
@@ -113,6 +113,7 @@ def _run(
     return report.ok and (checkpoint is None or "error" not in checkpoint)
 
 
+@targeted
 def worker(
     interval: Annotated[
         float, typer.Option(help="Seconds between runs.", envvar="ACP_WORKER_INTERVAL")
@@ -170,9 +171,7 @@ def worker(
             envvar="ACP_CHECKPOINT_SIGNING_KEY",
         ),
     ] = None,
-    url: UrlOption = None,
-    schema: SchemaOption = None,
-    table_prefix: PrefixOption = None,
+    database: Target = THE_DEFAULT_TARGET,
 ) -> None:
     """Run ACP's housekeeping: expire tickets, escalate overdue approvals, release expired
     token holds, recover silent sessions, prune old records, take signed audit checkpoints.
@@ -194,7 +193,7 @@ def worker(
     if not interval > 0:
         raise fail("--interval must be a positive number of seconds")
     checkpoints = _Checkpoints(checkpoint_sink, checkpoint_signing_key)
-    with opened(url, schema, table_prefix) as cp:
+    with opened(database) as cp:
         if once:
             if not _run(cp, options, checkpoints, as_json):
                 raise typer.Exit(1)
