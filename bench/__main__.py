@@ -9,6 +9,7 @@ from rich.table import Table
 
 from bench.audit import checkpoint_milliseconds, link_microseconds
 from bench.floor import (
+    concurrent_floor_latencies,
     concurrent_floor_ops_per_second,
     driver_horizon_ops_per_second,
     floor_ops_per_second,
@@ -117,6 +118,13 @@ def run(dialect: str, seconds: float, table: Table, only: str | None = None) -> 
                 f"{p50:.2f} / {p99:.2f} ms (p99 is {p99 / p50:.1f} times p50)",
                 "",
             )
+        floor50, floor99 = concurrent_floor_latencies(url, seconds, 8)
+        table.add_row(
+            dialect,
+            "floor latency, 8 threads: p50 / p99 (the tail without ACP)",
+            f"{floor50:.2f} / {floor99:.2f} ms (p99 is {floor99 / floor50:.1f} times p50)",
+            "",
+        )
         count, statements = statements_per_decision(url)
         table.add_row(dialect, "statements per decision", f"{count}: {' '.join(statements)}", "")
         p50, p99 = key_check_latencies(url, seconds)

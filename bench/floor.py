@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from agent_control_plane.engine import create_sync_engine, database_url, governed_engine
-from bench.timing import concurrent_ops_per_second, ops_per_second
+from bench.timing import concurrent_latencies, concurrent_ops_per_second, ops_per_second
 
 _metadata = MetaData()
 _counters = Table(
@@ -130,6 +130,19 @@ def concurrent_floor_ops_per_second(url: str, seconds: float, workers: int) -> f
                 concurrent_ops_per_second(lambda i: transactions[i](), seconds, workers),  # noqa: B023
             )
     return best
+
+
+def concurrent_floor_latencies(url: str, seconds: float, workers: int) -> tuple[float, float]:
+    """p50 and p99 milliseconds of one floor transaction, ``workers`` threads on their own
+    rows, with ACP's engine setup: the tail the machine and the server give anything."""
+    with _counter_rows(url, _acp_setup, workers) as engine:
+        transactions = [
+            _transaction(engine, _charge(i), {"counter_id": i, "note": "floor"})
+            for i in range(workers)
+        ]
+        for transaction in transactions:
+            transaction()
+        return concurrent_latencies(lambda i: transactions[i](), seconds, workers)
 
 
 def driver_horizon_ops_per_second(url: str, seconds: float) -> float | None:
