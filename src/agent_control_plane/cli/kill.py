@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -21,18 +20,12 @@ from agent_control_plane.cli.common import (
     print_table,
     targeted,
 )
-
-
-class KillScope(StrEnum):
-    session = "session"
-    agent = "agent"
-    tenant = "tenant"
-    all = "all"
+from agent_control_plane.statuses import KillTarget
 
 
 @targeted
 def kill(
-    scope: Annotated[KillScope, typer.Argument(help="What to stop.")],
+    scope: Annotated[KillTarget, typer.Argument(help="What to stop.")],
     target: Annotated[
         str | None, typer.Argument(help="The session id, agent id or tenant (not with 'all').")
     ] = None,
@@ -49,19 +42,19 @@ def kill(
     """Stop sessions now: one session, every open session of an agent or a tenant, or all
     (with --yes). Prints how many were stopped. Killing an agent, a tenant or all also
     bars new sessions there until the kill is lifted with --lift."""
-    if (scope is KillScope.all) != (target is None):
+    if (scope is KillTarget.ALL) != (target is None):
         raise fail("give a target for session, agent or tenant, and none for all")
     if lift:
         _lift(scope, target, by, as_json, database)
         return
-    if scope is KillScope.all and not yes:
+    if scope is KillTarget.ALL and not yes:
         raise fail("refusing to stop every session without --yes")
     with opened(database) as cp:
-        if scope is KillScope.all:
+        if scope is KillTarget.ALL:
             stopped = cp.kill_all(reason=reason, by=by)
-        elif scope is KillScope.session:
+        elif scope is KillTarget.SESSION:
             stopped = cp.kill_session(str(target), reason=reason, by=by)
-        elif scope is KillScope.agent:
+        elif scope is KillTarget.AGENT:
             stopped = cp.kill_agent(str(target), reason=reason, by=by)
         else:
             stopped = cp.kill_tenant(str(target), reason=reason, by=by)
@@ -72,18 +65,18 @@ def kill(
 
 
 def _lift(
-    scope: KillScope,
+    scope: KillTarget,
     target: str | None,
     by: str | None,
     as_json: bool,
     database: Target,
 ) -> None:
-    if scope is KillScope.session:
+    if scope is KillTarget.SESSION:
         raise fail("a stopped session never reopens: --lift takes agent, tenant or all")
     with opened(database) as cp:
-        if scope is KillScope.agent:
+        if scope is KillTarget.AGENT:
             lifted = cp.lift_kill(agent_id=target, by=by)
-        elif scope is KillScope.tenant:
+        elif scope is KillTarget.TENANT:
             lifted = cp.lift_kill(tenant=target, by=by)
         else:
             lifted = cp.lift_kill(by=by)
