@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -51,3 +52,29 @@ def test_acp_serve_answers_over_http(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_acp_serve_keeps_the_pool_size_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--pool-size reaches the engine the gateway serves with (concurrent clients beyond
+    the default 5 connections would open and close one per request)."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from agent_control_plane.cli import app
+
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    ControlPlane.open(url).close()
+    served: list[int] = []
+
+    def run(server: uvicorn.Server) -> None:
+        gateway: Any = server.config.app
+        served.append(gateway.state.control_plane.engine.pool.size())
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    result = CliRunner().invoke(app, ["serve", "--url", url, "--pool-size", "12"])
+    assert result.exit_code == 0, result.output
+    assert served == [12]
+    refused = CliRunner().invoke(app, ["serve", "--url", url, "--pool-size", "0"])
+    assert refused.exit_code == 2

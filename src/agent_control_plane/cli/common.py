@@ -271,11 +271,15 @@ def connected(target: Target) -> Iterator[tuple[Migrator, Connection]]:
 
 
 @contextmanager
-def opened(target: Target) -> Iterator[ControlPlane]:
+def opened(target: Target, *, pool_size: int | None = None) -> Iterator[ControlPlane]:
     """ACP opened with ``migrate="verify"``: the CLI never migrates behind your back."""
     with handled():
         control_plane = ControlPlane.open(
-            target.url, schema=target.schema, table_prefix=target.table_prefix, migrate="verify"
+            target.url,
+            schema=target.schema,
+            table_prefix=target.table_prefix,
+            migrate="verify",
+            pool_size=pool_size,
         )
     try:
         with handled():

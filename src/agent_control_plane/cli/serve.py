@@ -38,6 +38,15 @@ def serve(
             "X-Forwarded-Proto are trusted ('*' for any); nobody else's are.",
         ),
     ] = "127.0.0.1",
+    pool_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Database connections kept open (default 5). Each request that reaches the "
+            "database holds one; past this many at once, connections are opened and closed "
+            "per request, so raise it for many concurrent clients.",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST gateway (/v1, /openapi.json, /healthz, /readyz) and, with the
     dashboard extra, the operator dashboard (/ui). Create keys first with `acp keys create`;
@@ -50,7 +59,7 @@ def serve(
         raise fail(
             f"{exc}. The gateway needs its extra: pip install 'agent-control-plane-sql[gateway]'"
         ) from exc
-    with opened(database) as control_plane:
+    with opened(database, pool_size=pool_size) as control_plane:
         app = create_app(
             control_plane,
             max_body_bytes=max_body_bytes,
