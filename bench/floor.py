@@ -33,7 +33,9 @@ _metadata = MetaData()
 _counters = Table(
     "bench_floor_counters",
     _metadata,
-    Column("id", Integer, primary_key=True),
+    # Not AUTO_INCREMENT: MySQL would store an explicit id 0 as the next value (1), and the
+    # floor's UPDATE of row 0 would then match nothing.
+    Column("id", Integer, primary_key=True, autoincrement=False),
     Column("used", BigInteger, nullable=False),
 )
 _log = Table(
