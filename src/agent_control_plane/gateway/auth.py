@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
 from agent_control_plane.control_plane import ControlPlane
 from agent_control_plane.errors import (
@@ -54,8 +53,7 @@ async def authenticated(
     if isinstance(principal, Principal):
         return principal
     raw = bearer.credentials if bearer is not None else header_key
-    known = plane.remembered_principal(raw)
-    return known if known is not None else await run_in_threadpool(plane.authenticate_api_key, raw)
+    return await limits.principal_of(raw, plane.authenticate_api_key, plane.remembered_principal)
 
 
 def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:

@@ -95,7 +95,7 @@ class RequestLimits:
                 return
             if self.authenticate is not None:
                 try:
-                    principal = await _principal(raw, self.authenticate, self.remembered)
+                    principal = await principal_of(raw, self.authenticate, self.remembered)
                 except ControlPlaneError as error:
                     await error_response(error)(scope, receive, send)
                     return
@@ -174,8 +174,8 @@ class WaitSlots:
             return dict(self._held)
 
 
-async def _principal(
-    raw: str,
+async def principal_of(
+    raw: str | None,
     authenticate: Callable[[str | None], Principal],
     remembered: Callable[[str | None], Principal | None] | None,
 ) -> Principal:
