@@ -3,15 +3,10 @@ and every ``acp`` command: the argument, else its ACP_* setting, else the defaul
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 
 from agent_control_plane.config import DEFAULT_DATABASE_URL, resolve_location
 from agent_control_plane.errors import ConfigurationError
-
-CLI = Path(__file__).resolve().parents[2] / "src" / "agent_control_plane" / "cli"
 
 
 def test_an_argument_beats_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,16 +39,3 @@ def test_an_empty_url_is_refused_wherever_it_comes_from(monkeypatch: pytest.Monk
     with pytest.raises(ConfigurationError, match="ACP_DATABASE_URL is set but empty"):
         resolve_location(None, None, None)
     assert resolve_location(None, None, None, with_url=False).url is None
-
-
-def test_the_cli_declares_its_target_options_once() -> None:
-    """--url, --schema and --table-prefix are written in cli/common.py only; every command
-    gets them from @targeted."""
-    repeated = []
-    for path in sorted(CLI.glob("*.py")):
-        if path.name == "common.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Name) and node.id in {"UrlOption", "SchemaOption"}:
-                repeated.append(f"{path.name}:{node.lineno} {node.id}")
-    assert repeated == []

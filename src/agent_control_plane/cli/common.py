@@ -212,13 +212,25 @@ THE_DEFAULT_TARGET = Target()
 
 def targeted(command: Callable[..., R]) -> Callable[..., R]:
     """Give ``command`` the options --url, --schema and --table-prefix, handed to it as
-    one ``database: Target`` (Typer reads the signature this sets)."""
+    one ``database: Target`` (Typer reads the signature this sets). The three options
+    stand where ``database`` stands, so ``--help`` lists them in the command's own order."""
     hints = get_type_hints(command, include_extras=True)
-    own = [
-        parameter.replace(annotation=hints.get(name, parameter.annotation))
-        for name, parameter in inspect.signature(command).parameters.items()
-        if name != "database"
-    ]
+    own = inspect.signature(command).parameters
+    if "database" not in own:
+        raise TypeError(f"@targeted {command.__name__} needs a parameter database: Target")
+    parameters: list[inspect.Parameter] = []
+    for name, parameter in own.items():
+        if name == "database":
+            parameters += _TARGET_OPTIONS
+        else:
+            # Keyword-only, as Typer passes them: the options may then sit between
+            # parameters with and without defaults.
+            parameters.append(
+                parameter.replace(
+                    kind=inspect.Parameter.KEYWORD_ONLY,
+                    annotation=hints.get(name, parameter.annotation),
+                )
+            )
 
     @functools.wraps(command)
     def run(
@@ -230,7 +242,7 @@ def targeted(command: Callable[..., R]) -> Callable[..., R]:
     ) -> R:
         return command(*args, database=Target(url, schema, table_prefix), **kwargs)
 
-    run.__signature__ = inspect.Signature([*own, *_TARGET_OPTIONS])  # type: ignore[attr-defined]
+    run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     return run
 
 
