@@ -32,6 +32,12 @@ MYSQL_URL = os.environ.get("ACP_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 DIALECTS = ("sqlite", "postgresql", "mysql")
 
+# PyMySQL builds a TLS context for every new connection by default (25 ms of CPU loading the
+# system's CA certificates) and drops it when the server offers no TLS, as the test servers
+# do not: the tests' connections skip the attempt. asyncmy tries no TLS unasked.
+_PYMYSQL_ONLY = ("ssl_disabled",)
+_NO_TLS_ATTEMPT = {"ssl_disabled": "true"}
+
 _RUN = f"acpt_{os.getpid()}_{secrets.token_hex(3)}"
 _counter = itertools.count()
 
@@ -49,11 +55,19 @@ class TestDatabase:
         return self.url.render_as_string(hide_password=False)
 
     @property
-    def async_url_string(self) -> str:
+    def portable_url_string(self) -> str:
+        """The URL without options only this driver knows: what another driver can take."""
+        return self.url.difference_update_query(_PYMYSQL_ONLY).render_as_string(hide_password=False)
+
+    @property
+    def async_url(self) -> URL:
         driver = {"sqlite": "aiosqlite", "postgresql": "psycopg", "mysql": "asyncmy"}[self.dialect]
-        return self.url.set(drivername=f"{self.url.get_backend_name()}+{driver}").render_as_string(
-            hide_password=False
-        )
+        url = self.url.difference_update_query(_PYMYSQL_ONLY)
+        return url.set(drivername=f"{url.get_backend_name()}+{driver}")
+
+    @property
+    def async_url_string(self) -> str:
+        return self.async_url.render_as_string(hide_password=False)
 
 
 @cache
@@ -236,7 +250,10 @@ def fresh_database(
     admin_url = PG_URL if dialect == "postgresql" else MYSQL_URL
     _require_server(admin_url)
     name = _spares().take(dialect, admin_url, migrated)
+    url = make_url(admin_url).set(database=name)
+    if url.get_driver_name() == "pymysql":
+        url = url.update_query_dict(_NO_TLS_ATTEMPT)
     try:
-        yield TestDatabase(dialect, make_url(admin_url).set(database=name))
+        yield TestDatabase(dialect, url)
     finally:
         _dropper().drop(admin_url, _drop_statement(dialect, name))

@@ -110,10 +110,7 @@ class Cut:
     engine: Engine
 
     def url(self, *, asynchronous: bool = False) -> str:
-        url = self.database.url
-        if asynchronous:
-            postgresql = self.database.dialect == "postgresql"
-            url = url.set(drivername="postgresql+psycopg" if postgresql else "mysql+asyncmy")
+        url = self.database.async_url if asynchronous else self.database.url
         return proxied_url(self.proxy, url)
 
 

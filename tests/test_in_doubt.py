@@ -206,8 +206,7 @@ def test_a_connection_lost_after_the_commit_never_fails_the_call(setup: Setup) -
 
 
 async def test_async_govern_cut_at_commit_returns_the_real_decision(setup: Setup) -> None:
-    driver = "postgresql+psycopg" if setup.database.dialect == "postgresql" else "mysql+asyncmy"
-    url = proxied_url(setup.proxy, setup.database.url.set(drivername=driver))
+    url = proxied_url(setup.proxy, setup.database.async_url)
     sid = setup.session()
     async with AsyncControlPlane.open(url) as acp:
         decisions: list[Decision] = []

@@ -36,7 +36,9 @@ async def test_async_open_on_every_dialect(database: TestDatabase) -> None:
         assert control_plane.applied_migrations == ALL_UPGRADES
         assert await control_plane.schema_revision() == (HEAD,)
     # A sync URL is given the async driver ACP ships with.
-    async with await AsyncControlPlane.open(database.url_string, migrate="verify") as again:
+    async with await AsyncControlPlane.open(
+        database.portable_url_string, migrate="verify"
+    ) as again:
         assert await again.schema_revision() == (HEAD,)
 
 
