@@ -56,6 +56,12 @@ def pg_database(tmp_path: Path) -> Iterator[TestDatabase]:
     yield from fresh_database("postgresql", tmp_path)
 
 
+@pytest.fixture
+def mysql_database(tmp_path: Path) -> Iterator[TestDatabase]:
+    """A fresh, empty MariaDB/MySQL database (for PyMySQL and asyncmy behaviour)."""
+    yield from fresh_database("mysql", tmp_path)
+
+
 @pytest.fixture(autouse=True)
 def _clean_acp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (

@@ -100,6 +100,26 @@ async def test_an_engine_of_the_other_kind_says_which_class_takes_it(tmp_path: P
         await async_engine.dispose()
 
 
+async def test_a_url_option_the_driver_does_not_take_is_a_configuration_error(
+    mysql_database: TestDatabase,
+) -> None:
+    """PyMySQL raises TypeError for a keyword it does not know, and AsyncControlPlane gives a
+    PyMySQL URL the asyncmy driver with its query unchanged: ssl_disabled, a PyMySQL option,
+    reached asyncmy as a raw TypeError. Both are a setting to correct, and nothing is made."""
+    url = mysql_database.url.difference_update_query(["ssl_disabled"])
+    with pytest.raises(ConfigurationError, match="'pymysql' does not take .*no_such_option"):
+        ControlPlane.open(url.update_query_dict({"no_such_option": "1"}))
+    pymysql_only = url.update_query_dict({"ssl_disabled": "true"})
+    with pytest.raises(ConfigurationError, match="'asyncmy' does not take .*ssl_disabled"):
+        await AsyncControlPlane.open(pymysql_only.render_as_string(hide_password=False))
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW TABLES").all() == []
+    finally:
+        engine.dispose()
+
+
 def test_pool_settings_size_the_pool_acp_creates(database: TestDatabase) -> None:
     with ControlPlane.open(database.url_string, pool_size=3, max_overflow=2, pool_timeout=4) as cp:
         pool = cp.engine.pool

@@ -270,7 +270,23 @@ def _ping_when_idle(engine: Engine) -> None:
     event.listen(engine.pool, "checkout", checked_out)
 
 
+def _connect_or_refuse_the_options(
+    dialect: Any, _record: Any, arguments: list[Any], options: dict[str, Any]
+) -> Any:
+    """Connect as SQLAlchemy would; a driver that refuses a keyword (an option of the URL's
+    query meant for another driver, such as PyMySQL's ``ssl_disabled`` once the URL was
+    given the asyncio driver) is a setting to correct, not a TypeError from inside it."""
+    try:
+        return dialect.connect(*arguments, **options)
+    except TypeError as exc:
+        raise ConfigurationError(
+            f"the database driver {dialect.driver!r} does not take an option of the URL's "
+            f"query ({exc}): remove it, or give a URL for a driver that takes it"
+        ) from exc
+
+
 def _configure(engine: Engine, url: URL, pool: PoolSettings) -> None:
+    event.listen(engine, "do_connect", _connect_or_refuse_the_options)
     if url.get_backend_name() != "sqlite":
         _ping_when_idle(engine)
     if url.get_backend_name() == "sqlite":
