@@ -107,10 +107,10 @@ async def test_a_url_option_the_driver_does_not_take_is_a_configuration_error(
     PyMySQL URL the asyncmy driver with its query unchanged: ssl_disabled, a PyMySQL option,
     reached asyncmy as a raw TypeError. Both are a setting to correct, and nothing is made."""
     url = mysql_database.url.difference_update_query(["ssl_disabled"])
-    with pytest.raises(ConfigurationError, match="'pymysql' does not take .*no_such_option"):
+    with pytest.raises(ConfigurationError, match=r"'pymysql' does not take .*no_such_option"):
         ControlPlane.open(url.update_query_dict({"no_such_option": "1"}))
     pymysql_only = url.update_query_dict({"ssl_disabled": "true"})
-    with pytest.raises(ConfigurationError, match="'asyncmy' does not take .*ssl_disabled"):
+    with pytest.raises(ConfigurationError, match=r"'asyncmy' does not take .*ssl_disabled"):
         await AsyncControlPlane.open(pymysql_only.render_as_string(hide_password=False))
     engine = create_engine(url)
     try:
