@@ -152,8 +152,7 @@ def _template(dialect: str) -> str:
     name = f"{_RUN}_template"
     _create(dialect, admin_url, name)
     dropper = _dropper()  # made first, so that it waits for this drop at exit
-    quoted = f'"{name}" WITH (FORCE)' if dialect == "postgresql" else f"`{name}`"
-    atexit.register(dropper.drop, admin_url, f"DROP DATABASE IF EXISTS {quoted}")
+    atexit.register(dropper.drop, admin_url, _drop_statement(dialect, name))
     _migrate(make_url(admin_url).set(database=name))
     return name
 
