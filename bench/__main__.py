@@ -25,7 +25,7 @@ from bench.governing import (
     statements_per_decision,
 )
 from bench.mcp_proxy import TRANSPORTS, proxy_latencies
-from bench.opening import cold_open_seconds, warm_opens_per_second
+from bench.opening import cold_open_seconds, open_sessions_per_second, warm_opens_per_second
 from bench.targets import bench_database
 from bench.telemetry import (
     instrumentation_microseconds_per_call,
@@ -169,6 +169,13 @@ def run(dialect: str, seconds: float, table: Table, only: str | None = None) -> 
                 f"{govern8:,.0f} ops/s",
                 f"{govern8 / floor8:.2f}",
             )
+        opened = open_sessions_per_second(url, seconds)
+        table.add_row(
+            dialect,
+            "open_session (stored policy): kill check, session, opening event",
+            f"{opened:,.0f} sessions/s",
+            f"{opened / floor:.2f}",
+        )
         hmac_ms, ed25519_ms = checkpoint_milliseconds(url)
         table.add_row(
             dialect,

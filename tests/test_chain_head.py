@@ -30,6 +30,33 @@ def _consistent(cp: ControlPlane, sid: Any) -> None:
     assert cp.verify_audit(sid).ok
 
 
+def test_an_opening_starts_its_chain_without_moving_the_head_afterwards(
+    control_plane: ControlPlane, database: TestDatabase
+) -> None:
+    """The session row goes in with its chain head already on the opening event, and comes
+    back from its INSERT: no UPDATE of the head, and no read-back where RETURNING exists."""
+    cp = control_plane
+    policy = cp.open_session(agent_id="a", policy=SUPPORT_BOT, max_cost="1", max_actions=1)
+    opened: list[Any] = []
+    sent = _statements(
+        cp,
+        lambda: opened.append(
+            cp.open_session(agent_id="a", policy=policy.policy_id, max_cost="2.5", max_actions=3)
+        ),
+    )
+    assert "UPDATE" not in sent
+    # The kill check (the "all" row, then the kills that cover the agent), the session, its
+    # opening event. MariaDB's dialect claims no RETURNING before its first connection.
+    inserting = ["INSERT"] if cp._runtime.capabilities.insert_returning else ["INSERT", "SELECT"]
+    assert sent == ["SELECT", "SELECT", *inserting, "INSERT"]
+    session = opened[0]
+    assert session == cp.get_session(session.id)
+    assert (session.max_cost, session.max_actions, session.status) == (Decimal("2.5"), 3, "created")
+    assert cp.verify_audit(session.id).ok
+    assert cp.govern(session.id, "work").allowed
+    assert cp.verify_audit(session.id).ok
+
+
 def test_the_charge_places_the_event_when_this_process_wrote_the_last_one(
     control_plane: ControlPlane, database: TestDatabase
 ) -> None:

@@ -18,6 +18,9 @@ class Capabilities:
     name: str
     # UPDATE ... RETURNING (PostgreSQL, SQLite): one statement, not an UPDATE and a read-back.
     update_returning: bool
+    # INSERT ... RETURNING (PostgreSQL, SQLite, MariaDB 10.5+): the row as stored comes back
+    # with the INSERT, not from a second statement.
+    insert_returning: bool
     # INSERT ... RETURNING of a generated id (PostgreSQL; the others read the driver's
     # lastrowid).
     insert_returning_id: bool
@@ -41,6 +44,7 @@ def capabilities_of(dialect: Any) -> Capabilities:
     return Capabilities(
         name=name,
         update_returning=bool(dialect.update_returning),
+        insert_returning=bool(dialect.insert_returning),
         insert_returning_id=postgresql,
         writes_in_one_statement=postgresql,
         direct_execution=name in ("sqlite", "postgresql"),

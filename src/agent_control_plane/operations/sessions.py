@@ -70,19 +70,6 @@ def open_session(
         refuse_if_killed(connection, runtime, values["tenant"], values["agent_id"])
         now = runtime.clock()
         session_id = uuid.uuid4()
-        row = {
-            **values,
-            "id": session_id,
-            "policy_id": policy_id,
-            "status": SessionStatus.CREATED,
-            "cost_used": Decimal(0),
-            "actions_used": 0,
-            "next_seq": 2,
-            "created_at": now,
-            "updated_at": now,
-        }
-        session_store.insert_session(connection, runtime, row)
-        opened = Slot(session_id, 1, None, ZERO)
         payload = {
             "name": values["name"],
             "agent_id": values["agent_id"],
@@ -92,11 +79,27 @@ def open_session(
             "max_actions": values["max_actions"],
             "expires_at": None if expires_at is None else expires_at.isoformat(),
         }
-        event_store.append(
-            connection, runtime, opened, NewEvent("session.opened", payload=payload), now
+        opened = event_store.event_values(
+            Slot(session_id, 1, None, ZERO),
+            NewEvent("session.opened", payload=payload),
+            now,
+            runtime.keys.current,
         )
-        session = session_store.get(connection, runtime, session_id)
-        assert session is not None
+        row = {
+            **values,
+            "id": session_id,
+            "policy_id": policy_id,
+            "status": SessionStatus.CREATED,
+            "cost_used": Decimal(0),
+            "actions_used": 0,
+            "next_seq": 2,
+            # The chain head starts at the opening event, written next in this transaction.
+            "last_event_hash": opened["hash"],
+            "created_at": now,
+            "updated_at": now,
+        }
+        session = session_store.insert_session(connection, runtime, row)
+        event_store.write(connection, runtime, opened, head_moved=True)
         return session, {"session_id": str(session_id)}
 
     def replay(data: dict[str, Any]) -> Session:

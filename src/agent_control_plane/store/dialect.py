@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, Update, func, select
+from sqlalchemy import ColumnElement, Insert, Row, Table, Update, func, insert, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from agent_control_plane.runtime import Runtime
+from agent_control_plane.store.prepared import execute, fetch
 
 
 def utc_day(column: Any, dialect: str) -> Any:
@@ -40,6 +42,28 @@ def update_one(
     if connection.execute(statement).rowcount == 0:
         return None
     return connection.execute(select(*columns).where(key == key_value)).one()
+
+
+def insert_one(
+    connection: Connection, runtime: Runtime, table: Table, values: dict[str, Any], key: str
+) -> dict[str, Any]:
+    """Insert the row of ``values``; return it as stored, every column of ``table``.
+
+    One round trip where INSERT ... RETURNING exists; elsewhere (MySQL) the row is read
+    back by its ``key`` column, whose value ``values`` holds.
+    """
+    if runtime.capabilities.insert_returning:
+        return fetch(connection, runtime, _insert_one(table, True), values)[0]
+    execute(connection, runtime, _insert_one(table, False), values)
+    column = table.c[key]
+    return dict(connection.execute(select(table).where(column == values[key])).one()._mapping)
+
+
+@lru_cache(maxsize=64)
+def _insert_one(table: Table, returning: bool) -> Insert:
+    """Built once per table: a session opening runs it every time."""
+    statement = insert(table)
+    return statement.returning(*table.c) if returning else statement
 
 
 def update_many(

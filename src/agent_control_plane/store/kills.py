@@ -22,6 +22,7 @@ from agent_control_plane.runtime import Runtime
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.statuses import KillScope
 from agent_control_plane.store.dialect import upsert
+from agent_control_plane.store.prepared import fetch
 
 ANY = ""
 
@@ -54,7 +55,7 @@ def lock_everything(connection: Connection, runtime: Runtime, *, exclusive: bool
     """Lock the "all" row, creating it (inactive) if it does not exist yet."""
     table = runtime.tables.kill_switches
     query = _lock_everything(runtime.tables, exclusive)
-    if connection.execute(query).first() is None:
+    if not fetch(connection, runtime, query, {}):
         values = {**EVERYTHING.key(), "active": False}
         connection.execute(upsert(runtime, table, values, tuple(EVERYTHING.key())))
         connection.execute(query).one()
@@ -66,7 +67,7 @@ def standing(
     """The active kills that cover a session of ``agent_id`` in ``tenant``."""
     query = _standing(runtime.tables, tenant is not None)
     parameters = {"k_tenant": tenant, "k_agent": agent_id}
-    return [to_standing(row._mapping) for row in connection.execute(query, parameters)]
+    return [to_standing(row) for row in fetch(connection, runtime, query, parameters)]
 
 
 @lru_cache(maxsize=32)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,7 +18,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
-    insert,
     or_,
     select,
     true,
@@ -34,7 +33,7 @@ from agent_control_plane.runtime import Runtime, SessionFacts, reading
 from agent_control_plane.schema.tables import AcpTables
 from agent_control_plane.schema.types import Money, UTCDateTime
 from agent_control_plane.statuses import SessionStatus
-from agent_control_plane.store.dialect import update_many, update_one
+from agent_control_plane.store.dialect import insert_one, update_many, update_one
 from agent_control_plane.store.prepared import execute, fetch
 from agent_control_plane.store.rows import keyset_page, to_model
 
@@ -84,8 +83,9 @@ def _allocated(row: Row[Any]) -> Allocated:
     return Allocated(**row._asdict())
 
 
-def insert_session(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> None:
-    connection.execute(insert(runtime.tables.sessions), values)
+def insert_session(connection: Connection, runtime: Runtime, values: dict[str, Any]) -> Session:
+    """Insert a new session's row; return the session as stored."""
+    return to_session(insert_one(connection, runtime, runtime.tables.sessions, values, "id"))
 
 
 def facts(connection: Connection, runtime: Runtime, session_id: uuid.UUID) -> SessionFacts:
@@ -391,7 +391,7 @@ def count(connection: Connection, runtime: Runtime) -> int:
     return int(connection.execute(query).scalar_one())
 
 
-def to_session(row: Row[Any]) -> Session:
+def to_session(row: Row[Any] | Mapping[str, Any]) -> Session:
     return to_model(Session, row)
 
 
