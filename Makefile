@@ -58,7 +58,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck
-	$(BIN)/python -m pytest -q -n 4
+	$(BIN)/python -m pytest -q -n 4 --maxschedchunk=1
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -137,10 +138,17 @@ def _path_markers(path: Path) -> set[str]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Markers by what a test touches, so that ``pytest -m "not db"`` (tests/unit, pure
-    rules) runs in seconds and ``-m "not integration and not browser"`` skips the SDKs."""
+    rules) runs in seconds and ``-m "not integration and not browser"`` skips the SDKs.
+
+    Under xdist, the ``slow`` tests go first: a long test that starts last runs alone while
+    the other workers sit idle (the 100,000 sessions of test_memory once ended a run 270 s
+    after every other worker). With ``--maxschedchunk=1`` (the Makefile) each worker takes
+    the next test when it is free, so the short ones fill in around the long ones."""
     for item in items:
         for name in _path_markers(Path(str(item.path))):
             item.add_marker(name)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

@@ -48,6 +48,7 @@ def test_the_license_file_is_the_license_pyproject_names() -> None:
     assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
 
 
+@pytest.mark.slow  # builds a wheel, makes a venv and installs into it
 @pytest.mark.timeout(600)
 def test_a_wheel_installs_into_a_clean_venv_and_runs_the_quickstart(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
