@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_control_plane import loading
 from agent_control_plane.boundary import Boundary
+from agent_control_plane.capabilities import capabilities_of
 from agent_control_plane.config import MigrateMode
 from agent_control_plane.connections import Connections
 from agent_control_plane.engine import (
@@ -97,6 +98,12 @@ class _ControlPlaneBase:
     def layout(self) -> Layout:
         """Where ACP's tables live in this database."""
         return self._layout
+
+    def _knows_its_server(self, dialect: Dialect) -> None:
+        """Ask the dialect again what the database can do, now that it has connected: some
+        capabilities depend on the server's version (MariaDB has INSERT ... RETURNING from
+        10.5), which SQLAlchemy learns at the first connection."""
+        self._runtime = replace(self._runtime, capabilities=capabilities_of(dialect))
 
     @property
     def tables(self) -> AcpTables:
@@ -293,6 +300,7 @@ class ControlPlane(_ControlPlaneBase):
             ):
                 applied = prepare_schema(connection, control_plane._migrator, opening.migrate)
             control_plane._applied = tuple(applied)
+            control_plane._knows_its_server(control_plane._engine.dialect)
         except BaseException:
             control_plane.close()
             raise
@@ -501,6 +509,7 @@ class AsyncControlPlane(_ControlPlaneBase):
                         prepare_schema, control_plane._migrator, opening.migrate
                     )
             control_plane._applied = tuple(applied)
+            control_plane._knows_its_server(control_plane._engine.dialect)
         except BaseException:
             await control_plane.close()
             raise
