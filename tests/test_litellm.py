@@ -24,6 +24,7 @@ from litellm.types.utils import ModelResponse, Usage
 
 from agent_control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.errors import (
+    GovernanceBusyError,
     ModelNotAllowedError,
     TokenBudgetExhausted,
     UngovernedCallError,
@@ -627,3 +628,55 @@ def test_a_sync_image_generation_is_refused_before_the_provider(
         )
     assert isinstance(refused.value.error, UngovernedCallError)
     assert _OpenAIStandIn.requests == []
+
+
+class _CountingCallback(AcpBudgetCallback):
+    """Counts the attempts the Router makes; the first ``outages`` reservations fail as
+    they do while the database is busy."""
+
+    def __init__(self, cp: ControlPlane, outages: int = 0) -> None:
+        super().__init__(cp, identity=ACME)
+        self.attempts = 0
+        self.outages = outages
+
+    async def async_pre_call_deployment_hook(
+        self, kwargs: dict[str, Any], call_type: Any
+    ) -> dict[str, Any] | None:
+        self.attempts += 1
+        return await super().async_pre_call_deployment_hook(kwargs, call_type)
+
+    async def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "reserve_tokens" and self.outages > 0:
+            self.outages -= 1
+            raise GovernanceBusyError("the database is busy")
+        return await super()._run(method, *args, **kwargs)
+
+
+@pytest.mark.parametrize("entry", ["router.acompletion", "router.aresponses"])
+def test_the_router_takes_a_refusal_as_final(
+    every_price: ControlPlane, register: Any, entry: str
+) -> None:
+    """LiteLLM's Router retries a failed attempt, with backoff, unless the error says it is
+    final: a refusal is, so the Router makes one attempt and the caller has it at once."""
+    cp = every_price
+    cp.set_token_budget(ACME, "day", max_tokens=200)
+    callback = register(_CountingCallback(cp))
+    with ThreadPoolExecutor(1) as thread, pytest.raises(TokenBudgetExhausted):
+        thread.submit(_call, entry, 5_000).result()
+    assert callback.attempts == 1
+    assert _totals(cp) == (0, 0, 0, 0)
+
+
+def test_the_router_retries_an_outage(every_price: ControlPlane, register: Any) -> None:
+    """An outage may pass: the Router keeps retrying it, and the attempt after it is held
+    and settled as any other."""
+    cp = every_price
+    cp.set_token_budget(ACME, "day", max_tokens=100_000)
+    callback = register(_CountingCallback(cp, outages=1))
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(_call, "router.acompletion", 50).result()
+    assert callback.attempts == 2
+    assert callback.wait_idle(10)
+    used, reserved, requests, _spent = _totals(cp)
+    assert (reserved, requests) == (0, 1)
+    assert used > 0

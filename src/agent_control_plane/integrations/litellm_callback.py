@@ -56,6 +56,7 @@ from agent_control_plane.control_plane import AsyncControlPlane, ControlPlane
 from agent_control_plane.errors import (
     ConfigurationError,
     ControlPlaneError,
+    GovernanceUnavailableError,
     InvalidInputError,
     TokenBudgetExhausted,
     UngovernedCallError,
@@ -119,6 +120,16 @@ def _metadata(request: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(source, Mapping):
             found.update({k: source[k] for k in (IDENTITY_KEY, SESSION_KEY) if k in source})
     return found
+
+
+def _final(error: ControlPlaneError) -> ControlPlaneError:
+    """``error``, marked so that LiteLLM's Router does not retry it: the Router retries a
+    failed attempt (``num_retries`` times, with seconds of backoff) unless the error carries
+    its own ``num_retries``. A refusal is final, so retrying it only delays it; an outage
+    (:class:`GovernanceUnavailableError`) may pass, so the Router keeps retrying that."""
+    if not isinstance(error, GovernanceUnavailableError):
+        error.num_retries = 0  # type: ignore[attr-defined]  # the attribute the Router reads
+    return error
 
 
 def _refusal(kind: str) -> UngovernedCallError | None:
@@ -358,7 +369,7 @@ class AcpBudgetCallback(CustomLogger):
         kind = calls.call_type(call_type)
         refusal = _refusal(kind)
         if refusal is not None:
-            raise refusal
+            raise _final(refusal)
         call_id = kwargs.get("litellm_call_id")
         if kind not in calls.GOVERNED or call_id is None or self._is_held(str(call_id)):
             return None
@@ -370,6 +381,7 @@ class AcpBudgetCallback(CustomLogger):
                 # A sync call running this hook itself (litellm.responses does): LiteLLM
                 # maps every Exception to a provider error, so stop it as the sync path does.
                 raise LiteLLMCallBlocked(error) from error
+            _final(error)
             raise
         self._hold(call.call_id, reservation)
         return None
