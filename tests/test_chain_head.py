@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent_control_plane import ControlPlane
+from agent_control_plane import AsyncControlPlane, ControlPlane
 from tests.databases import TestDatabase
 from tests.policies import SUPPORT_BOT
 from tests.statements import statements_sent
@@ -63,6 +63,21 @@ def test_an_opening_starts_its_chain_without_moving_the_head_afterwards(
     assert cp.verify_audit(session.id).ok
     assert cp.govern(session.id, "work").allowed
     assert cp.verify_audit(session.id).ok
+
+
+async def test_an_async_opening_knows_its_server_too(
+    async_control_plane: AsyncControlPlane,
+) -> None:
+    """AsyncControlPlane.open asks the dialect again after connecting, as ControlPlane.open
+    does: on MariaDB the dialect learns only then that the server has RETURNING."""
+    cp = async_control_plane
+    assert cp._runtime.capabilities.insert_returning
+    policy = await cp.open_session(agent_id="a", policy=SUPPORT_BOT, max_cost="1", max_actions=1)
+    session = await cp.open_session(
+        agent_id="a", policy=policy.policy_id, max_cost="2.5", max_actions=3
+    )
+    assert session == await cp.get_session(session.id)
+    assert (await cp.verify_audit(session.id)).ok
 
 
 def test_the_charge_places_the_event_when_this_process_wrote_the_last_one(
